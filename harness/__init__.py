@@ -1,0 +1,1 @@
+"""The harness: connector protocol, runner, checks, pytest plugin, CLI and reports."""

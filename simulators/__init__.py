@@ -1,0 +1,1 @@
+"""Simulated CRM and ERP services speaking vendor dialects over canonical domain engines."""

@@ -1,0 +1,158 @@
+"""One simulated system as an ASGI application, and the pipeline every request passes.
+
+journal (wraps everything) -> control-plane routing -> auth -> governance -> dialect handler
+-> domain engine -> store. Faults and drift plug in between governance and the dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
+from simulators.clock import Clock
+from simulators.crm_engine import CrmEngine, crm_store
+from simulators.dialects import CRM_DIALECTS, ERP_DIALECTS, ApiDialect
+from simulators.domain import DomainError
+from simulators.erp_engine import ErpEngine, erp_store
+from simulators.governance import Governor
+from simulators.http import ApiRequest, BadRequest
+from simulators.journal import Journal, JournalEntry, redact_headers, redact_query, redact_text
+from simulators.webhooks import WebhookDispatcher
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+CONTROL_PREFIX = "/_sim/"
+log = logging.getLogger("syncert.simulator")
+
+
+@dataclass
+class Simulator:
+    """Everything one simulated system holds: engine, dialect, journal, limits, clock, webhooks."""
+
+    dialect: ApiDialect
+    journal: Journal
+    governor: Governor
+    clock: Clock
+    webhooks: WebhookDispatcher
+    admin_token: str
+    tls: Any = None  # simulators.host.TlsListener when the host can serve TLS
+
+    @property
+    def engine(self):
+        return self.dialect.engine
+
+
+def build_simulator(side: str, dialect_name: str, store_path: Path | None, admin_token: str | None = None,
+                    clock: Clock | None = None) -> Simulator:
+    """Assemble a simulator for `side` ("crm" or "erp") speaking `dialect_name`."""
+    registry = CRM_DIALECTS if side == "crm" else ERP_DIALECTS
+    if dialect_name not in registry:
+        raise ValueError(f"unknown {side.upper()} dialect {dialect_name!r}; available: {', '.join(registry)}")
+    dialect_class = registry[dialect_name]
+    clock = clock or Clock()
+    governor = Governor()
+    if side == "crm":
+        engine = CrmEngine(crm_store(store_path), clock, dialect_class.id_format)
+    else:
+        engine = ErpEngine(erp_store(store_path), clock, dialect_class.id_format)
+    dialect = dialect_class(engine, clock, governor)
+    webhooks = WebhookDispatcher(dialect.object_name, dialect.name)
+    engine.subscribe(webhooks.on_event)
+    return Simulator(dialect, Journal(), governor, clock, webhooks, admin_token or secrets.token_urlsafe(24))
+
+
+class SimulatorApp:
+    """The ASGI entry point of one simulator."""
+
+    def __init__(self, simulator: Simulator):
+        from simulators.control_plane import ControlPlane
+
+        self.simulator = simulator
+        self.control_plane = ControlPlane(simulator)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        sim = self.simulator
+        started = time.time()
+        sim.governor.in_flight += 1
+        in_flight = sim.governor.in_flight
+        raw_body = b""
+        try:
+            headers = Headers(scope=scope)
+            raw_body, too_large = await _read_body(receive, headers)
+            request = ApiRequest(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
+                                 headers, raw_body, scope.get("scheme", "http"))
+            if too_large:
+                response = sim.dialect.error(413, "REQUEST_TOO_LARGE",
+                                             f"request body exceeds {MAX_BODY_BYTES} bytes")
+            else:
+                response = await self._dispatch(request)
+        except Exception:  # a bug must still answer in the vendor's shape and be journaled
+            log.exception("simulator error on %s %s", scope["method"], scope["path"])
+            response = sim.dialect.error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred in the simulator")
+        finally:
+            sim.governor.in_flight -= 1
+        path = scope["path"]
+        if not path.startswith(CONTROL_PREFIX):
+            sim.journal.add(JournalEntry(
+                seq=sim.journal.next_seq(), method=scope["method"], path=path,
+                query=redact_query(scope["query_string"].decode("latin-1")), status=response.status_code,
+                started_at=started, ended_at=time.time(), in_flight=in_flight,
+                request_headers=redact_headers(scope["headers"]),
+                request_body=redact_text(raw_body, headers.get("content-type", "")) if raw_body else "",
+                response_body=redact_text(response.body) if response.body else "",
+            ))
+        await response(scope, receive, send)
+
+    async def _dispatch(self, request: ApiRequest) -> Response:
+        sim = self.simulator
+        dialect = sim.dialect
+        if request.path.startswith(CONTROL_PREFIX):
+            return await self.control_plane.handle(request)
+        if dialect.is_public(request):
+            return await dialect.handle_public(request)
+        refusal = dialect.authenticate(request)
+        if refusal is not None:
+            return refusal
+        rejection = sim.governor.admit()
+        if rejection is not None:
+            return dialect.throttled(rejection)
+        if sim.governor.limits.latency_ms:
+            await asyncio.sleep(sim.governor.limits.latency_ms / 1000)
+        try:
+            response = dialect.handle(request)
+        except BadRequest as error:
+            response = dialect.error(400, error.code, error.message)
+        except DomainError as error:
+            response = dialect.error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message,
+                                     error.fields)
+        dialect.decorate(response)
+        return response
+
+
+async def _read_body(receive: Any, headers: Headers) -> tuple[bytes, bool]:
+    """Read the whole body, stopping (and reporting) past MAX_BODY_BYTES."""
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return b"", True
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks), False

@@ -1,0 +1,42 @@
+"""The simulated clock: wall time plus an offset the control plane can move (time travel)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+
+class Clock:
+    """Current time as the simulator sees it; `offset_s` shifts it for time-travel scenarios."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def timestamp(self) -> float:
+        return time.time() + self.offset_s
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp(), UTC)
+
+    def iso(self) -> str:
+        return format_datetime(self.now())
+
+    def today(self) -> str:
+        return self.now().date().isoformat()
+
+
+def format_datetime(moment: datetime) -> str:
+    """Canonical datetime text: UTC, millisecond precision, `Z` suffix (sorts as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse ISO 8601 (with `Z` or an offset; a bare date means midnight UTC)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def add_days(date_text: str, days: int) -> str:
+    return (datetime.fromisoformat(date_text) + timedelta(days=days)).date().isoformat()

@@ -1,0 +1,64 @@
+"""What every vendor dialect provides to the request pipeline."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from starlette.responses import Response
+
+from simulators.clock import Clock
+from simulators.engine import Engine
+from simulators.governance import Governor, Rejection
+from simulators.http import ApiRequest
+
+
+class ApiDialect(ABC):
+    """A vendor's API shape over a domain engine: auth, routes, errors, environment."""
+
+    name: str
+    side: str  # "crm" | "erp"
+
+    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
+        self.engine = engine
+        self.clock = clock
+        self.governor = governor
+
+    @staticmethod
+    @abstractmethod
+    def id_format(kind: str, number: int) -> str:
+        """The vendor-style record id for the `number`-th record of `kind`."""
+
+    @abstractmethod
+    def object_name(self, kind: str) -> str:
+        """The vendor's name for a canonical kind (Account, salesOrder...)."""
+
+    @abstractmethod
+    def environment(self, base_url: str) -> dict[str, str]:
+        """The SYNCERT_* variables a connector needs to reach this service (includes secrets)."""
+
+    @abstractmethod
+    def is_public(self, request: ApiRequest) -> bool:
+        """True for requests served without credentials (token endpoints)."""
+
+    @abstractmethod
+    async def handle_public(self, request: ApiRequest) -> Response:
+        """Serve a public request (issue tokens)."""
+
+    @abstractmethod
+    def authenticate(self, request: ApiRequest) -> Response | None:
+        """None when the request carries valid credentials, else the vendor's 401 response."""
+
+    @abstractmethod
+    def error(self, status: int, code: str, message: str, fields: tuple[str, ...] = ()) -> Response:
+        """An error response in the vendor's shape."""
+
+    @abstractmethod
+    def throttled(self, rejection: Rejection) -> Response:
+        """The vendor's answer to a request over a governance limit, with Retry-After."""
+
+    @abstractmethod
+    def handle(self, request: ApiRequest) -> Response:
+        """Serve an authenticated API request."""
+
+    def decorate(self, response: Response) -> None:  # noqa: B027 - optional hook
+        """Add per-response headers (usage counters); default: none."""

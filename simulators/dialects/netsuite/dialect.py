@@ -1,0 +1,464 @@
+"""NetSuite SuiteTalk REST over the ERP engine: records, eid: upserts, list paging, SuiteQL, TBA.
+
+Served paths (see contracts/netsuite/openapi.yaml):
+    POST /services/rest/auth/oauth2/v1/token                 OAuth 2.0 client credentials (HTTP Basic)
+    /services/rest/record/v1/{type}                          GET list (limit, offset, q), POST create
+    /services/rest/record/v1/{type}/{id | eid:X}             GET, PATCH, DELETE; PUT eid:X upserts
+    POST /services/rest/record/v1/salesOrder/{id}/!transform/{itemFulfillment|invoice}
+    POST /services/rest/query/v1/suiteql?limit=&offset=      SuiteQL, header Prefer: transient
+Choices where NetSuite's behaviour depends on account settings: unknown body fields are refused
+unless `X-NetSuite-PropertyNameValidation` is `warning` or `ignore`; sublists are always expanded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.responses import Response
+
+from simulators import query_language as ql
+from simulators.clock import Clock
+from simulators.dialects.base import ApiDialect
+from simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
+from simulators.dialects.netsuite.oauth1 import SignatureVerifier, TbaCredentials
+from simulators.dialects.netsuite.record_filter import FilterError, compile_filter
+from simulators.domain import DomainError
+from simulators.engine import Engine
+from simulators.governance import Governor, Rejection
+from simulators.http import ApiRequest, BadRequest, empty_response, json_response
+from simulators.store import Record
+from simulators.tokens import TokenStore
+
+OBJECTS = load_object_maps("netsuite")
+KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
+MAX_PAGE = 1000
+TRANSFORMS = {("salesOrder", "itemFulfillment"), ("salesOrder", "invoice")}
+_RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
+_STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
+                  500: "Internal Server Error"}
+_STATUS_TYPES = {400: "section-15.5.1", 401: "section-15.5.2", 403: "section-15.5.4", 404: "section-15.5.5",
+                 405: "section-15.5.6", 409: "section-15.5.10", 413: "section-15.5.14", 500: "section-15.6.1"}
+ERROR_CODES = {
+    "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",
+    "INVALID_VALUE": "INVALID_FLD_VALUE", "INVALID_PICKLIST_VALUE": "INVALID_FLD_VALUE",
+    "INVALID_REFERENCE": "INVALID_KEY_OR_REF", "DUPLICATE_VALUE": "DUP_RCRD", "INVALID_EMAIL_ADDRESS": "INVALID_FLD_VALUE",
+    "INVALID_FIELD": "INVALID_FIELD", "READ_ONLY_FIELD": "INVALID_FIELD", "INVALID_OPERATION": "USER_ERROR",
+    "JSON_PARSER_ERROR": "INVALID_CONTENT", "INVALID_TYPE": "INVALID_RCRD_TYPE",
+    "REQUEST_TOO_LARGE": "INVALID_CONTENT", "UNKNOWN_EXCEPTION": "UNEXPECTED_ERROR",
+}
+
+
+class NsError(Exception):
+    """An error answered in NetSuite's shape."""
+
+    def __init__(self, status: int, code: str, message: str, path: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.path = status, code, message, path
+
+
+class NetSuiteDialect(ApiDialect):
+    name = "netsuite"
+    side = "erp"
+
+    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
+        super().__init__(engine, clock, governor)
+        self.credentials = TbaCredentials(
+            account=f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1",
+            consumer_key=secrets.token_hex(32), consumer_secret=secrets.token_hex(32),
+            token_id=secrets.token_hex(32), token_secret=secrets.token_hex(32))
+        self.verifier = SignatureVerifier(self.credentials)
+        self.tokens = TokenStore(prefix="eyJ")
+        self._suiteql = ql.Dialect("SuiteQL", bare_datetime_literals=False, date_functions=True, clock=clock.now)
+
+    # -- identity --------------------------------------------------------------------------------
+
+    @staticmethod
+    def id_format(kind: str, number: int) -> str:
+        return str(number + 100)
+
+    def object_name(self, kind: str) -> str:
+        return KIND_OBJECTS[kind].name
+
+    def environment(self, base_url: str) -> dict[str, str]:
+        c = self.credentials
+        return {"SYNCERT_ERP_URL": base_url, "SYNCERT_ERP_ACCOUNT": c.account,
+                "SYNCERT_ERP_CONSUMER_KEY": c.consumer_key, "SYNCERT_ERP_CONSUMER_SECRET": c.consumer_secret,
+                "SYNCERT_ERP_TOKEN_ID": c.token_id, "SYNCERT_ERP_TOKEN_SECRET": c.token_secret}
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    def is_public(self, request: ApiRequest) -> bool:
+        return request.path.rstrip("/") == "/services/rest/auth/oauth2/v1/token"
+
+    async def handle_public(self, request: ApiRequest) -> Response:
+        if request.method != "POST":
+            return self.error(405, "INVALID_REQUEST", "the token endpoint accepts POST only")
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+        if form.get("grant_type") != "client_credentials":
+            return json_response({"error": "unsupported_grant_type"}, 400)
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            except ValueError:
+                return json_response({"error": "invalid_client"}, 401)
+        creds = self.credentials
+        if not (hmac.compare_digest(client_id.encode(), creds.consumer_key.encode())
+                and hmac.compare_digest(client_secret.encode(), creds.consumer_secret.encode())):
+            return json_response({"error": "invalid_client"}, 401)
+        ttl = self.governor.limits.token_ttl_s
+        return json_response({"access_token": self.tokens.issue(ttl), "expires_in": str(int(ttl)),
+                              "token_type": "bearer"})
+
+    def authenticate(self, request: ApiRequest) -> Response | None:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            if self.tokens.valid(header[7:].strip()):
+                return None
+            reason = "the access token is invalid or expired"
+        else:
+            reason = self.verifier.verify(request.method, f"{request.base_url}{request.path}", request.query_string,
+                                          {k.lower(): v for k, v in request.headers.items()}, request.body)
+            if reason is None:
+                return None
+        return self.error(401, "INVALID_LOGIN", "Invalid login attempt. For more details, see the Login Audit "
+                                                f"Trail in the NetSuite UI at Setup > Users/Roles > User Management "
+                                                f"> View Login Audit Trail. ({reason})")
+
+    # -- errors and governance ------------------------------------------------------------------
+
+    def error(self, status: int, code: str, message: str, fields: tuple[str, ...] = ()) -> Response:
+        detail: dict[str, Any] = {"detail": message, "o:errorCode": ERROR_CODES.get(code, code)}
+        if fields:
+            detail["o:errorPath"] = fields[0]
+        section = _STATUS_TYPES.get(status, "section-15.5.1")
+        rfc = "rfc6585.html#section-4" if status == 429 else f"rfc9110.html#{section}"
+        return json_response({"type": f"https://www.rfc-editor.org/rfc/{rfc}",
+                              "title": _STATUS_TITLES.get(status, "Error"), "status": status,
+                              "o:errorDetails": [detail]}, status)
+
+    def throttled(self, rejection: Rejection) -> Response:
+        code = "CONCURRENCY_LIMIT_EXCEEDED" if rejection.reason == "concurrency" else "REQUEST_LIMIT_EXCEEDED"
+        response = self.error(429, code, f"Request blocked: {rejection.message}. Retry after "
+                                         f"{rejection.retry_after_s} seconds.")
+        response.headers["Retry-After"] = str(rejection.retry_after_s)
+        return response
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def handle(self, request: ApiRequest) -> Response:
+        try:
+            if request.path.rstrip("/") == "/services/rest/query/v1/suiteql":
+                if request.method != "POST":
+                    raise NsError(405, "INVALID_REQUEST", "SuiteQL queries are sent with POST")
+                return self._suiteql_query(request)
+            match = _RECORD_PATH.match(request.path)
+            if not match:
+                raise NsError(404, "INVALID_REQUEST", f"no REST resource at {request.path}")
+            record_type, key, transform = match.groups()
+            object_map = OBJECTS.get(record_type)
+            if object_map is None:
+                raise NsError(404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist or is not "
+                                                        "supported by this simulator")
+            if transform:
+                return self._transform(request, object_map, key or "", transform)
+            if key is None:
+                return self._collection(request, object_map)
+            return self._record(request, object_map, key)
+        except NsError as error:
+            return self.error(error.status, error.code, error.message, (error.path,) if error.path else ())
+        except DomainError as error:
+            return self.error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message, error.fields)
+        except (ql.QueryError, FilterError) as error:
+            return self.error(400, "INVALID_PARAMETER", f"Invalid search query: {error}")
+
+    def _collection(self, request: ApiRequest, object_map: ObjectMap) -> Response:
+        if request.method == "POST":
+            record = self.engine.create(object_map.kind, self._values(request, object_map))
+            return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
+        if request.method != "GET":
+            raise NsError(405, "INVALID_REQUEST", f"{request.method} is not allowed on a record collection")
+        limit, offset = _paging(request, default_limit=MAX_PAGE)
+        records = self.engine.records(object_map.kind)
+        if request.query.get("q"):
+            predicate = compile_filter(request.query["q"], lambda name: _field_type(object_map, name))
+            records = [r for r in records if predicate(self._shape_flat(object_map, r))]
+        records.sort(key=lambda r: int(r["id"]))
+        page = records[offset:offset + limit]
+        items = [{"links": [{"rel": "self", "href": self._href(request, object_map, r["id"])}], "id": r["id"]}
+                 for r in page]
+        return json_response(self._envelope(request, items, limit, offset, len(records)))
+
+    def _envelope(self, request: ApiRequest, items: list, limit: int, offset: int, total: int) -> dict[str, Any]:
+        base = f"{request.base_url}{request.path}"
+        extra = "".join(f"&{k}={v}" for k, v in request.query_pairs if k not in ("limit", "offset"))
+        links = []
+        if offset > 0:
+            links.append({"rel": "previous", "href": f"{base}?limit={limit}&offset={max(0, offset - limit)}{extra}"})
+        has_more = offset + limit < total
+        if has_more:
+            links.append({"rel": "next", "href": f"{base}?limit={limit}&offset={offset + limit}{extra}"})
+        links.append({"rel": "self", "href": f"{base}?limit={limit}&offset={offset}{extra}"})
+        return {"links": links, "count": len(items), "hasMore": has_more, "items": items, "offset": offset,
+                "totalResults": total}
+
+    def _record(self, request: ApiRequest, object_map: ObjectMap, key: str) -> Response:
+        method = request.method
+        external = key.startswith("eid:")
+        if external:
+            matches = self.engine.find(object_map.kind, "external_id", key[4:])
+            record = matches[0] if matches else None
+        else:
+            if not key.isdigit():
+                raise NsError(400, "INVALID_PARAMETER", f"invalid record id {key!r}: use a number or eid:<externalId>")
+            record = self.engine.store.get(object_map.kind, key)
+            if record is not None and record.get("is_deleted"):
+                record = None
+        if method == "PUT":
+            if not external:
+                raise NsError(405, "INVALID_REQUEST", "PUT (upsert) needs an external id: .../eid:<externalId>")
+            values = self._values(request, object_map)
+            if values.get("external_id") not in (None, key[4:]):
+                raise NsError(400, "INVALID_FLD_VALUE", "externalId in the body differs from the eid: in the path",
+                              "externalId")
+            if record is None:
+                record = self.engine.create(object_map.kind, {**values, "external_id": key[4:]})
+            else:
+                self.engine.update(object_map.kind, record["id"], values)
+            return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
+        if record is None:
+            raise NsError(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record "
+                                                 "instance ID.")
+        if method == "GET":
+            wanted = request.query.get("fields")
+            shaped = self._shape(request, object_map, record)
+            if wanted:
+                names = {n.strip() for n in wanted.split(",")}
+                shaped = {k: v for k, v in shaped.items() if k in names or k in ("links", "id")}
+            return json_response(shaped)
+        if method == "PATCH":
+            self.engine.update(object_map.kind, record["id"], self._values(request, object_map))
+            return empty_response(204)
+        if method == "DELETE":
+            self.engine.delete(object_map.kind, record["id"])
+            return empty_response(204)
+        raise NsError(405, "INVALID_REQUEST", f"{method} is not allowed on a record")
+
+    def _transform(self, request: ApiRequest, source: ObjectMap, key: str, target_name: str) -> Response:
+        if request.method != "POST":
+            raise NsError(405, "INVALID_REQUEST", "transforms are POST requests")
+        if (source.name, target_name) not in TRANSFORMS:
+            raise NsError(400, "INVALID_PARAMETER", f"cannot transform {source.name} into {target_name}")
+        self.engine.get(source.kind, key)
+        target = OBJECTS[target_name]
+        values = self._values(request, target) if request.body.strip() else {}
+        record = self.engine.create(target.kind, {**values, "sales_order_id": key})
+        return empty_response(204, {"Location": self._href(request, target, record["id"])})
+
+    # -- shapes ----------------------------------------------------------------------------------
+
+    def _values(self, request: ApiRequest, object_map: ObjectMap) -> dict[str, Any]:
+        payload = request.json_object()
+        validation = request.headers.get("x-netsuite-propertynamevalidation", "error").lower()
+        if validation in ("warning", "ignore"):
+            payload = {k: v for k, v in payload.items() if k in object_map.fields or k == "links"}
+        return self._payload_values(object_map.fields, payload, object_map.name)
+
+    def _payload_values(self, fields: dict[str, FieldMapping], payload: dict[str, Any], where: str) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, value in payload.items():
+            if name == "links":
+                continue
+            mapping = fields.get(name)
+            if mapping is None:
+                raise NsError(400, "INVALID_FIELD", f"Invalid field '{name}' on {where}: the record has no such "
+                                                    "field.", name)
+            if mapping.read_only:
+                raise NsError(400, "INVALID_FIELD", f"Field '{name}' on {where} is read-only.", name)
+            if mapping.type == "address_book":
+                values.update(self._address_book_in(value, name))
+            else:
+                values[mapping.canonical] = self._convert_in(mapping, value, f"{where}.{name}")
+        return values
+
+    def _convert_in(self, mapping: FieldMapping, value: Any, where: str) -> Any:
+        if value is None:
+            return None
+        if mapping.type == "ref":
+            if isinstance(value, dict) and isinstance(value.get("id"), str | int) and not isinstance(value["id"], bool):
+                return str(value["id"])
+            if isinstance(value, dict) and isinstance(value.get("externalId"), str):
+                target = OBJECTS.get(mapping.reference_to or "")
+                found = self.engine.find(target.kind, "external_id", value["externalId"]) if target else []
+                if not found:
+                    raise NsError(400, "INVALID_KEY_OR_REF", f"Invalid {where} reference key "
+                                                             f"externalId {value['externalId']!r}.", where)
+                return found[0]["id"]
+            if mapping.reference_to == "subsidiary" and isinstance(value, dict) and "id" in value:
+                return str(value["id"])
+            raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be a reference like {{\"id\": \"123\"}}", where)
+        if mapping.type == "enum":
+            key = value.get("id") if isinstance(value, dict) else value
+            values = mapping.values or {}
+            if not isinstance(key, str) or (key not in values and key not in values.values()):
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where}: invalid value {key!r}; valid ids are "
+                                                        f"{', '.join(values)}", where)
+            return values.get(key, key)
+        if mapping.type == "sublist":
+            items = value.get("items") if isinstance(value, dict) else None
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
+            return [self._payload_values(mapping.fields or {}, item, where) for item in items]
+        return value
+
+    @staticmethod
+    def _address_book_in(value: Any, where: str) -> dict[str, Any]:
+        items = value.get("items") if isinstance(value, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
+        values: dict[str, Any] = {}
+        for item in items:
+            address = item.get("addressBookAddress")
+            if not isinstance(address, dict):
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where} items need addressBookAddress", where)
+            country = address.get("country")
+            canonical = {"street": address.get("addr1"), "city": address.get("city"), "state": address.get("state"),
+                         "postal_code": address.get("zip"),
+                         "country": country.get("id") if isinstance(country, dict) else country}
+            canonical = {k: v for k, v in canonical.items() if v is not None}
+            if item.get("defaultBilling"):
+                values["billing_address"] = canonical
+            if item.get("defaultShipping"):
+                values["shipping_address"] = canonical
+        return values
+
+    def _convert_out(self, mapping: FieldMapping, value: Any) -> Any:
+        if value is None:
+            return None
+        if mapping.type == "datetime" and isinstance(value, str):
+            return value[:19] + "Z"
+        if mapping.type == "ref":
+            return {"id": value}
+        if mapping.type == "enum":
+            code = next((k for k, v in (mapping.values or {}).items() if v == value), value)
+            label = value.replace("_", " ").title() if value.islower() else value
+            return {"id": code, "refName": label}
+        if mapping.type == "sublist":
+            return {"items": [{name: self._convert_out(sub, line.get(sub.canonical))
+                               for name, sub in (mapping.fields or {}).items()} for line in value]}
+        return value
+
+    def _shape(self, request: ApiRequest, object_map: ObjectMap, record: Record) -> dict[str, Any]:
+        shaped: dict[str, Any] = {"links": [{"rel": "self", "href": self._href(request, object_map, record["id"])}]}
+        for name, mapping in object_map.fields.items():
+            if mapping.type == "address_book":
+                shaped[name] = _address_book_out(record)
+                continue
+            value = self._convert_out(mapping, record.get(mapping.canonical))
+            if value is not None:
+                shaped[name] = value
+        return shaped
+
+    def _shape_flat(self, object_map: ObjectMap, record: Record) -> dict[str, Any]:
+        """Vendor field -> plain value (refs and enums as ids), for filters and SuiteQL."""
+        flat: dict[str, Any] = {}
+        for name, mapping in object_map.fields.items():
+            if mapping.type in ("sublist", "address_book"):
+                continue
+            value = self._convert_out(mapping, record.get(mapping.canonical))
+            flat[name] = value.get("id") if isinstance(value, dict) else value
+        return flat
+
+    @staticmethod
+    def _href(request: ApiRequest, object_map: ObjectMap, record_id: str) -> str:
+        return f"{request.base_url}/services/rest/record/v1/{object_map.name}/{record_id}"
+
+    # -- SuiteQL ---------------------------------------------------------------------------------
+
+    def _suiteql_query(self, request: ApiRequest) -> Response:
+        body = request.json_object()
+        text = body.get("q")
+        if not isinstance(text, str):
+            raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
+        limit, offset = _paging(request, default_limit=MAX_PAGE)
+        query = ql.parse(text, self._suiteql)
+        table = query.table.lower()
+        sources = [m for m in OBJECTS.values() if m.options.get("suiteql_table") == table]
+        if not sources:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: unknown table '{query.table}'; "
+                                                    "tables are customer, item, transaction")
+        rows = []
+        for object_map in sources:
+            for record in self.engine.records(object_map.kind):
+                flat = self._shape_flat(object_map, record)
+                row = {name.lower(): _suiteql_value(value) for name, value in flat.items()}
+                if "suiteql_type" in object_map.options:
+                    row["type"] = object_map.options["suiteql_type"]
+                    row["entity"] = row.get("entity") or row.get("customer")
+                rows.append(row)
+        columns = set().union(*(row.keys() for row in rows)) if rows else _table_columns(sources)
+        unknown = sorted(query.referenced_fields() - columns - {"*"})
+        if unknown:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: field '{unknown[0]}' for record "
+                                                    f"'{query.table}' was not found.")
+        if not query.order_by:
+            rows.sort(key=lambda row: int(row["id"]))
+        selected = ql.run(query, rows)
+        if query.count_only:
+            items = [{"links": [], "count": str(len(selected))}]
+            return json_response(self._envelope(request, items, limit, 0, 1))
+        page = selected[offset:offset + limit]
+        items = [{"links": [], **(row if query.select_all else {name: row.get(name) for name in query.fields})}
+                 for row in page]
+        return json_response(self._envelope(request, items, limit, offset, len(selected)))
+
+
+def _paging(request: ApiRequest, default_limit: int) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", default_limit))
+        offset = int(request.query.get("offset", 0))
+    except ValueError:
+        raise NsError(400, "INVALID_PARAMETER", "limit and offset must be integers") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise NsError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_PAGE}", "limit")
+    if offset < 0:
+        raise NsError(400, "INVALID_PARAMETER", "offset must not be negative", "offset")
+    return limit, offset
+
+
+def _field_type(object_map: ObjectMap, name: str) -> str | None:
+    mapping = object_map.fields.get(name)
+    return None if mapping is None or mapping.type in ("sublist", "address_book") else mapping.type
+
+
+def _table_columns(sources: list[ObjectMap]) -> set[str]:
+    columns = {"type", "entity"}
+    for object_map in sources:
+        columns |= {name.lower() for name, m in object_map.fields.items() if m.type not in ("sublist", "address_book")}
+    return columns
+
+
+def _suiteql_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "T" if value else "F"
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _address_book_out(record: Record) -> dict[str, Any]:
+    items = []
+    for canonical, billing in (("billing_address", True), ("shipping_address", False)):
+        address = record.get(canonical)
+        if address:
+            items.append({"defaultBilling": billing, "defaultShipping": not billing, "addressBookAddress": {
+                "addr1": address.get("street"), "city": address.get("city"), "state": address.get("state"),
+                "zip": address.get("postal_code"), "country": {"id": address.get("country")}}})
+    return {"items": items}

@@ -1,0 +1,631 @@
+"""Salesforce REST API over the CRM engine: OAuth token endpoint, sObjects, SOQL, collections.
+
+Served paths: /services/oauth2/token and /services/data/vNN.N/... (see contracts/salesforce/openapi.yaml).
+Upsert by external id answers 201 (created) and, on an update, 200 with `created: false` from
+API version 46.0 on and 204 before it. Errors are JSON arrays of {message, errorCode, fields}.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.responses import Response
+
+from simulators import query_language as ql
+from simulators.clock import Clock, format_datetime, parse_datetime
+from simulators.dialects.base import ApiDialect
+from simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
+from simulators.domain import DomainError
+from simulators.engine import Engine
+from simulators.governance import Governor, Rejection
+from simulators.http import ApiRequest, BadRequest, empty_response, json_response
+from simulators.store import Record
+from simulators.tokens import TokenStore
+
+OBJECTS = load_object_maps("salesforce")
+KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
+API_VERSIONS = tuple(f"{v}.0" for v in range(50, 63))
+UPSERT_200_FROM = 46.0
+DEFAULT_BATCH = 2000
+COLLECTION_LIMIT = 200
+_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+_DATA_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
+
+ERROR_CODES = {
+    "INVALID_VALUE": "JSON_PARSER_ERROR",
+    "INVALID_PICKLIST_VALUE": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+    "INVALID_REFERENCE": "INVALID_CROSS_REFERENCE_KEY",
+    "READ_ONLY_FIELD": "INVALID_FIELD_FOR_INSERT_UPDATE",
+    "INVALID_TYPE": "NOT_FOUND",
+    "INVALID_OPERATION": "FIELD_INTEGRITY_EXCEPTION",
+}
+
+
+def salesforce_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id: key prefix, pod marker, base-62 number and case checksum."""
+    digits = ""
+    while number:
+        number, remainder = divmod(number, 62)
+        digits = _BASE62[remainder] + digits
+    return with_checksum(prefix + "5g" + digits.rjust(10, "0"))
+
+
+def with_checksum(id15: str) -> str:
+    suffix = ""
+    for chunk in range(3):
+        bits = sum(1 << i for i, ch in enumerate(id15[chunk * 5:chunk * 5 + 5]) if "A" <= ch <= "Z")
+        suffix += _CHECKSUM_ALPHABET[bits]
+    return id15 + suffix
+
+
+class SfError(Exception):
+    """An error answered in Salesforce's shape."""
+
+    def __init__(self, status: int, code: str, message: str, fields: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+class SalesforceDialect(ApiDialect):
+    name = "salesforce"
+    side = "crm"
+
+    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
+        super().__init__(engine, clock, governor)
+        self.org_id = with_checksum("00D5g" + secrets.token_hex(5).upper())
+        self.user_id = with_checksum("0055g" + secrets.token_hex(5).upper())
+        self.client_id = "3MVG9" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "B")
+        self.client_secret = secrets.token_hex(32).upper()
+        self.username = "integration@syncert.example"
+        self.password = secrets.token_urlsafe(18)
+        self.tokens = TokenStore(prefix=self.org_id[:15] + "!")
+        self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
+        self._query_dialect = ql.Dialect("SOQL", bare_datetime_literals=True, date_functions=False,
+                                         clock=clock.now)
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @staticmethod
+    def id_format(kind: str, number: int) -> str:
+        return salesforce_id(KIND_OBJECTS[kind].key_prefix, number)
+
+    def object_name(self, kind: str) -> str:
+        return KIND_OBJECTS[kind].name
+
+    def environment(self, base_url: str) -> dict[str, str]:
+        return {"SYNCERT_CRM_URL": base_url, "SYNCERT_CRM_CLIENT_ID": self.client_id,
+                "SYNCERT_CRM_CLIENT_SECRET": self.client_secret, "SYNCERT_CRM_USERNAME": self.username,
+                "SYNCERT_CRM_PASSWORD": self.password}
+
+    # -- auth ------------------------------------------------------------------------------------
+
+    def is_public(self, request: ApiRequest) -> bool:
+        return request.path.rstrip("/") in ("/services/oauth2/token", "/services/data")
+
+    async def handle_public(self, request: ApiRequest) -> Response:
+        if request.path.rstrip("/") == "/services/data":
+            return json_response([{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
+                                  for v in API_VERSIONS])
+        if request.method != "POST":
+            return json_response({"error": "invalid_request", "error_description": "must use HTTP POST"}, 400)
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+        grant = form.get("grant_type")
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            except ValueError:
+                return _oauth_error("invalid_client", "malformed Basic authorization header")
+        if grant not in ("password", "client_credentials"):
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        if not client_id or not hmac.compare_digest(client_id.encode(), self.client_id.encode()):
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if not client_secret or not hmac.compare_digest(client_secret.encode(), self.client_secret.encode()):
+            return _oauth_error("invalid_client", "invalid client credentials")
+        if grant == "password" and (form.get("username") != self.username
+                                    or not hmac.compare_digest(form.get("password", "").encode(),
+                                                               self.password.encode())):
+            return _oauth_error("invalid_grant", "authentication failure")
+        token = self.tokens.issue(self.governor.limits.token_ttl_s)
+        issued_at = str(int(time.time() * 1000))
+        identity = f"{request.base_url}/id/{self.org_id}/{self.user_id}"
+        signature = base64.b64encode(hmac.new(self.client_secret.encode(), (identity + issued_at).encode(),
+                                              hashlib.sha256).digest()).decode()
+        return json_response({"access_token": token, "instance_url": request.base_url, "id": identity,
+                              "token_type": "Bearer", "issued_at": issued_at, "signature": signature,
+                              "scope": "api"})
+
+    def authenticate(self, request: ApiRequest) -> Response | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() in ("bearer", "oauth") and self.tokens.valid(token.strip()):
+            return None
+        return self.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    # -- errors and governance ------------------------------------------------------------------
+
+    def error(self, status: int, code: str, message: str, fields: tuple[str, ...] = ()) -> Response:
+        return json_response([{"message": message, "errorCode": ERROR_CODES.get(code, code),
+                               "fields": list(fields)}], status)
+
+    def throttled(self, rejection: Rejection) -> Response:
+        message = {"concurrency": "ConcurrentPerOrgLongTxn Limit exceeded.",
+                   "rate": "TotalRequests Limit exceeded.",
+                   "daily": "TotalRequests Limit exceeded."}[rejection.reason]
+        response = self.error(403, "REQUEST_LIMIT_EXCEEDED", message)
+        response.headers["Retry-After"] = str(rejection.retry_after_s)
+        return response
+
+    def decorate(self, response: Response) -> None:
+        limits = self.governor.limits
+        response.headers["Sforce-Limit-Info"] = f"api-usage={self.governor.requests_today}/{limits.daily_api_requests}"
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def handle(self, request: ApiRequest) -> Response:
+        match = _DATA_PATH.match(request.path)
+        if not match:
+            return self.error(404, "NOT_FOUND", "The requested resource does not exist")
+        version, rest = match.group(1), (match.group(2) or "/").rstrip("/")
+        if version not in API_VERSIONS:
+            return self.error(404, "NOT_FOUND", f"API version {version} is not supported by this simulator; "
+                                                f"use one of {API_VERSIONS[0]}..{API_VERSIONS[-1]}")
+        parts = [p for p in rest.split("/") if p]
+        try:
+            return self._route(request, version, parts)
+        except SfError as error:
+            return self.error(error.status, error.code, error.message, error.fields)
+        except ql.QueryError as error:
+            return self.error(400, "MALFORMED_QUERY", str(error))
+
+    def _route(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
+        method = request.method
+        if not parts:
+            return json_response({name: f"/services/data/v{version}/{name}"
+                                  for name in ("sobjects", "query", "queryAll", "composite", "limits")})
+        head = parts[0]
+        if head == "limits" and len(parts) == 1 and method == "GET":
+            return self._limits()
+        if head in ("query", "queryAll") and method == "GET":
+            if len(parts) == 2:
+                return self._query_more(version, parts[1])
+            if len(parts) == 1:
+                return self._query(request, version, include_deleted=head == "queryAll")
+        if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
+            return self._collection(request, version, parts[2:])
+        if head == "sobjects":
+            return self._sobjects(request, version, parts[1:])
+        raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _object(self, name: str) -> ObjectMap:
+        object_map = OBJECTS.get(name) or next((m for m in OBJECTS.values() if m.name.lower() == name.lower()), None)
+        if object_map is None:
+            raise SfError(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}'")
+        return object_map
+
+    def _sobjects(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
+        method = request.method
+        if not parts:
+            if method != "GET":
+                raise _method_not_allowed(method)
+            return json_response({"encoding": "UTF-8", "maxBatchSize": COLLECTION_LIMIT,
+                                  "sobjects": [self._object_summary(m, version) for m in OBJECTS.values()]})
+        object_map = self._object(parts[0])
+        if len(parts) == 1:
+            if method == "POST":
+                values = self._values(object_map, request.json_object())
+                record = self.engine.create(object_map.kind, values)
+                return json_response({"id": record["id"], "success": True, "errors": []}, 201,
+                                     {"Location": self._url(version, object_map, record["id"])})
+            if method == "GET":
+                return json_response({"objectDescribe": self._object_summary(object_map, version), "recentItems": []})
+            raise _method_not_allowed(method)
+        if len(parts) == 2 and parts[1] == "describe" and method == "GET":
+            return json_response(self._describe(object_map, version))
+        if len(parts) == 2 and parts[1] in ("updated", "deleted") and method == "GET":
+            return self._changes(request, object_map, parts[1])
+        if len(parts) == 2:
+            return self._record(request, version, object_map, parts[1])
+        if len(parts) == 3:
+            return self._by_external_id(request, version, object_map, parts[1], parts[2])
+        raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def _record(self, request: ApiRequest, version: str, object_map: ObjectMap, record_id: str) -> Response:
+        record_id = self._normalize_id(record_id)
+        record = self.engine.get(object_map.kind, record_id)
+        etag = _etag(record)
+        method = request.method
+        if method == "GET":
+            wanted = self._field_list(object_map, request.query.get("fields"))
+            return json_response(self._shape(object_map, record, version, wanted), headers={"ETag": etag})
+        if_match = request.headers.get("if-match")
+        if if_match and if_match not in (etag, "*"):
+            raise SfError(412, "PRECONDITION_FAILED", "The requested entity has been modified.")
+        if method == "PATCH":
+            self.engine.update(object_map.kind, record_id, self._values(object_map, request.json_object()))
+            return empty_response(204)
+        if method == "DELETE":
+            self.engine.delete(object_map.kind, record_id)
+            return empty_response(204)
+        raise _method_not_allowed(method)
+
+    def _by_external_id(self, request: ApiRequest, version: str, object_map: ObjectMap, field_name: str,
+                        value: str) -> Response:
+        mapping = object_map.lookup(field_name)
+        if mapping is None or not (mapping.external_id or mapping.canonical == "id"):
+            raise SfError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: "
+                                            f"{field_name}")
+        matches = ([r for r in [self.engine.store.get(object_map.kind, self._normalize_id(value))]
+                    if r and not r.get("is_deleted")] if mapping.canonical == "id"
+                   else self.engine.find(object_map.kind, mapping.canonical, value))
+        method = request.method
+        if len(matches) > 1:
+            urls = [self._url(version, object_map, r["id"]) for r in matches]
+            return json_response(urls, 300)
+        if method == "GET":
+            if not matches:
+                raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+            return json_response(self._shape(object_map, matches[0], version))
+        if method == "DELETE":
+            if not matches:
+                raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+            self.engine.delete(object_map.kind, matches[0]["id"])
+            return empty_response(204)
+        if method not in ("PATCH", "POST"):
+            raise _method_not_allowed(method)
+        body = request.json_object()
+        if mapping.canonical == "id":
+            if not matches:
+                raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+            self.engine.update(object_map.kind, matches[0]["id"], self._values(object_map, body))
+            return empty_response(204)
+        if any(object_map.lookup(k) is mapping for k in body):
+            raise SfError(400, "INVALID_FIELD", f"The external ID field {mapping.vendor} cannot be set in the body "
+                                                "of an upsert", (mapping.vendor,))
+        values = self._values(object_map, body)
+        if matches:
+            record = self.engine.update(object_map.kind, matches[0]["id"], values)
+            if float(version) >= UPSERT_200_FROM:
+                return json_response({"id": record["id"], "success": True, "errors": [], "created": False}, 200)
+            return empty_response(204)
+        record = self.engine.create(object_map.kind, {**values, mapping.canonical: value})
+        return json_response({"id": record["id"], "success": True, "errors": [], "created": True}, 201,
+                             {"Location": self._url(version, object_map, record["id"])})
+
+    def _values(self, object_map: ObjectMap, payload: dict[str, Any]) -> dict[str, Any]:
+        """Canonical values from a Salesforce record body."""
+        return object_map.to_canonical(
+            payload, self._convert_in,
+            unknown=lambda name: SfError(400, "INVALID_FIELD",
+                                         f"No such column '{name}' on sobject of type {object_map.name}", (name,)),
+            read_only=lambda names: SfError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                                            f"Unable to create/update fields: {', '.join(names)}. Please check the "
+                                            "security settings of this field and verify that it is read/write for "
+                                            "your profile or permission set.", tuple(names)),
+            ignore=frozenset({"attributes"}))
+
+    def _convert_in(self, mapping: FieldMapping, value: Any) -> Any:
+        if mapping.type == "reference" and isinstance(value, str) and value:
+            return self._normalize_id(value)
+        return value
+
+    @staticmethod
+    def _convert_out(mapping: FieldMapping, value: Any) -> Any:
+        if mapping.type == "datetime" and isinstance(value, str):
+            return value[:-1] + "+0000" if value.endswith("Z") else value
+        return value
+
+    def _shape(self, object_map: ObjectMap, record: Record, version: str,
+               only: list[str] | None = None) -> dict[str, Any]:
+        shaped = {"attributes": {"type": object_map.name, "url": self._url(version, object_map, record["id"])}}
+        shaped.update(object_map.from_canonical(record, self._convert_out, only))
+        return shaped
+
+    @staticmethod
+    def _url(version: str, object_map: ObjectMap, record_id: str) -> str:
+        return f"/services/data/v{version}/sobjects/{object_map.name}/{record_id}"
+
+    @staticmethod
+    def _normalize_id(value: str) -> str:
+        if not _ID.match(value):
+            raise SfError(400, "MALFORMED_ID", f"malformed id {value}")
+        return with_checksum(value) if len(value) == 15 else value
+
+    def _field_list(self, object_map: ObjectMap, text: str | None) -> list[str] | None:
+        if not text:
+            return None
+        names = []
+        for name in (n.strip() for n in text.split(",")):
+            mapping = object_map.lookup(name)
+            if mapping is None:
+                raise SfError(400, "INVALID_FIELD", f"No such column '{name}' on entity '{object_map.name}'", (name,))
+            names.append(mapping.vendor)
+        return names
+
+    # -- metadata --------------------------------------------------------------------------------
+
+    def _object_summary(self, object_map: ObjectMap, version: str) -> dict[str, Any]:
+        base = f"/services/data/v{version}/sobjects/{object_map.name}"
+        return {"name": object_map.name, "label": object_map.label, "keyPrefix": object_map.key_prefix,
+                "custom": False, "createable": True, "updateable": True, "deletable": True, "queryable": True,
+                "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}}
+
+    def _describe(self, object_map: ObjectMap, version: str) -> dict[str, Any]:
+        fields = []
+        for mapping in object_map.fields.values():
+            definition = canonical_field(self.engine.kinds, object_map, mapping)
+            writable = not mapping.read_only and not (definition and definition.read_only)
+            picklist = [{"value": v, "label": v, "active": True, "defaultValue": v == definition.default}
+                        for v in definition.values] if definition and definition.type == "picklist" else []
+            numeric = mapping.type in ("currency", "double", "percent")
+            fields.append({
+                "name": mapping.vendor, "label": mapping.vendor.removesuffix("__c").replace("_", " "),
+                "type": mapping.type, "length": mapping.length or (definition.length if definition else None) or
+                (18 if mapping.type in ("id", "reference") else 0),
+                "precision": 18 if numeric else 0, "scale": 2 if numeric else 0,
+                "nillable": mapping.type != "boolean" and not (definition and definition.required)
+                and mapping.canonical != "id",
+                "externalId": mapping.external_id, "unique": bool(definition and definition.unique),
+                "idLookup": mapping.external_id or mapping.canonical == "id",
+                "createable": writable, "updateable": writable, "custom": mapping.vendor.endswith("__c"),
+                "defaultedOnCreate": bool(definition and definition.default is not None),
+                "referenceTo": [mapping.reference_to] if mapping.reference_to else [],
+                "picklistValues": picklist, "restrictedPicklist": bool(picklist),
+            })
+        return {**self._object_summary(object_map, version), "fields": fields}
+
+    def _limits(self) -> Response:
+        maximum = self.governor.limits.daily_api_requests
+        remaining = max(0, maximum - self.governor.requests_today)
+        return json_response({"DailyApiRequests": {"Max": maximum, "Remaining": remaining},
+                              "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                              "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200}})
+
+    # -- change feeds ----------------------------------------------------------------------------
+
+    def _changes(self, request: ApiRequest, object_map: ObjectMap, feed: str) -> Response:
+        try:
+            start = parse_datetime(request.query["start"])
+            end = parse_datetime(request.query["end"])
+        except (KeyError, ValueError):
+            raise SfError(400, "INVALID_REPLICATION_DATE", "start and end must be ISO 8601 datetimes, e.g. "
+                                                           "2024-01-01T00:00:00Z") from None
+        if end < start:
+            raise SfError(400, "INVALID_REPLICATION_DATE", "end must not be before start")
+        low, high = format_datetime(start), format_datetime(end)
+        latest = self._convert_out(object_map.fields["SystemModstamp"], format_datetime(end.replace(second=0,
+                                                                                                    microsecond=0)))
+        records = self.engine.records(object_map.kind, include_deleted=True)
+        if feed == "updated":
+            ids = [r["id"] for r in records if not r.get("is_deleted") and low <= r["modified_at"] <= high]
+            return json_response({"ids": ids, "latestDateCovered": latest})
+        deleted = [{"id": r["id"], "deletedDate": self._convert_out(object_map.fields["SystemModstamp"],
+                                                                    r["deleted_at"])}
+                   for r in records if r.get("is_deleted") and low <= r["deleted_at"] <= high]
+        earliest = self._convert_out(object_map.fields["SystemModstamp"],
+                                     format_datetime(self.clock.now().replace(microsecond=0)) if not records
+                                     else min(r["created_at"] for r in records))
+        return json_response({"deletedRecords": deleted, "earliestDateAvailable": earliest,
+                              "latestDateCovered": latest})
+
+    # -- SOQL ------------------------------------------------------------------------------------
+
+    def _query(self, request: ApiRequest, version: str, include_deleted: bool) -> Response:
+        text = request.query.get("q")
+        if text is None:
+            raise SfError(400, "MALFORMED_QUERY", "the q parameter with a SOQL query is required")
+        query = ql.parse(text, self._query_dialect)
+        object_map = next((m for m in OBJECTS.values() if m.name.lower() == query.table.lower()), None)
+        if object_map is None:
+            raise SfError(400, "INVALID_TYPE", f"sObject type '{query.table}' is not supported.")
+        for name in query.referenced_fields():
+            if object_map.lookup(name) is None:
+                raise SfError(400, "INVALID_FIELD", f"No such column '{name}' on entity '{object_map.name}'. If you "
+                                                    "are attempting to use a custom field, be sure to append the "
+                                                    "'__c' after the custom field name.", (name,))
+        rows = [{name.lower(): value for name, value in object_map.from_canonical(record, self._convert_out).items()}
+                for record in self.engine.records(object_map.kind, include_deleted=include_deleted)]
+        selected = ql.run(query, rows)
+        if query.count_only:
+            return json_response({"totalSize": len(selected), "done": True, "records": []})
+        names = [object_map.lookup(n).vendor for n in query.fields]  # type: ignore[union-attr]
+        if query.select_all:
+            raise SfError(400, "MALFORMED_QUERY", "SOQL does not support SELECT *; name the fields")
+        records = []
+        for row in selected:
+            shaped = {"attributes": {"type": object_map.name, "url": self._url(version, object_map, row["id"])}}
+            shaped.update({name: row[name.lower()] for name in names})
+            records.append(shaped)
+        return self._page(request, version, records)
+
+    def _page(self, request: ApiRequest, version: str, records: list[dict]) -> Response:
+        batch = DEFAULT_BATCH
+        options = request.headers.get("sforce-query-options", "")
+        match = re.search(r"batchSize\s*=\s*(\d+)", options)
+        if match:
+            batch = min(DEFAULT_BATCH, max(200, int(match.group(1))))
+        return self._cursor_page(version, records, 0, batch)
+
+    def _cursor_page(self, version: str, records: list[dict], offset: int, batch: int) -> Response:
+        page = records[offset:offset + batch]
+        body: dict[str, Any] = {"totalSize": len(records), "done": offset + batch >= len(records), "records": page}
+        if not body["done"]:
+            cursor = "01g5g" + secrets.token_hex(5).upper()
+            self._cursors[cursor] = (records, batch)
+            while len(self._cursors) > 200:
+                self._cursors.popitem(last=False)
+            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor}-{offset + batch}"
+        return json_response(body)
+
+    def _query_more(self, version: str, locator: str) -> Response:
+        cursor, _, offset = locator.rpartition("-")
+        if cursor not in self._cursors or not offset.isdigit():
+            raise SfError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        records, batch = self._cursors[cursor]
+        return self._cursor_page(version, records, int(offset), batch)
+
+    # -- collections -----------------------------------------------------------------------------
+
+    def _collection(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
+        method = request.method
+        if method == "GET" and len(parts) == 1:
+            object_map = self._object(parts[0])
+            ids = [i for i in request.query.get("ids", "").split(",") if i]
+            wanted = self._field_list(object_map, request.query.get("fields"))
+            if not ids or wanted is None:
+                raise SfError(400, "MALFORMED_QUERY", "ids and fields parameters are required")
+            self._check_collection_size(len(ids))
+            found = []
+            for record_id in ids:
+                record = self.engine.store.get(object_map.kind, self._normalize_id(record_id))
+                found.append(None if record is None or record.get("is_deleted")
+                             else self._shape(object_map, record, version, wanted))
+            return json_response(found)
+        if method == "DELETE" and not parts:
+            ids = [i for i in request.query.get("ids", "").split(",") if i]
+            if not ids:
+                raise SfError(400, "MALFORMED_QUERY", "the ids parameter is required")
+            self._check_collection_size(len(ids))
+            return json_response([self._collection_delete(i) for i in ids])
+        if method in ("POST", "PATCH"):
+            body = request.json_object()
+            records = body.get("records")
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise SfError(400, "JSON_PARSER_ERROR", "records must be a list of sObjects")
+            self._check_collection_size(len(records))
+            all_or_none = body.get("allOrNone", False)
+            if not isinstance(all_or_none, bool):
+                raise SfError(400, "JSON_PARSER_ERROR", "allOrNone must be true or false")
+            if method == "POST" and not parts:
+                return self._collection_write(records, all_or_none, self._collection_create)
+            if method == "PATCH" and not parts:
+                return self._collection_write(records, all_or_none, self._collection_update)
+            if method == "PATCH" and len(parts) == 2:
+                object_map = self._object(parts[0])
+                mapping = object_map.lookup(parts[1])
+                if mapping is None or not mapping.external_id:
+                    raise SfError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not "
+                                                    f"accessible: {parts[1]}")
+                return self._collection_write(records, all_or_none,
+                                              lambda r: self._collection_upsert(object_map, mapping, r))
+        raise _method_not_allowed(method)
+
+    @staticmethod
+    def _check_collection_size(size: int) -> None:
+        if size > COLLECTION_LIMIT:
+            raise SfError(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than "
+                                                    f"{COLLECTION_LIMIT} records into this call")
+
+    def _collection_write(self, records: list[dict], all_or_none: bool, write) -> Response:
+        results, undo = [], []
+        for payload in records:
+            try:
+                result, undo_step = write(payload)
+                results.append(result)
+                undo.append(undo_step)
+            except (SfError, DomainError, BadRequest) as error:
+                results.append({"success": False, "errors": [_collection_error(error)]})
+                if all_or_none:
+                    break
+        failed = any(not r["success"] for r in results)
+        if all_or_none and failed:
+            for step in reversed(undo):
+                step()
+            rolled_back = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                           "message": "Record rolled back because not all records were valid and the request "
+                                      "was using AllOrNone header", "fields": []}
+            results = [r if not r["success"] else {"id": r.get("id"), "success": False, "errors": [rolled_back]}
+                       for r in results]
+            results += [{"success": False, "errors": [rolled_back]}] * (len(records) - len(results))
+        return json_response(results)
+
+    def _typed_object(self, payload: dict) -> ObjectMap:
+        attributes = payload.get("attributes")
+        if not isinstance(attributes, dict) or not isinstance(attributes.get("type"), str):
+            raise SfError(400, "INVALID_TYPE", "each record needs attributes.type")
+        return self._object(attributes["type"])
+
+    def _collection_create(self, payload: dict):
+        object_map = self._typed_object(payload)
+        if "Id" in payload or "id" in payload:
+            raise SfError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ("Id",))
+        record = self.engine.create(object_map.kind, self._values(object_map, payload))
+        return ({"id": record["id"], "success": True, "errors": []},
+                lambda: self.engine.store.delete(object_map.kind, record["id"]))
+
+    def _collection_update(self, payload: dict):
+        object_map = self._typed_object(payload)
+        body = dict(payload)
+        record_id = body.pop("Id", None) or body.pop("id", None)
+        if not isinstance(record_id, str):
+            raise SfError(400, "MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))
+        record_id = self._normalize_id(record_id)
+        previous = self.engine.get(object_map.kind, record_id)
+        self.engine.update(object_map.kind, record_id, self._values(object_map, body))
+        return ({"id": record_id, "success": True, "errors": []},
+                lambda: self.engine.store.put(object_map.kind, previous))
+
+    def _collection_upsert(self, object_map: ObjectMap, mapping: FieldMapping, payload: dict):
+        typed = self._typed_object(payload)
+        if typed is not object_map:
+            raise SfError(400, "INVALID_TYPE", f"record type {typed.name} does not match {object_map.name}")
+        body = {k: v for k, v in payload.items() if object_map.lookup(k) is not mapping}
+        key = next((v for k, v in payload.items() if object_map.lookup(k) is mapping), None)
+        if not isinstance(key, str) or not key:
+            raise SfError(400, "MISSING_ARGUMENT", f"{mapping.vendor} not specified", (mapping.vendor,))
+        matches = self.engine.find(object_map.kind, mapping.canonical, key)
+        if len(matches) > 1:
+            raise SfError(300, "DUPLICATE_EXTERNAL_ID", f"{mapping.vendor}: more than one record found for "
+                                                        f"external id field: {[r['id'] for r in matches]}")
+        values = self._values(object_map, body)
+        if matches:
+            previous = matches[0]
+            self.engine.update(object_map.kind, previous["id"], values)
+            return ({"id": previous["id"], "success": True, "errors": [], "created": False},
+                    lambda: self.engine.store.put(object_map.kind, previous))
+        record = self.engine.create(object_map.kind, {**values, mapping.canonical: key})
+        return ({"id": record["id"], "success": True, "errors": [], "created": True},
+                lambda: self.engine.store.delete(object_map.kind, record["id"]))
+
+    def _collection_delete(self, record_id: str) -> dict:
+        try:
+            record_id = self._normalize_id(record_id)
+            kind = next((m.kind for m in OBJECTS.values() if record_id.startswith(m.key_prefix)), None)
+            if kind is None:
+                raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted")
+            self.engine.delete(kind, record_id)
+            return {"id": record_id, "success": True, "errors": []}
+        except (SfError, DomainError) as error:
+            return {"id": record_id, "success": False, "errors": [_collection_error(error)]}
+
+
+def _collection_error(error: Exception) -> dict[str, Any]:
+    code = getattr(error, "code", "UNKNOWN_EXCEPTION")
+    return {"statusCode": ERROR_CODES.get(code, code), "message": getattr(error, "message", str(error)),
+            "fields": list(getattr(error, "fields", ()))}
+
+
+def _etag(record: Record) -> str:
+    return '"' + hashlib.sha1(f"{record['id']}{record['modified_at']}".encode()).hexdigest()[:20] + '"'
+
+
+def _oauth_error(error: str, description: str) -> Response:
+    return json_response({"error": error, "error_description": description}, 400)
+
+
+def _method_not_allowed(method: str) -> SfError:
+    return SfError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST,PATCH,DELETE")
+

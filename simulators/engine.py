@@ -1,0 +1,259 @@
+"""The generic domain engine: validated CRUD over canonical records, tombstones and change events.
+
+The CRM and ERP engines subclass it and add their business rules through the `_apply_rules` and
+`_after_write` hooks. An engine never sees vendor shapes: dialects hand it canonical field names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from simulators.clock import Clock, parse_datetime
+from simulators.domain import ADDRESS_PARTS, SYSTEM_FIELDS, ChangeEvent, DomainError, Field, Kind, NotFound
+from simulators.store import Record, Store
+
+IdFormat = Callable[[str, int], str]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Engine:
+    """Canonical records of one system, validated against `kinds` and persisted in `store`."""
+
+    system = "generic"
+
+    def __init__(self, kinds: dict[str, Kind], store: Store, clock: Clock, id_format: IdFormat):
+        self.kinds = kinds
+        self.store = store
+        self.clock = clock
+        self._id_format = id_format
+        self._listeners: list[Callable[[ChangeEvent], None]] = []
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def kind(self, name: str) -> Kind:
+        try:
+            return self.kinds[name]
+        except KeyError:
+            raise DomainError("INVALID_TYPE", f"unknown record kind {name!r}") from None
+
+    def get(self, kind: str, record_id: str, include_deleted: bool = False) -> Record:
+        record = self.store.get(self.kind(kind).name, record_id)
+        if record is None or (record.get("is_deleted") and not include_deleted):
+            raise NotFound(kind, record_id)
+        return record
+
+    def find(self, kind: str, field: str, value: Any) -> list[Record]:
+        """Live records whose unique `field` equals `value`."""
+        return [r for r in self.store.find(kind, field, value) if not r.get("is_deleted")]
+
+    def records(self, kind: str, include_deleted: bool = False) -> list[Record]:
+        return [r for r in self.store.all(self.kind(kind).name) if include_deleted or not r.get("is_deleted")]
+
+    def dump(self) -> dict[str, list[Record]]:
+        """Canonical state of every live record, by kind."""
+        return {kind: self.records(kind) for kind in self.kinds}
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[ChangeEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    def create(self, kind: str, values: dict[str, Any]) -> Record:
+        schema = self.kind(kind)
+        record = self._new_record(schema, values)
+        self.store.put(kind, record)
+        self._after_write(kind, record, None)
+        self._publish(kind, record["id"], "created", tuple(values))
+        return record
+
+    def create_many(self, kind: str, rows: Iterable[dict[str, Any]]) -> list[Record]:
+        """Bulk create (seeding): same validation, one transaction, events per record."""
+        schema = self.kind(kind)
+        records: list[Record] = []
+        seen: set[tuple[str, Any]] = set()
+        for values in rows:
+            record = self._new_record(schema, values)
+            for name in schema.unique_fields:
+                if record.get(name) is not None:
+                    if (name, record[name]) in seen:
+                        raise DomainError("DUPLICATE_VALUE", f"{kind}.{name} {record[name]!r} appears twice",
+                                          (name,))
+                    seen.add((name, record[name]))
+            records.append(record)
+        self.store.put_many(kind, records)
+        for record in records:
+            self._after_write(kind, record, None)
+            self._publish(kind, record["id"], "created", tuple(record))
+        return records
+
+    def update(self, kind: str, record_id: str, values: dict[str, Any]) -> Record:
+        schema = self.kind(kind)
+        previous = self.get(kind, record_id)
+        changes = self._validate(schema, values, creating=False, record_id=record_id)
+        record = {**previous, **changes}
+        self._check_required(schema, record)
+        self._apply_rules(kind, record, previous)
+        record["modified_at"] = self.clock.iso()
+        self.store.put(kind, record)
+        self._after_write(kind, record, previous)
+        self._publish(kind, record_id, "updated", tuple(changes))
+        return record
+
+    def delete(self, kind: str, record_id: str) -> None:
+        previous = self.get(kind, record_id)
+        self._before_delete(kind, previous)
+        now = self.clock.iso()
+        self.store.put(kind, {**previous, "is_deleted": True, "deleted_at": now, "modified_at": now})
+        self._publish(kind, record_id, "deleted")
+
+    def touch(self, kind: str, record_id: str, changes: dict[str, Any]) -> Record:
+        """Apply computed changes (rule side effects) without input validation."""
+        record = {**self.get(kind, record_id), **changes, "modified_at": self.clock.iso()}
+        self.store.put(kind, record)
+        self._publish(kind, record_id, "updated", tuple(changes))
+        return record
+
+    def reset(self) -> None:
+        self.store.clear()
+
+    # -- hooks for business rules -----------------------------------------------------------------
+
+    def _apply_rules(self, kind: str, record: Record, previous: Record | None) -> None:
+        """Derive computed fields and enforce rules; raise DomainError to refuse the write."""
+
+    def _after_write(self, kind: str, record: Record, previous: Record | None) -> None:
+        """Side effects on other records after a committed write."""
+
+    def _before_delete(self, kind: str, record: Record) -> None:
+        """Raise DomainError to refuse a delete."""
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _new_record(self, schema: Kind, values: dict[str, Any]) -> Record:
+        record = {f.name: f.default for f in schema.fields if f.default is not None}
+        record.update(self._validate(schema, values, creating=True))
+        self._check_required(schema, record)
+        now = self.clock.iso()
+        record.update(id=self._id_format(schema.name, self.store.next_number(f"id:{schema.name}")),
+                      created_at=now, modified_at=now, is_deleted=False)
+        self._apply_rules(schema.name, record, None)
+        return record
+
+    def _publish(self, kind: str, record_id: str, operation: str, changed: tuple[str, ...] = ()) -> None:
+        event = ChangeEvent(self.system, kind, record_id, operation, self.clock.iso(), changed)  # type: ignore[arg-type]
+        for listener in self._listeners:
+            listener(event)
+
+    @staticmethod
+    def _check_required(schema: Kind, record: Record) -> None:
+        missing = tuple(f.name for f in schema.fields if f.required and record.get(f.name) in (None, "", []))
+        if missing:
+            raise DomainError("REQUIRED_FIELD_MISSING", f"Required fields are missing: {', '.join(missing)}",
+                              missing)
+
+    def _validate(self, schema: Kind, values: dict[str, Any], creating: bool,
+                  record_id: str | None = None) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            field = schema.by_name.get(name)
+            if field is None or name in SYSTEM_FIELDS:
+                raise DomainError("INVALID_FIELD", f"No such field {name!r} on {schema.name}", (name,))
+            if field.read_only:
+                raise DomainError("READ_ONLY_FIELD", f"Field {name!r} of {schema.name} is read-only", (name,))
+            clean[name] = self._coerce(schema.name, field, value)
+            if field.unique and clean[name] is not None:
+                clash = [r for r in self.find(schema.name, name, clean[name]) if r["id"] != record_id]
+                if clash:
+                    raise DomainError("DUPLICATE_VALUE",
+                                      f"{schema.name}.{name} {clean[name]!r} already used by {clash[0]['id']}",
+                                      (name,))
+        return clean
+
+    def _coerce(self, kind: str, field: Field, value: Any) -> Any:
+        if value is None:
+            return None
+        where = f"{kind}.{field.name}"
+        match field.type:
+            case "string" | "email" | "url" | "phone" | "text":
+                if not isinstance(value, str):
+                    raise _bad_value(where, value, "text")
+                if field.length is not None and len(value) > field.length:
+                    raise DomainError("STRING_TOO_LONG",
+                                      f"{where}: {len(value)} characters, at most {field.length} allowed",
+                                      (field.name,))
+                if field.type == "email" and value and not _EMAIL.match(value):
+                    raise DomainError("INVALID_EMAIL_ADDRESS", f"{where}: {value!r} is not an email address",
+                                      (field.name,))
+                return value
+            case "decimal":
+                return to_decimal(value, where, field.name)
+            case "integer":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise _bad_value(where, value, "integer")
+                return value
+            case "boolean":
+                if not isinstance(value, bool):
+                    raise _bad_value(where, value, "boolean")
+                return value
+            case "date":
+                try:
+                    return date.fromisoformat(value).isoformat()
+                except (TypeError, ValueError):
+                    raise _bad_value(where, value, "date (YYYY-MM-DD)") from None
+            case "datetime":
+                try:
+                    return parse_datetime(value).isoformat()
+                except (TypeError, ValueError):
+                    raise _bad_value(where, value, "datetime (ISO 8601)") from None
+            case "reference":
+                if not isinstance(value, str):
+                    raise _bad_value(where, value, "record id")
+                target = self.store.get(field.references or "", value)
+                if target is None or target.get("is_deleted"):
+                    raise DomainError("INVALID_REFERENCE",
+                                      f"{where}: no {field.references} with id {value!r}", (field.name,))
+                return value
+            case "picklist":
+                if value not in field.values:
+                    raise DomainError("INVALID_PICKLIST_VALUE",
+                                      f"{where}: {value!r} is not one of {', '.join(field.values)}",
+                                      (field.name,))
+                return value
+            case "address":
+                if not isinstance(value, dict) or not set(value) <= set(ADDRESS_PARTS) or not all(
+                        isinstance(v, str | None) for v in value.values()):
+                    raise _bad_value(where, value, f"address with parts {', '.join(ADDRESS_PARTS)}")
+                return {k: v for k, v in value.items() if v is not None}
+            case "lines":
+                if not isinstance(value, list) or not all(isinstance(line, dict) for line in value):
+                    raise _bad_value(where, value, "list of lines")
+                line_kind = Kind(f"{kind}.{field.name}", field.line_fields)
+                lines = []
+                for line in value:
+                    clean = self._validate(line_kind, line, creating=True)
+                    self._check_required(line_kind, clean)
+                    lines.append(clean)
+                return lines
+        raise AssertionError(f"unhandled field type {field.type}")
+
+
+def to_decimal(value: Any, where: str, field_name: str) -> Decimal:
+    """Exact decimal from a JSON number or numeric text; refuses booleans and non-finite values."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise _bad_value(where, value, "number")
+    try:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise _bad_value(where, value, "number") from None
+    if not number.is_finite():
+        raise _bad_value(where, value, "finite number")
+    return number
+
+
+def _bad_value(where: str, value: Any, expected: str) -> DomainError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return DomainError("INVALID_VALUE", f"{where}: {shown} is not a valid {expected}", (where.split(".")[-1],))

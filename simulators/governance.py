@@ -1,0 +1,89 @@
+"""Governance: request-rate and concurrency limits, plus artificial latency, set per run."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Limits:
+    """Per-run limits; None disables a limit. Changed through the control plane."""
+
+    concurrency: int | None = None
+    rate_per_s: float | None = None
+    burst: int | None = None
+    latency_ms: float = 0.0
+    daily_api_requests: int = 100_000
+    token_ttl_s: float = 3600.0
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply a partial update; raises ValueError naming a bad key or value."""
+        known = {f.name: f for f in fields(self)}
+        for key, value in values.items():
+            if key not in known:
+                raise ValueError(f"unknown limit {key!r}; known limits: {', '.join(known)}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"limit {key!r} must be a non-negative number or null, not {value!r}")
+            if value is None and key in ("latency_ms", "daily_api_requests", "token_ttl_s"):
+                raise ValueError(f"limit {key!r} cannot be null")
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str  # "concurrency" | "rate" | "daily"
+    retry_after_s: int
+    message: str
+
+
+class Governor:
+    """Admits or rejects requests by the current limits; counts requests in flight."""
+
+    def __init__(self) -> None:
+        self.limits = Limits()
+        self.in_flight = 0
+        self.requests_today = 0
+        self._tokens = 0.0
+        self._refilled_at = time.monotonic()
+
+    def reset(self) -> None:
+        """Back to the default limits (in place: dialects hold a reference to `limits`)."""
+        for default in fields(Limits):
+            setattr(self.limits, default.name, default.default)
+        self.requests_today = 0
+        self._tokens = 0.0
+        self._refilled_at = time.monotonic()
+
+    def set_limits(self, values: dict[str, Any]) -> None:
+        self.limits.update(values)
+        self._tokens = float(self._capacity())
+        self._refilled_at = time.monotonic()
+
+    def _capacity(self) -> float:
+        rate = self.limits.rate_per_s or 0.0
+        return float(self.limits.burst or max(1.0, rate))
+
+    def admit(self) -> Rejection | None:
+        """Check a new request (already counted in `in_flight`) against the limits."""
+        limits = self.limits
+        if limits.concurrency is not None and self.in_flight > limits.concurrency:
+            return Rejection("concurrency", 1, f"concurrency limit of {limits.concurrency} requests exceeded")
+        if limits.rate_per_s:
+            now = time.monotonic()
+            self._tokens = min(self._capacity(), self._tokens + (now - self._refilled_at) * limits.rate_per_s)
+            self._refilled_at = now
+            if self._tokens < 1.0:
+                wait = max(1, math.ceil((1.0 - self._tokens) / limits.rate_per_s))
+                return Rejection("rate", wait, f"request rate limit of {limits.rate_per_s}/s exceeded")
+            self._tokens -= 1.0
+        self.requests_today += 1
+        if self.requests_today > limits.daily_api_requests:
+            return Rejection("daily", 3600, f"daily limit of {limits.daily_api_requests} API requests exceeded")
+        return None

@@ -1,0 +1,200 @@
+"""Serve a CRM and an ERP simulator on 127.0.0.1: plain HTTP always, HTTPS on demand.
+
+`SimulatorHost` runs inside an asyncio loop (the `syncert sim` command); `run_in_background` runs
+one in a thread for tests and the harness. TLS uses a CA generated for the run (trustme); its PEM
+is written to `ca.pem` in the host's work directory and named by SYNCERT_CA_BUNDLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+import uvicorn
+
+from simulators.app import Simulator, SimulatorApp, build_simulator
+
+HOST = "127.0.0.1"
+
+
+class Listener:
+    """One uvicorn server on one socket bound to 127.0.0.1."""
+
+    def __init__(self, app: SimulatorApp, port: int, ssl_files: tuple[Path, Path] | None = None):
+        self.app = app
+        self.requested_port = port
+        self.ssl_files = ssl_files
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
+        self._ticker: asyncio.Task | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl_files else 'http'}://{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, self.requested_port))
+        except OSError as error:
+            sock.close()
+            raise OSError(f"cannot listen on {HOST}:{self.requested_port}: {error.strerror}") from None
+        self.port = sock.getsockname()[1]
+        options: dict[str, Any] = {}
+        if self.ssl_files:
+            options = {"ssl_certfile": str(self.ssl_files[0]), "ssl_keyfile": str(self.ssl_files[1])}
+        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
+                                server_header=False, timeout_keep_alive=30, backlog=1024, **options)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        if server.should_exit:
+            raise OSError(f"cannot serve on {HOST}:{self.port}")
+        self._server, self._socket = server, sock
+        self._ticker = asyncio.get_running_loop().create_task(server.main_loop())
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.should_exit = True
+        if self._ticker is not None:
+            await self._ticker
+        await self._server.shutdown(sockets=[self._socket] if self._socket else None)
+        self._server = None
+
+
+class TlsListener:
+    """The HTTPS listener of one simulator, switched on and off through the control plane."""
+
+    def __init__(self, app: SimulatorApp, certificate: tuple[Path, Path], ca_bundle: Path, port: int = 0):
+        self._listener = Listener(app, port, certificate)
+        self.ca_bundle = ca_bundle
+        self.enabled = False
+
+    async def enable(self) -> None:
+        if not self.enabled:
+            await self._listener.start()
+            self.enabled = True
+
+    async def disable(self) -> None:
+        if self.enabled:
+            await self._listener.stop()
+            self.enabled = False
+
+    @property
+    def url(self) -> str | None:
+        return self._listener.url if self.enabled else None
+
+    def status(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "url": self.url, "ca_bundle": str(self.ca_bundle)}
+
+
+@dataclass
+class Side:
+    simulator: Simulator
+    app: SimulatorApp
+    listener: Listener
+
+
+class SimulatorHost:
+    """A CRM and an ERP simulator sharing one admin token and one run CA."""
+
+    def __init__(self, crm: str = "salesforce", erp: str = "netsuite", data_dir: Path | None = None,
+                 memory: bool = False, crm_port: int = 0, erp_port: int = 0, tls: bool = False,
+                 admin_token: str | None = None):
+        self.work_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="syncert-sim-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self.tls_on_start = tls
+        self.ca_bundle = self.work_dir / "ca.pem"
+        certificate = self._make_certificate()
+        self.sides: dict[str, Side] = {}
+        for side, dialect, port in (("crm", crm, crm_port), ("erp", erp, erp_port)):
+            store_path = None if memory else self.work_dir / f"{side}.sqlite3"
+            simulator = build_simulator(side, dialect, store_path, self.admin_token)
+            app = SimulatorApp(simulator)
+            simulator.tls = TlsListener(app, certificate, self.ca_bundle)
+            self.sides[side] = Side(simulator, app, Listener(app, port))
+
+    def _make_certificate(self) -> tuple[Path, Path]:
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(self.ca_bundle))
+        issued = ca.issue_cert(HOST, "localhost")
+        chain, key = self.work_dir / "server-chain.pem", self.work_dir / "server-key.pem"
+        chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        issued.private_key_pem.write_to_path(str(key))
+        return chain, key
+
+    def simulator(self, side: str) -> Simulator:
+        return self.sides[side].simulator
+
+    async def start(self) -> None:
+        for side in self.sides.values():
+            await side.listener.start()
+            if self.tls_on_start:
+                await side.simulator.tls.enable()
+
+    async def stop(self) -> None:
+        for side in self.sides.values():
+            await side.simulator.tls.disable()
+            await side.listener.stop()
+            side.simulator.engine.store.close()
+
+    def url(self, side: str) -> str:
+        entry = self.sides[side]
+        return entry.simulator.tls.url or entry.listener.url
+
+    def environment(self) -> dict[str, str]:
+        """The SYNCERT_* variables for a connector, plus SYNCERT_ADMIN_TOKEN for scripts."""
+        env: dict[str, str] = {}
+        for side in ("crm", "erp"):
+            env.update(self.sides[side].simulator.dialect.environment(self.url(side)))
+        if any(side.simulator.tls.enabled for side in self.sides.values()):
+            env["SYNCERT_CA_BUNDLE"] = str(self.ca_bundle)
+        env["SYNCERT_ADMIN_TOKEN"] = self.admin_token
+        return env
+
+
+@contextlib.contextmanager
+def run_in_background(**options: Any) -> Iterator[SimulatorHost]:
+    """Run a SimulatorHost in a daemon thread for the duration of the block."""
+    host = SimulatorHost(**options)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(host.start())
+        except BaseException as error:  # reported to the caller below
+            failure.append(error)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="syncert-simulators", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if failure:
+        raise failure[0]
+    try:
+        yield host
+    finally:
+        asyncio.run_coroutine_threadsafe(host.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

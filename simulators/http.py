@@ -1,0 +1,93 @@
+"""Request and response helpers shared by the pipeline, the control plane and the dialects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
+
+class BadRequest(ValueError):
+    """The request itself is malformed (body, parameters); `code` is canonical."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ApiRequest:
+    """What a handler needs of an HTTP request, read once by the pipeline."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: Headers
+    body: bytes
+    scheme: str
+
+    @cached_property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+
+    @cached_property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.headers.get('host', 'localhost')}"
+
+    def json(self) -> Any:
+        """The body parsed as JSON, numbers with a fraction as exact Decimals."""
+        if not self.body.strip():
+            raise BadRequest("JSON_PARSER_ERROR", "the request body is empty; a JSON document is expected")
+        try:
+            return json.loads(self.body, parse_float=Decimal, parse_constant=_reject_constant)
+        except UnicodeDecodeError:
+            raise BadRequest("JSON_PARSER_ERROR", "the request body is not UTF-8 text") from None
+        except json.JSONDecodeError as error:
+            raise BadRequest("JSON_PARSER_ERROR",
+                             f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        except RecursionError:
+            raise BadRequest("JSON_PARSER_ERROR", "the JSON document is nested too deeply") from None
+
+    def json_object(self) -> dict[str, Any]:
+        data = self.json()
+        if not isinstance(data, dict):
+            raise BadRequest("JSON_PARSER_ERROR", f"expected a JSON object, got a JSON {type(data).__name__}")
+        return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequest("JSON_PARSER_ERROR", f"{name} is not valid JSON")
+
+
+def _vendor_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _exact_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,
+                  exact: bool = False) -> Response:
+    """JSON response; money as JSON numbers (vendor APIs) or, with `exact`, as decimal strings."""
+    body = json.dumps(data, default=_exact_default if exact else _vendor_default, separators=(",", ":"))
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, headers=headers)

@@ -1,0 +1,125 @@
+"""The request journal: every request a simulator answered, with credentials redacted."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+BODY_LIMIT = 64 * 1024
+REDACTED = "[REDACTED]"
+SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
+_SENSITIVE_KEY = re.compile(r"secret|password|token|assertion|signature|session", re.IGNORECASE)
+_SENSITIVE_MARKERS = (b"secret", b"password", b"token", b"assertion", b"signature", b"session")
+
+
+@dataclass
+class JournalEntry:
+    """One answered request."""
+
+    seq: int
+    method: str
+    path: str
+    query: str
+    status: int
+    started_at: float
+    ended_at: float
+    in_flight: int
+    request_headers: dict[str, str]
+    request_body: str
+    response_body: str
+
+    @property
+    def duration_ms(self) -> float:
+        return round((self.ended_at - self.started_at) * 1000, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "duration_ms": self.duration_ms}
+
+
+def redact_text(body: bytes, content_type: str = "") -> str:
+    """Body as text with the values of credential-like keys replaced (JSON and form bodies)."""
+    text = body[:BODY_LIMIT].decode("utf-8", "replace")
+    if len(body) > BODY_LIMIT:
+        text += f"...[{len(body) - BODY_LIMIT} more bytes]"
+    lowered = body[:BODY_LIMIT].lower()
+    if not any(marker in lowered for marker in _SENSITIVE_MARKERS):
+        return text
+    if "x-www-form-urlencoded" in content_type or re.match(r"^[\w.%+-]+=[^{\[]", text):
+        return re.sub(r"([\w.%-]*(?:secret|password|token|assertion|signature|session)[\w.%-]*)=[^&]*",
+                      rf"\1={REDACTED}", text, flags=re.IGNORECASE)
+    try:
+        return json.dumps(_redact_json(json.loads(text)))
+    except ValueError:
+        return re.sub(r'("[^"]*(?:secret|password|token|assertion|signature|session)[^"]*"\s*:\s*)"[^"]*"',
+                      rf'\1"{REDACTED}"', text, flags=re.IGNORECASE)
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if _SENSITIVE_KEY.search(k) and isinstance(v, str) else _redact_json(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    return value
+
+
+def redact_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    out = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        out[name] = REDACTED if name in SENSITIVE_HEADERS else raw_value.decode("latin-1")
+    return out
+
+
+def redact_query(query: str) -> str:
+    if not any(marker.decode() in query.lower() for marker in _SENSITIVE_MARKERS):
+        return query
+    return re.sub(r"([\w.%-]*(?:secret|password|token|assertion|signature|session)[\w.%-]*)=[^&]*",
+                  rf"\1={REDACTED}", query, flags=re.IGNORECASE)
+
+
+class Journal:
+    """A bounded, in-memory log of requests; the oldest entries drop off past `capacity`."""
+
+    def __init__(self, capacity: int = 200_000):
+        self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._next_seq = 1
+        self.dropped = 0
+
+    def next_seq(self) -> int:
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    def add(self, entry: JournalEntry) -> None:
+        if len(self._entries) == self._entries.maxlen:
+            self.dropped += 1
+        self._entries.append(entry)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def select(self, method: str | None = None, path_contains: str | None = None, status: int | None = None,
+               since_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """Entries matching every given filter, oldest first."""
+        found = []
+        for entry in self._entries:
+            if entry.seq <= since_seq:
+                continue
+            if method and entry.method != method.upper():
+                continue
+            if path_contains and path_contains not in entry.path:
+                continue
+            if status is not None and entry.status != status:
+                continue
+            found.append(entry)
+            if limit is not None and len(found) >= limit:
+                break
+        return found

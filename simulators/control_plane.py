@@ -18,6 +18,7 @@ replaced by that record's id.
 from __future__ import annotations
 
 import hmac
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -81,7 +82,7 @@ class ControlPlane:
         if route == "clock":
             if method == "PUT":
                 offset = request.json_object().get("offset_s")
-                if isinstance(offset, bool) or not isinstance(offset, int | float):
+                if isinstance(offset, bool) or not isinstance(offset, int | float | Decimal):
                     raise BadRequest("INVALID_REQUEST", "clock needs {\"offset_s\": <number of seconds>}")
                 sim.clock.offset_s = float(offset)
             return json_response({"now": sim.clock.iso(), "offset_s": sim.clock.offset_s})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, fields
+from decimal import Decimal
 from typing import Any
 
 
@@ -25,12 +26,13 @@ class Limits:
         for key, value in values.items():
             if key not in known:
                 raise ValueError(f"unknown limit {key!r}; known limits: {', '.join(known)}")
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float | Decimal)
+                                      or value < 0):
                 raise ValueError(f"limit {key!r} must be a non-negative number or null, not {value!r}")
             if value is None and key in ("latency_ms", "daily_api_requests", "token_ttl_s"):
                 raise ValueError(f"limit {key!r} cannot be null")
         for key, value in values.items():
-            setattr(self, key, value)
+            setattr(self, key, float(value) if isinstance(value, Decimal) else value)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

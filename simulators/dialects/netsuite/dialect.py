@@ -30,7 +30,7 @@ from simulators.dialects.netsuite.record_filter import FilterError, compile_filt
 from simulators.domain import DomainError
 from simulators.engine import Engine
 from simulators.governance import Governor, Rejection
-from simulators.http import ApiRequest, BadRequest, empty_response, json_response
+from simulators.http import ApiRequest, empty_response, json_response
 from simulators.store import Record
 from simulators.tokens import TokenStore
 
@@ -47,7 +47,8 @@ _STATUS_TYPES = {400: "section-15.5.1", 401: "section-15.5.2", 403: "section-15.
 ERROR_CODES = {
     "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",
     "INVALID_VALUE": "INVALID_FLD_VALUE", "INVALID_PICKLIST_VALUE": "INVALID_FLD_VALUE",
-    "INVALID_REFERENCE": "INVALID_KEY_OR_REF", "DUPLICATE_VALUE": "DUP_RCRD", "INVALID_EMAIL_ADDRESS": "INVALID_FLD_VALUE",
+    "INVALID_REFERENCE": "INVALID_KEY_OR_REF", "DUPLICATE_VALUE": "DUP_RCRD",
+    "INVALID_EMAIL_ADDRESS": "INVALID_FLD_VALUE",
     "INVALID_FIELD": "INVALID_FIELD", "READ_ONLY_FIELD": "INVALID_FIELD", "INVALID_OPERATION": "USER_ERROR",
     "JSON_PARSER_ERROR": "INVALID_CONTENT", "INVALID_TYPE": "INVALID_RCRD_TYPE",
     "REQUEST_TOO_LARGE": "INVALID_CONTENT", "UNKNOWN_EXCEPTION": "UNEXPECTED_ERROR",

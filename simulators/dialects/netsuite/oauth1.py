@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from oauthlib.oauth1.rfc5849 import signature as rfc5849
 from oauthlib.oauth1.rfc5849.utils import parse_authorization_header
@@ -42,7 +43,7 @@ class SignatureVerifier:
         if not header.lower().startswith("oauth "):
             return "missing OAuth authorization header"
         try:
-            params = dict(parse_authorization_header(header))
+            params = {key: unquote(value) for key, value in parse_authorization_header(header)}
         except ValueError:
             return "malformed OAuth authorization header"
         creds = self.credentials

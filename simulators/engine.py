@@ -38,7 +38,7 @@ class Engine:
         try:
             return self.kinds[name]
         except KeyError:
-            raise DomainError("INVALID_TYPE", f"unknown record kind {name!r}") from None
+            raise DomainError("UNKNOWN_KIND", f"unknown record kind {name!r}") from None
 
     def get(self, kind: str, record_id: str, include_deleted: bool = False) -> Record:
         record = self.store.get(self.kind(kind).name, record_id)

@@ -55,7 +55,8 @@ class Listener:
         if self.ssl_files:
             options = {"ssl_certfile": str(self.ssl_files[0]), "ssl_keyfile": str(self.ssl_files[1])}
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
-                                server_header=False, timeout_keep_alive=30, backlog=1024, **options)
+                                server_header=False, timeout_keep_alive=30, backlog=1024,
+                                timeout_graceful_shutdown=3, **options)
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
@@ -150,6 +151,7 @@ class SimulatorHost:
         for side in self.sides.values():
             await side.simulator.tls.disable()
             await side.listener.stop()
+            await side.simulator.webhooks.close()
             side.simulator.engine.store.close()
 
     def url(self, side: str) -> str:

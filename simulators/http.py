@@ -50,9 +50,11 @@ class ApiRequest:
         if not self.body.strip():
             raise BadRequest("JSON_PARSER_ERROR", "the request body is empty; a JSON document is expected")
         try:
-            return json.loads(self.body, parse_float=Decimal, parse_constant=_reject_constant)
+            text = self.body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest("JSON_PARSER_ERROR", "the request body is not UTF-8 text") from None
+        try:
+            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except json.JSONDecodeError as error:
             raise BadRequest("JSON_PARSER_ERROR",
                              f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None

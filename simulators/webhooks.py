@@ -70,6 +70,7 @@ class WebhookDispatcher:
         self._timeout_s = timeout_s
         self._queue: asyncio.Queue[_Delivery] | None = None
         self._worker: asyncio.Task | None = None
+        self._attempts: set[asyncio.Task] = set()
 
     def subscribe(self, url: str, secret: str | None = None, kinds: list[str] | None = None) -> Subscription:
         subscription = Subscription(uuid.uuid4().hex, url, secret or secrets.token_urlsafe(24),
@@ -113,7 +114,17 @@ class WebhookDispatcher:
                 if wait > 0:
                     asyncio.get_running_loop().call_later(wait, self._queue.put_nowait, delivery)
                     continue
-                asyncio.get_running_loop().create_task(self._deliver(client, delivery))
+                attempt = asyncio.get_running_loop().create_task(self._deliver(client, delivery))
+                self._attempts.add(attempt)
+                attempt.add_done_callback(self._attempts.discard)
+
+    async def close(self) -> None:
+        """Stop delivering (pending deliveries are dropped) and wait for the tasks to end."""
+        tasks = [t for t in (self._worker, *self._attempts) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._worker = None
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: _Delivery) -> None:
         subscription = delivery.subscription

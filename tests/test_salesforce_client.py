@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 from simple_salesforce import Salesforce
@@ -15,7 +17,7 @@ from tests.conftest import Sims
 
 
 @pytest.fixture
-def sf(sims: Sims) -> Salesforce:
+def sf(sims: Sims) -> Iterator[Salesforce]:
     session = requests.Session()
     session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides `verify`
     session.verify = sims.env["SYNCERT_CA_BUNDLE"]
@@ -25,8 +27,9 @@ def sf(sims: Sims) -> Salesforce:
                                "username": sims.env["SYNCERT_CRM_USERNAME"],
                                "password": sims.env["SYNCERT_CRM_PASSWORD"]}).json()
     assert sims.env["SYNCERT_CRM_URL"].startswith("https://")
-    return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session,
-                      version="59.0")
+    with session:
+        yield Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session,
+                         version="59.0")
 
 
 def test_create_read_update_delete(sf: Salesforce) -> None:

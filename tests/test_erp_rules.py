@@ -1,0 +1,105 @@
+"""The ERP engine's business rules, exercised on the canonical domain (no dialect involved)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from simulators.clock import Clock
+from simulators.domain import DomainError
+from simulators.erp_engine import ErpEngine, erp_store
+
+
+@pytest.fixture
+def erp() -> ErpEngine:
+    return ErpEngine(erp_store(None), Clock(), lambda kind, n: str(n))
+
+
+def _order(erp: ErpEngine, customer: dict, item: dict, quantity: int = 1) -> dict:
+    return erp.create("sales_order", {"customer_id": customer["id"],
+                                      "lines": [{"item_id": item["id"], "quantity": quantity}]})
+
+
+def _customer(erp: ErpEngine, **values) -> dict:
+    return erp.create("customer", {"name": "Acme", **values})
+
+
+def _item(erp: ErpEngine, sku: str = "W-1", on_hand: str = "10", price: str = "19.99") -> dict:
+    return erp.create("item", {"sku": sku, "price": price, "quantity_on_hand": on_hand})
+
+
+def test_mandatory_fields_and_lengths(erp: ErpEngine) -> None:
+    with pytest.raises(DomainError) as missing:
+        erp.create("customer", {"email": "a@b.example"})
+    assert missing.value.code == "REQUIRED_FIELD_MISSING" and missing.value.fields == ("name",)
+    with pytest.raises(DomainError) as too_long:
+        _customer(erp, name="x" * 84)
+    assert too_long.value.code == "STRING_TOO_LONG"
+
+
+def test_money_is_exact(erp: ErpEngine) -> None:
+    customer = _customer(erp)
+    item = _item(erp, price="0.10")
+    order = _order(erp, customer, item, quantity=3)
+    assert order["total"] == Decimal("0.30")
+
+
+def test_stock_shortfall_is_backordered(erp: ErpEngine) -> None:
+    customer, item = _customer(erp), _item(erp, on_hand="4")
+    order = _order(erp, customer, item, quantity=7)
+    line = erp.get("sales_order", order["id"])["lines"][0]
+    assert (line["quantity_committed"], line["quantity_backordered"]) == (4, 3)
+    assert erp.get("item", item["id"])["quantity_available"] == 0
+
+
+def test_order_over_credit_limit_goes_on_credit_hold(erp: ErpEngine) -> None:
+    customer, item = _customer(erp, credit_limit="100"), _item(erp, price="60")
+    first = _order(erp, customer, item)
+    assert first["status"] == "pending_fulfillment"
+    second = _order(erp, customer, item)
+    assert (second["status"], second["hold_reason"]) == ("pending_approval", "credit_hold")
+    assert erp.get("item", item["id"])["quantity_committed"] == 1
+
+
+def test_fulfil_bill_and_pay_moves_balance_and_status(erp: ErpEngine) -> None:
+    customer, item = _customer(erp, payment_terms="Net 15"), _item(erp, price="25.50")
+    order = _order(erp, customer, item, quantity=2)
+    erp.create("item_fulfillment", {"sales_order_id": order["id"]})
+    assert erp.get("sales_order", order["id"])["status"] == "pending_billing"
+    assert erp.get("item", item["id"])["quantity_on_hand"] == 8
+    invoice = erp.create("invoice", {"sales_order_id": order["id"]})
+    assert (invoice["amount"], invoice["amount_due"]) == (Decimal("51.00"), Decimal("51.00"))
+    assert invoice["status"] == "open"
+    assert invoice["due_date"] > invoice["invoice_date"]
+    assert erp.get("customer", customer["id"])["balance"] == Decimal("51.00")
+    assert erp.get("sales_order", order["id"])["status"] == "billed"
+    erp.create("payment", {"customer_id": customer["id"], "amount": "51.00"})
+    assert erp.get("invoice", invoice["id"])["status"] == "paid_in_full"
+    assert erp.get("customer", customer["id"])["balance"] == 0
+
+
+def test_posted_invoices_are_immutable(erp: ErpEngine) -> None:
+    customer, item = _customer(erp), _item(erp)
+    invoice = erp.create("invoice", {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 1}]})
+    erp.update("invoice", invoice["id"], {"memo": "thanks"})
+    with pytest.raises(DomainError) as refused:
+        erp.update("invoice", invoice["id"], {"lines": [{"item_id": item["id"], "quantity": 5}]})
+    assert refused.value.code == "INVALID_OPERATION" and "posted" in refused.value.message
+    with pytest.raises(DomainError):
+        erp.delete("invoice", invoice["id"])
+
+
+def test_unique_external_ids(erp: ErpEngine) -> None:
+    _customer(erp, external_id="X-1")
+    with pytest.raises(DomainError) as duplicate:
+        _customer(erp, external_id="X-1")
+    assert duplicate.value.code == "DUPLICATE_VALUE"
+
+
+def test_overpaying_an_invoice_is_refused(erp: ErpEngine) -> None:
+    customer, item = _customer(erp), _item(erp, price="10")
+    invoice = erp.create("invoice", {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 1}]})
+    with pytest.raises(DomainError):
+        erp.create("payment", {"customer_id": customer["id"], "amount": "50",
+                               "applications": [{"invoice_id": invoice["id"], "amount": "50"}]})

@@ -27,7 +27,7 @@ class Clock:
 
 def format_datetime(moment: datetime) -> str:
     """Canonical datetime text: UTC, millisecond precision, `Z` suffix (sorts as text)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_datetime(text: str) -> datetime:

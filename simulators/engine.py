@@ -18,6 +18,7 @@ from simulators.store import Record, Store
 
 IdFormat = Callable[[str, int], str]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Engine:
@@ -201,6 +202,8 @@ class Engine:
                 return value
             case "date":
                 try:
+                    if not _DATE.match(value):
+                        raise ValueError(value)
                     return date.fromisoformat(value).isoformat()
                 except (TypeError, ValueError):
                     raise _bad_value(where, value, "date (YYYY-MM-DD)") from None

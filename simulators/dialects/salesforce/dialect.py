@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,6 +41,21 @@ _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATA_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
+_ROUTE_METHODS = tuple((re.compile(pattern), methods) for pattern, methods in (
+    (r"^$", ("GET",)),
+    (r"^/limits$", ("GET",)),
+    (r"^/sobjects$", ("GET",)),
+    (r"^/sobjects/[^/]+$", ("GET", "POST")),
+    (r"^/sobjects/[^/]+/(describe|updated|deleted)$", ("GET",)),
+    (r"^/sobjects/[^/]+/[^/]+$", ("GET", "PATCH", "DELETE")),
+    (r"^/sobjects/[^/]+/[^/]+/[^/]+$", ("GET", "PATCH", "DELETE")),
+    (r"^/(query|queryAll)(/[^/]+)?$", ("GET",)),
+    (r"^/composite/sobjects$", ("POST", "PATCH", "DELETE")),
+    (r"^/composite/sobjects/[^/]+$", ("GET",)),
+    (r"^/composite/sobjects/[^/]+/[^/]+$", ("PATCH",)),
+))
+_JSON_TYPES = {"string": str, "textarea": str, "phone": str, "url": str, "email": str, "picklist": str, "date": str,
+               "datetime": str, "reference": str, "id": str, "boolean": bool}
 
 ERROR_CODES = {
     "INVALID_VALUE": "JSON_PARSER_ERROR",
@@ -113,11 +129,16 @@ class SalesforceDialect(ApiDialect):
         return request.path.rstrip("/") in ("/services/oauth2/token", "/services/data")
 
     async def handle_public(self, request: ApiRequest) -> Response:
-        if request.path.rstrip("/") == "/services/data":
+        versions = request.path.rstrip("/") == "/services/data"
+        allowed = "GET" if versions else "POST"
+        if request.method != allowed:
+            response = self.error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. "
+                                                             f"Allowed are {allowed}")
+            response.headers["Allow"] = allowed
+            return response
+        if versions:
             return json_response([{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
                                   for v in API_VERSIONS])
-        if request.method != "POST":
-            return json_response({"error": "invalid_request", "error_description": "must use HTTP POST"}, 400)
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         grant = form.get("grant_type")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
@@ -182,6 +203,14 @@ class SalesforceDialect(ApiDialect):
             return self.error(404, "NOT_FOUND", f"API version {version} is not supported by this simulator; "
                                                 f"use one of {API_VERSIONS[0]}..{API_VERSIONS[-1]}")
         parts = [p for p in rest.split("/") if p]
+        allowed = next((methods for pattern, methods in _ROUTE_METHODS if pattern.match(rest)), None)
+        if allowed is None:
+            return self.error(404, "NOT_FOUND", "The requested resource does not exist")
+        if request.method not in allowed:
+            response = self.error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. "
+                                                             f"Allowed are {','.join(allowed)}")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         try:
             return self._route(request, version, parts)
         except SfError as error:
@@ -217,8 +246,6 @@ class SalesforceDialect(ApiDialect):
     def _sobjects(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
         method = request.method
         if not parts:
-            if method != "GET":
-                raise _method_not_allowed(method)
             return json_response({"encoding": "UTF-8", "maxBatchSize": COLLECTION_LIMIT,
                                   "sobjects": [self._object_summary(m, version) for m in OBJECTS.values()]})
         object_map = self._object(parts[0])
@@ -228,9 +255,7 @@ class SalesforceDialect(ApiDialect):
                 record = self.engine.create(object_map.kind, values)
                 return json_response({"id": record["id"], "success": True, "errors": []}, 201,
                                      {"Location": self._url(version, object_map, record["id"])})
-            if method == "GET":
-                return json_response({"objectDescribe": self._object_summary(object_map, version), "recentItems": []})
-            raise _method_not_allowed(method)
+            return json_response({"objectDescribe": self._object_summary(object_map, version), "recentItems": []})
         if len(parts) == 2 and parts[1] == "describe" and method == "GET":
             return json_response(self._describe(object_map, version))
         if len(parts) == 2 and parts[1] in ("updated", "deleted") and method == "GET":
@@ -257,10 +282,8 @@ class SalesforceDialect(ApiDialect):
         if method == "PATCH":
             self.engine.update(object_map.kind, record_id, self._values(object_map, request.json_object()))
             return empty_response(204)
-        if method == "DELETE":
-            self.engine.delete(object_map.kind, record_id)
-            return empty_response(204)
-        raise _method_not_allowed(method)
+        self.engine.delete(object_map.kind, record_id)
+        return empty_response(204)
 
     def _by_external_id(self, request: ApiRequest, version: str, object_map: ObjectMap, field_name: str,
                         value: str) -> Response:
@@ -284,8 +307,6 @@ class SalesforceDialect(ApiDialect):
                 raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
             self.engine.delete(object_map.kind, matches[0]["id"])
             return empty_response(204)
-        if method not in ("PATCH", "POST"):
-            raise _method_not_allowed(method)
         body = request.json_object()
         if mapping.canonical == "id":
             if not matches:
@@ -306,7 +327,12 @@ class SalesforceDialect(ApiDialect):
                              {"Location": self._url(version, object_map, record["id"])})
 
     def _values(self, object_map: ObjectMap, payload: dict[str, Any]) -> dict[str, Any]:
-        """Canonical values from a Salesforce record body."""
+        """Canonical values from a Salesforce record body (deserialization errors raise SfError)."""
+        attributes = payload.get("attributes", {"type": object_map.name})
+        if not (isinstance(attributes, dict) and set(attributes) <= {"type", "url"}
+                                           and isinstance(attributes.get("type"), str)
+                                           and all(isinstance(v, str) for v in attributes.values())):
+            raise SfError(400, "JSON_PARSER_ERROR", "attributes must be an object with a string type (and url)")
         return object_map.to_canonical(
             payload, self._convert_in,
             unknown=lambda name: SfError(400, "INVALID_FIELD",
@@ -318,8 +344,18 @@ class SalesforceDialect(ApiDialect):
             ignore=frozenset({"attributes"}))
 
     def _convert_in(self, mapping: FieldMapping, value: Any) -> Any:
+        expected = _JSON_TYPES.get(mapping.type)
+        numeric = mapping.type in ("currency", "double", "percent")
+        if value is not None and ((expected is not None and not isinstance(value, expected))
+                                  or (numeric and (isinstance(value, bool) or not isinstance(value, int | Decimal)))):
+            shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+            raise SfError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of {mapping.type} from {shown} "
+                                                    f"for field {mapping.vendor}", (mapping.vendor,))
         if mapping.type == "reference" and isinstance(value, str) and value:
             return self._normalize_id(value)
+        if mapping.length is not None and isinstance(value, str) and len(value) > mapping.length:
+            raise SfError(400, "STRING_TOO_LONG", f"{mapping.vendor}: data value too large: {len(value)} characters "
+                                                  f"(max length={mapping.length})", (mapping.vendor,))
         return value
 
     @staticmethod
@@ -495,6 +531,8 @@ class SalesforceDialect(ApiDialect):
                              else self._shape(object_map, record, version, wanted))
             return json_response(found)
         if method == "DELETE" and not parts:
+            if request.query.get("allOrNone", "false") not in ("true", "false"):
+                raise SfError(400, "INVALID_QUERY_FILTER_OPERATOR", "allOrNone must be true or false")
             ids = [i for i in request.query.get("ids", "").split(",") if i]
             if not ids:
                 raise SfError(400, "MALFORMED_QUERY", "the ids parameter is required")
@@ -521,7 +559,7 @@ class SalesforceDialect(ApiDialect):
                                                     f"accessible: {parts[1]}")
                 return self._collection_write(records, all_or_none,
                                               lambda r: self._collection_upsert(object_map, mapping, r))
-        raise _method_not_allowed(method)
+        raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
 
     @staticmethod
     def _check_collection_size(size: int) -> None:
@@ -530,6 +568,9 @@ class SalesforceDialect(ApiDialect):
                                                     f"{COLLECTION_LIMIT} records into this call")
 
     def _collection_write(self, records: list[dict], all_or_none: bool, write) -> Response:
+        for payload in records:  # deserialization errors fail the whole request, as in Salesforce
+            object_map = self._typed_object(payload)
+            self._values(object_map, {k: v for k, v in payload.items() if k not in ("Id", "id")})
         results, undo = [], []
         for payload in records:
             try:
@@ -624,8 +665,3 @@ def _etag(record: Record) -> str:
 
 def _oauth_error(error: str, description: str) -> Response:
     return json_response({"error": error, "error_description": description}, 400)
-
-
-def _method_not_allowed(method: str) -> SfError:
-    return SfError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET,POST,PATCH,DELETE")
-

@@ -30,10 +30,10 @@ def _netsuite_error(response: httpx.Response) -> dict:
     (b'{"Name": ', "JSON_PARSER_ERROR", "malformed JSON"),
     (b'[1, 2]', "JSON_PARSER_ERROR", "expected a JSON object"),
     (b'{"Name": "A", "Colour__c": "red"}', "INVALID_FIELD", "Colour__c"),
-    (b'{"Name": 12}', "JSON_PARSER_ERROR", "account.name"),
+    (b'{"Name": 12}', "JSON_PARSER_ERROR", "field Name"),
     (b'{"Name": "' + b"n" * 300 + b'"}', "STRING_TOO_LONG", "at most 255"),
     (b'{"Name": "A", "Industry": "Space"}', "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Space"),
-    (b'{"Name": "A", "Outstanding_Balance__c": "lots"}', "JSON_PARSER_ERROR", "outstanding_balance"),
+    (b'{"Name": "A", "Outstanding_Balance__c": "lots"}', "JSON_PARSER_ERROR", "Outstanding_Balance__c"),
     (b'{"Name": "A", "Id": "001000000000000AAA"}', "INVALID_FIELD_FOR_INSERT_UPDATE", "Id"),
     (b'{"Name": NaN}', "JSON_PARSER_ERROR", "NaN"),
     (b"\xff\xfe", "JSON_PARSER_ERROR", "UTF-8"),
@@ -65,13 +65,13 @@ def test_salesforce_rejects_broken_soql(sims: Sims, soql: str, code: str, names:
 @pytest.mark.parametrize(("path", "content", "code", "names"), [
     ("/record/v1/customer", b'{"companyName": ', "INVALID_CONTENT", "malformed JSON"),
     ("/record/v1/customer", b'{"companyName": "A", "colour": "red"}', "INVALID_FIELD", "colour"),
-    ("/record/v1/customer", b'{"companyName": ["A"]}', "INVALID_FLD_VALUE", "customer.name"),
+    ("/record/v1/customer", b'{"companyName": ["A"]}', "INVALID_FLD_VALUE", "customer.companyName"),
     ("/record/v1/customer", b'{"email": "a@b.example"}', "USER_ERROR", "name"),
     ("/record/v1/customer", b'{"companyName": "' + b"c" * 90 + b'"}', "USER_ERROR", "at most 83"),
     ("/record/v1/customer", b'{"companyName": "A", "terms": {"id": "99"}}', "INVALID_FLD_VALUE", "terms"),
     ("/record/v1/customer", b'{"companyName": "A", "balance": 5}', "INVALID_FIELD", "read-only"),
     ("/record/v1/salesOrder", b'{"entity": {"id": "99999"}, "item": {"items": []}}', "INVALID_KEY_OR_REF", "99999"),
-    ("/record/v1/salesOrder", b'{"entity": "101"}', "INVALID_FLD_VALUE", "reference"),
+    ("/record/v1/salesOrder", b'{"entity": "101"}', "INVALID_FLD_VALUE", "salesOrder.entity"),
     ("/query/v1/suiteql", b'{"q": "SELECT id FROM customer WHERE"}', "INVALID_PARAMETER", "end of query"),
     ("/query/v1/suiteql", b'{"q": "SELECT nope FROM customer"}', "INVALID_PARAMETER", "nope"),
     ("/query/v1/suiteql", b'{"q": "SELECT id FROM planets"}', "INVALID_PARAMETER", "planets"),
@@ -79,7 +79,8 @@ def test_salesforce_rejects_broken_soql(sims: Sims, soql: str, code: str, names:
 ])
 def test_netsuite_rejects_bad_requests(sims: Sims, path: str, content: bytes, code: str, names: str) -> None:
     with sims.erp() as erp:
-        error = _netsuite_error(erp.post(path, content=content, headers={"Content-Type": "application/json"}))
+        error = _netsuite_error(erp.post(path, content=content, headers={"Content-Type": "application/json",
+                                                                         "Prefer": "transient"}))
     assert error["o:errorCode"] == code
     assert names in error["detail"]
 

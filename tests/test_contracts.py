@@ -1,7 +1,7 @@
 """Provider verification: schemathesis runs every operation of both contracts against the running simulators.
 
-Positive and negative data for every operation, then stateful runs along the contracts' links. Negative
-data leaves out unknown query parameters, which both vendors ignore rather than refuse. Every
+Positive and negative data for every operation. Negative data leaves out unknown query parameters,
+which both vendors ignore rather than refuse. Every
 check runs except `positive_data_acceptance`: schema-valid data can still break a business rule that
 a schema cannot express (a reference to a record that does not exist, a price book mismatch), and the
 vendors answer those with 400 in their error shape, which the other checks verify.
@@ -42,3 +42,31 @@ def salesforce_target(running_host: SimulatorHost) -> dict[str, object]:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_salesforce_contract(case: schemathesis.Case, salesforce_target: dict) -> None:
     case.call_and_validate(**salesforce_target, excluded_checks=SKIPPED_CHECKS)
+
+
+netsuite = _load("netsuite")
+
+
+@pytest.fixture(scope="module")
+def netsuite_target(running_host: SimulatorHost) -> dict[str, object]:
+    sims = Sims(running_host, running_host.environment())
+    return {"base_url": sims.plain_url("erp"), "headers": {"Authorization": f"Bearer {sims.netsuite_token()}"}}
+
+
+@netsuite.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_netsuite_contract(case: schemathesis.Case, netsuite_target: dict) -> None:
+    case.call_and_validate(**netsuite_target, excluded_checks=SKIPPED_CHECKS)
+
+
+
+@pytest.mark.parametrize("dialect", ["salesforce", "netsuite"])
+def test_contract_records_match_the_field_map(dialect: str) -> None:
+    """The hand-kept OpenAPI record schemas and the field map name the same fields, no more, no less."""
+    from contracts import load_yaml
+    from simulators.dialects.field_map import load_object_maps
+
+    schemas = load_yaml(dialect, "openapi.yaml")["components"]["schemas"]
+    for name, object_map in load_object_maps(dialect).items():
+        documented = set(schemas[name]["properties"]) - {"attributes", "links"}
+        assert documented == set(object_map.fields), f"{dialect} {name}: contract and field map differ"

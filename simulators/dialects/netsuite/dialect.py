@@ -16,6 +16,7 @@ import base64
 import hmac
 import re
 import secrets
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -38,6 +39,12 @@ OBJECTS = load_object_maps("netsuite")
 KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
 MAX_PAGE = 1000
 TRANSFORMS = {("salesOrder", "itemFulfillment"), ("salesOrder", "invoice")}
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str, "date": str, "datetime": str, "boolean": bool, "number": (int, Decimal), "ref": dict, "enum": dict,
+    "sublist": dict, "address_book": dict}
+_REFERENCE_KEYS = {"ref": {"id", "externalId", "refName"}, "enum": {"id", "refName"}}
+_ADDRESS_ITEM_KEYS = {"defaultBilling", "defaultShipping", "addressBookAddress"}
+_ADDRESS_KEYS = {"addr1", "city", "state", "zip", "country"}
 _RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                   405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
@@ -99,7 +106,7 @@ class NetSuiteDialect(ApiDialect):
 
     async def handle_public(self, request: ApiRequest) -> Response:
         if request.method != "POST":
-            return self.error(405, "INVALID_REQUEST", "the token endpoint accepts POST only")
+            return self._method_not_allowed(request.method, ("POST",))
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
         if form.get("grant_type") != "client_credentials":
             return json_response({"error": "unsupported_grant_type"}, 400)
@@ -152,18 +159,27 @@ class NetSuiteDialect(ApiDialect):
         response.headers["Retry-After"] = str(rejection.retry_after_s)
         return response
 
+    def _method_not_allowed(self, method: str, allowed: tuple[str, ...]) -> Response:
+        response = self.error(405, "INVALID_REQUEST", f"{method} is not allowed here; use {', '.join(allowed)}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
     # -- routing ---------------------------------------------------------------------------------
 
     def handle(self, request: ApiRequest) -> Response:
         try:
             if request.path.rstrip("/") == "/services/rest/query/v1/suiteql":
                 if request.method != "POST":
-                    raise NsError(405, "INVALID_REQUEST", "SuiteQL queries are sent with POST")
+                    return self._method_not_allowed(request.method, ("POST",))
                 return self._suiteql_query(request)
             match = _RECORD_PATH.match(request.path)
             if not match:
                 raise NsError(404, "INVALID_REQUEST", f"no REST resource at {request.path}")
             record_type, key, transform = match.groups()
+            allowed = ("POST",) if transform else ("GET", "POST") if key is None else (
+                ("GET", "PATCH", "DELETE", "PUT") if key.startswith("eid:") else ("GET", "PATCH", "DELETE"))
+            if request.method not in allowed:
+                return self._method_not_allowed(request.method, allowed)
             object_map = OBJECTS.get(record_type)
             if object_map is None:
                 raise NsError(404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist or is not "
@@ -184,11 +200,9 @@ class NetSuiteDialect(ApiDialect):
         if request.method == "POST":
             record = self.engine.create(object_map.kind, self._values(request, object_map))
             return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
-        if request.method != "GET":
-            raise NsError(405, "INVALID_REQUEST", f"{request.method} is not allowed on a record collection")
         limit, offset = _paging(request, default_limit=MAX_PAGE)
         records = self.engine.records(object_map.kind)
-        if request.query.get("q"):
+        if "q" in request.query:
             predicate = compile_filter(request.query["q"], lambda name: _field_type(object_map, name))
             records = [r for r in records if predicate(self._shape_flat(object_map, r))]
         records.sort(key=lambda r: int(r["id"]))
@@ -223,8 +237,6 @@ class NetSuiteDialect(ApiDialect):
             if record is not None and record.get("is_deleted"):
                 record = None
         if method == "PUT":
-            if not external:
-                raise NsError(405, "INVALID_REQUEST", "PUT (upsert) needs an external id: .../eid:<externalId>")
             values = self._values(request, object_map)
             if values.get("external_id") not in (None, key[4:]):
                 raise NsError(400, "INVALID_FLD_VALUE", "externalId in the body differs from the eid: in the path",
@@ -247,14 +259,10 @@ class NetSuiteDialect(ApiDialect):
         if method == "PATCH":
             self.engine.update(object_map.kind, record["id"], self._values(request, object_map))
             return empty_response(204)
-        if method == "DELETE":
-            self.engine.delete(object_map.kind, record["id"])
-            return empty_response(204)
-        raise NsError(405, "INVALID_REQUEST", f"{method} is not allowed on a record")
+        self.engine.delete(object_map.kind, record["id"])
+        return empty_response(204)
 
     def _transform(self, request: ApiRequest, source: ObjectMap, key: str, target_name: str) -> Response:
-        if request.method != "POST":
-            raise NsError(405, "INVALID_REQUEST", "transforms are POST requests")
         if (source.name, target_name) not in TRANSFORMS:
             raise NsError(400, "INVALID_PARAMETER", f"cannot transform {source.name} into {target_name}")
         self.engine.get(source.kind, key)
@@ -268,6 +276,9 @@ class NetSuiteDialect(ApiDialect):
     def _values(self, request: ApiRequest, object_map: ObjectMap) -> dict[str, Any]:
         payload = request.json_object()
         validation = request.headers.get("x-netsuite-propertynamevalidation", "error").lower()
+        if validation not in ("error", "warning", "ignore"):
+            raise NsError(400, "INVALID_PARAMETER",
+                          "X-NetSuite-PropertyNameValidation must be error, warning or ignore")
         if validation in ("warning", "ignore"):
             payload = {k: v for k, v in payload.items() if k in object_map.fields or k == "links"}
         return self._payload_values(object_map.fields, payload, object_map.name)
@@ -276,6 +287,8 @@ class NetSuiteDialect(ApiDialect):
         values: dict[str, Any] = {}
         for name, value in payload.items():
             if name == "links":
+                if not isinstance(value, list) or not all(isinstance(link, dict) for link in value):
+                    raise NsError(400, "INVALID_FLD_VALUE", f"{where}.links must be a list of links", "links")
                 continue
             mapping = fields.get(name)
             if mapping is None:
@@ -292,9 +305,17 @@ class NetSuiteDialect(ApiDialect):
     def _convert_in(self, mapping: FieldMapping, value: Any, where: str) -> Any:
         if value is None:
             return None
+        expected = _JSON_TYPES.get(mapping.type)
+        if expected is not None and (not isinstance(value, expected) or (expected is not bool
+                                                                         and isinstance(value, bool))):
+            raise NsError(400, "INVALID_FLD_VALUE", f"{where}: {_shown(value)} is not a valid {mapping.type}", where)
+        if mapping.type in ("ref", "enum") and (not set(value) <= _REFERENCE_KEYS[mapping.type]
+                                                or not all(isinstance(v, str) for v in value.values())):
+            raise NsError(400, "INVALID_FLD_VALUE", f"{where}: a reference is {{\"id\": \"...\"}} with text values, "
+                                                    f"not {_shown(value)}", where)
         if mapping.type == "ref":
-            if isinstance(value, dict) and isinstance(value.get("id"), str | int) and not isinstance(value["id"], bool):
-                return str(value["id"])
+            if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].isdigit():
+                return value["id"]
             if isinstance(value, dict) and isinstance(value.get("externalId"), str):
                 target = OBJECTS.get(mapping.reference_to or "")
                 found = self.engine.find(target.kind, "external_id", value["externalId"]) if target else []
@@ -302,19 +323,17 @@ class NetSuiteDialect(ApiDialect):
                     raise NsError(400, "INVALID_KEY_OR_REF", f"Invalid {where} reference key "
                                                              f"externalId {value['externalId']!r}.", where)
                 return found[0]["id"]
-            if mapping.reference_to == "subsidiary" and isinstance(value, dict) and "id" in value:
-                return str(value["id"])
             raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be a reference like {{\"id\": \"123\"}}", where)
         if mapping.type == "enum":
-            key = value.get("id") if isinstance(value, dict) else value
+            key = value.get("id") if isinstance(value, dict) else None
             values = mapping.values or {}
-            if not isinstance(key, str) or (key not in values and key not in values.values()):
-                raise NsError(400, "INVALID_FLD_VALUE", f"{where}: invalid value {key!r}; valid ids are "
+            if key not in values:
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where}: invalid value {_shown(key)}; valid ids are "
                                                         f"{', '.join(values)}", where)
-            return values.get(key, key)
+            return values[key]
         if mapping.type == "sublist":
             items = value.get("items") if isinstance(value, dict) else None
-            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - {"items"}:
                 raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
             return [self._payload_values(mapping.fields or {}, item, where) for item in items]
         return value
@@ -322,17 +341,23 @@ class NetSuiteDialect(ApiDialect):
     @staticmethod
     def _address_book_in(value: Any, where: str) -> dict[str, Any]:
         items = value.get("items") if isinstance(value, dict) else None
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - {"items"}:
             raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
         values: dict[str, Any] = {}
         for item in items:
             address = item.get("addressBookAddress")
-            if not isinstance(address, dict):
-                raise NsError(400, "INVALID_FLD_VALUE", f"{where} items need addressBookAddress", where)
+            if (not isinstance(address, dict) or set(item) - _ADDRESS_ITEM_KEYS or set(address) - _ADDRESS_KEYS
+                    or not all(isinstance(item.get(flag, False), bool) for flag in ("defaultBilling",
+                                                                                    "defaultShipping"))
+                    or not all(isinstance(v, str | None) for k, v in address.items() if k != "country")):
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where} items need addressBookAddress with text "
+                                                        f"{', '.join(sorted(_ADDRESS_KEYS))}", where)
             country = address.get("country")
+            if country is not None and not (isinstance(country, dict) and isinstance(country.get("id"), str)
+                                            and set(country) <= {"id", "refName"}):
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where} country must be {{\"id\": \"US\"}}", where)
             canonical = {"street": address.get("addr1"), "city": address.get("city"), "state": address.get("state"),
-                         "postal_code": address.get("zip"),
-                         "country": country.get("id") if isinstance(country, dict) else country}
+                         "postal_code": address.get("zip"), "country": country.get("id") if country else None}
             canonical = {k: v for k, v in canonical.items() if v is not None}
             if item.get("defaultBilling"):
                 values["billing_address"] = canonical
@@ -384,7 +409,11 @@ class NetSuiteDialect(ApiDialect):
     # -- SuiteQL ---------------------------------------------------------------------------------
 
     def _suiteql_query(self, request: ApiRequest) -> Response:
+        if request.headers.get("prefer", "").lower() != "transient":
+            raise NsError(400, "INVALID_PARAMETER", "SuiteQL requests need the header Prefer: transient", "Prefer")
         body = request.json_object()
+        if set(body) - {"q"}:
+            raise NsError(400, "INVALID_PARAMETER", f"unexpected keys in the SuiteQL body: {sorted(set(body) - {'q'})}")
         text = body.get("q")
         if not isinstance(text, str):
             raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
@@ -419,6 +448,11 @@ class NetSuiteDialect(ApiDialect):
         items = [{"links": [], **(row if query.select_all else {name: row.get(name) for name in query.fields})}
                  for row in page]
         return json_response(self._envelope(request, items, limit, offset, len(selected)))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _paging(request: ApiRequest, default_limit: int) -> tuple[int, int]:
@@ -459,7 +493,9 @@ def _address_book_out(record: Record) -> dict[str, Any]:
     for canonical, billing in (("billing_address", True), ("shipping_address", False)):
         address = record.get(canonical)
         if address:
-            items.append({"defaultBilling": billing, "defaultShipping": not billing, "addressBookAddress": {
-                "addr1": address.get("street"), "city": address.get("city"), "state": address.get("state"),
-                "zip": address.get("postal_code"), "country": {"id": address.get("country")}}})
+            lines = {"addr1": address.get("street"), "city": address.get("city"), "state": address.get("state"),
+                     "zip": address.get("postal_code")}
+            if address.get("country"):
+                lines["country"] = {"id": address["country"]}
+            items.append({"defaultBilling": billing, "defaultShipping": not billing, "addressBookAddress": lines})
     return {"items": items}

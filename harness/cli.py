@@ -75,7 +75,17 @@ def _sim(args: argparse.Namespace) -> int:
             print("simulators stopped", file=sys.stderr)
         return EXIT_OK
 
-    return asyncio.run(serve())
+    with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+        return runner.run(serve())
+
+
+def _fast_loop_factory():
+    """uvloop's event loop when installed (it is, with uvicorn[standard]); else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from simulators.domain import DomainError
 from simulators.erp_engine import ErpEngine, erp_store
 from simulators.governance import Governor
 from simulators.http import ApiRequest, BadRequest
-from simulators.journal import Journal, JournalEntry, redact_headers, redact_query, redact_text
+from simulators.journal import Journal, JournalEntry
+from simulators.store import Store
 from simulators.webhooks import WebhookDispatcher
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -68,6 +69,37 @@ def build_simulator(side: str, dialect_name: str, store_path: Path | None, admin
     return Simulator(dialect, Journal(), governor, clock, webhooks, admin_token or secrets.token_urlsafe(24))
 
 
+class GroupCommit:
+    """Writes made while serving the requests of one event-loop turn share one COMMIT.
+
+    Every request waits for the commit of all writes made so far before its response is sent, so an
+    answered write is durable and no answer shows data that is not.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._pending: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        if not self.store.has_uncommitted:
+            return
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.create_future()
+            loop.call_soon(self._commit)
+        await asyncio.shield(self._pending)
+
+    def _commit(self) -> None:
+        future, self._pending = self._pending, None
+        assert future is not None
+        try:
+            self.store.commit()
+        except Exception as error:  # every waiting request answers 500 and logs it
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+
 class SimulatorApp:
     """The ASGI entry point of one simulator."""
 
@@ -76,6 +108,7 @@ class SimulatorApp:
 
         self.simulator = simulator
         self.control_plane = ControlPlane(simulator)
+        self.group_commit = GroupCommit(simulator.engine.store)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -95,6 +128,7 @@ class SimulatorApp:
                                              f"request body exceeds {MAX_BODY_BYTES} bytes")
             else:
                 response = await self._dispatch(request)
+            await self.group_commit.wait()
         except Exception:  # a bug must still answer in the vendor's shape and be journaled
             log.exception("simulator error on %s %s", scope["method"], scope["path"])
             response = sim.dialect.error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred in the simulator")
@@ -102,14 +136,10 @@ class SimulatorApp:
             sim.governor.in_flight -= 1
         path = scope["path"]
         if not path.startswith(CONTROL_PREFIX):
-            sim.journal.add(JournalEntry(
-                seq=sim.journal.next_seq(), method=scope["method"], path=path,
-                query=redact_query(scope["query_string"].decode("latin-1")), status=response.status_code,
-                started_at=started, ended_at=time.time(), in_flight=in_flight,
-                request_headers=redact_headers(scope["headers"]),
-                request_body=redact_text(raw_body, headers.get("content-type", "")) if raw_body else "",
-                response_body=redact_text(response.body) if response.body else "",
-            ))
+            sim.journal.add(JournalEntry(sim.journal.next_seq(), scope["method"], path, scope["query_string"],
+                                         response.status_code, started, time.time(), in_flight,
+                                         tuple(scope["headers"]),
+                                         raw_body, response.body))
         await response(scope, receive, send)
 
     async def _dispatch(self, request: ApiRequest) -> Response:

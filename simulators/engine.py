@@ -68,7 +68,7 @@ class Engine:
         record = self._new_record(schema, values)
         self.store.put(kind, record)
         self._after_write(kind, record, None)
-        self._publish(kind, record["id"], "created", tuple(values))
+        self._publish(kind, record["id"], "created", record["created_at"], tuple(values))
         return record
 
     def create_many(self, kind: str, rows: Iterable[dict[str, Any]]) -> list[Record]:
@@ -88,7 +88,7 @@ class Engine:
         self.store.put_many(kind, records)
         for record in records:
             self._after_write(kind, record, None)
-            self._publish(kind, record["id"], "created", tuple(record))
+            self._publish(kind, record["id"], "created", record["created_at"], tuple(record))
         return records
 
     def update(self, kind: str, record_id: str, values: dict[str, Any]) -> Record:
@@ -101,7 +101,7 @@ class Engine:
         record["modified_at"] = self.clock.iso()
         self.store.put(kind, record)
         self._after_write(kind, record, previous)
-        self._publish(kind, record_id, "updated", tuple(changes))
+        self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
         return record
 
     def delete(self, kind: str, record_id: str) -> None:
@@ -109,13 +109,13 @@ class Engine:
         self._before_delete(kind, previous)
         now = self.clock.iso()
         self.store.put(kind, {**previous, "is_deleted": True, "deleted_at": now, "modified_at": now})
-        self._publish(kind, record_id, "deleted")
+        self._publish(kind, record_id, "deleted", now)
 
     def touch(self, kind: str, record_id: str, changes: dict[str, Any]) -> Record:
         """Apply computed changes (rule side effects) without input validation."""
         record = {**self.get(kind, record_id), **changes, "modified_at": self.clock.iso()}
         self.store.put(kind, record)
-        self._publish(kind, record_id, "updated", tuple(changes))
+        self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
         return record
 
     def reset(self) -> None:
@@ -144,8 +144,8 @@ class Engine:
         self._apply_rules(schema.name, record, None)
         return record
 
-    def _publish(self, kind: str, record_id: str, operation: str, changed: tuple[str, ...] = ()) -> None:
-        event = ChangeEvent(self.system, kind, record_id, operation, self.clock.iso(), changed)  # type: ignore[arg-type]
+    def _publish(self, kind: str, record_id: str, operation: str, at: str, changed: tuple[str, ...] = ()) -> None:
+        event = ChangeEvent(self.system, kind, record_id, operation, at, changed)  # type: ignore[arg-type]
         for listener in self._listeners:
             listener(event)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 BODY_LIMIT = 64 * 1024
 REDACTED = "[REDACTED]"
@@ -15,32 +14,42 @@ _SENSITIVE_KEY = re.compile(r"secret|password|token|assertion|signature|session"
 _SENSITIVE_MARKERS = (b"secret", b"password", b"token", b"assertion", b"signature", b"session")
 
 
-@dataclass
-class JournalEntry:
-    """One answered request."""
+class JournalEntry(NamedTuple):
+    """One answered request, kept raw; `as_dict` is the redacted view, the only one that leaves the process.
+
+    Immutable values only, so the garbage collector stops tracking entries: a full journal costs no GC time.
+    """
 
     seq: int
     method: str
     path: str
-    query: str
+    raw_query: bytes
     status: int
     started_at: float
     ended_at: float
     in_flight: int
-    request_headers: dict[str, str]
-    request_body: str
-    response_body: str
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    raw_request_body: bytes
+    raw_response_body: bytes
 
     @property
     def duration_ms(self) -> float:
         return round((self.ended_at - self.started_at) * 1000, 3)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "duration_ms": self.duration_ms}
+        headers = redact_headers(self.raw_headers)
+        return {"seq": self.seq, "method": self.method, "path": self.path,
+                "query": redact_query(self.raw_query.decode("latin-1")), "status": self.status,
+                "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
+                "in_flight": self.in_flight, "request_headers": headers,
+                "request_body": redact_text(self.raw_request_body, headers.get("content-type", "")),
+                "response_body": redact_text(self.raw_response_body)}
 
 
 def redact_text(body: bytes, content_type: str = "") -> str:
     """Body as text with the values of credential-like keys replaced (JSON and form bodies)."""
+    if not body:
+        return ""
     text = body[:BODY_LIMIT].decode("utf-8", "replace")
     if len(body) > BODY_LIMIT:
         text += f"...[{len(body) - BODY_LIMIT} more bytes]"
@@ -66,7 +75,7 @@ def _redact_json(value: Any) -> Any:
     return value
 
 
-def redact_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+def redact_headers(headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     out = {}
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()

@@ -1,15 +1,16 @@
 """Record store for one simulated system: SQLite (WAL) on disk by default, or memory only.
 
 Records are canonical dicts grouped by kind. Every read is served from an in-memory mirror; every
-write goes to SQLite first and is committed before the call returns, so a committed write survives
-a kill -9 of the simulator process. Unique fields (external ids, numbers) are indexed in memory.
+write goes to SQLite inside an open transaction that `commit()` makes durable, so several writes can
+share one COMMIT (the simulator commits before it answers: see simulators.app.GroupCommit). A
+committed write survives a kill -9 of the simulator process. Unique fields (external ids, numbers)
+are indexed in memory. A store is used from one thread at a time (the simulator's event loop).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -49,7 +50,6 @@ class Store:
     def __init__(self, path: Path | None, unique_fields: dict[str, Iterable[str]] | None = None):
         self.path = path
         self._unique_fields = {kind: tuple(fields) for kind, fields in (unique_fields or {}).items()}
-        self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False,
                                    isolation_level=None)
         if path:
@@ -60,6 +60,7 @@ class Store:
         self._records: dict[str, dict[str, Record]] = {}
         self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = {}
         self._counters: dict[str, int] = {}
+        self._dirty_counters: dict[str, int] = {}
         self._load()
 
     def _load(self) -> None:
@@ -81,14 +82,14 @@ class Store:
                 ids.add(record["id"])
 
     def next_number(self, name: str) -> int:
-        """Return the next value of a persistent counter (ids, document numbers)."""
-        with self._lock:
-            value = self._counters.get(name, 0) + 1
-            self._counters[name] = value
-            self._db.execute(
-                "INSERT INTO counters(name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
-            return value
+        """Return the next value of a counter (ids, document numbers).
+
+        The new value is persisted by the next commit, with the records that use it.
+        """
+        value = self._counters.get(name, 0) + 1
+        self._counters[name] = value
+        self._dirty_counters[name] = value
+        return value
 
     def get(self, kind: str, record_id: str) -> Record | None:
         return self._records.get(kind, {}).get(record_id)
@@ -107,46 +108,61 @@ class Store:
         return len(self._records.get(kind, {}))
 
     def put(self, kind: str, record: Record) -> None:
-        """Insert or replace a record (committed before returning)."""
+        """Insert or replace a record (durable at the next commit)."""
         self.put_many(kind, [record])
 
     def put_many(self, kind: str, records: list[Record]) -> None:
-        """Insert or replace several records in one transaction."""
+        """Insert or replace several records."""
         rows = [(kind, r["id"], json.dumps(r, default=_encode, separators=(",", ":"))) for r in records]
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO records(kind, id, data) VALUES (?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            table = self._records.setdefault(kind, {})
-            for record in records:
-                previous = table.get(record["id"])
-                if previous is not None:
-                    self._index(kind, previous, remove=True)
-                table[record["id"]] = record
-                self._index(kind, record)
-
-    def delete(self, kind: str, record_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
-            previous = self._records.get(kind, {}).pop(record_id, None)
+        self._begin()
+        self._db.executemany("INSERT OR REPLACE INTO records(kind, id, data) VALUES (?, ?, ?)", rows)
+        table = self._records.setdefault(kind, {})
+        for record in records:
+            previous = table.get(record["id"])
             if previous is not None:
                 self._index(kind, previous, remove=True)
+            table[record["id"]] = record
+            self._index(kind, record)
+
+    def delete(self, kind: str, record_id: str) -> None:
+        self._begin()
+        self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+        previous = self._records.get(kind, {}).pop(record_id, None)
+        if previous is not None:
+            self._index(kind, previous, remove=True)
 
     def clear(self) -> None:
         """Remove every record and counter."""
-        with self._lock:
-            self._db.execute("DELETE FROM records")
-            self._db.execute("DELETE FROM counters")
-            self._records.clear()
-            self._indexes.clear()
-            self._counters.clear()
+        self._begin()
+        self._db.execute("DELETE FROM records")
+        self._db.execute("DELETE FROM counters")
+        self._records.clear()
+        self._indexes.clear()
+        self._counters.clear()
+        self._dirty_counters.clear()
+
+    @property
+    def has_uncommitted(self) -> bool:
+        return self._db.in_transaction or bool(self._dirty_counters)
+
+    def commit(self) -> None:
+        """Make every write so far durable, in one transaction."""
+        if self._dirty_counters:
+            self._begin()
+            self._db.executemany("INSERT INTO counters(name, value) VALUES (?, ?) "
+                                 "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                                 list(self._dirty_counters.items()))
+            self._dirty_counters.clear()
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def _begin(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
 
     def dump(self) -> dict[str, list[Record]]:
         return {kind: list(table.values()) for kind, table in sorted(self._records.items())}
 
     def close(self) -> None:
+        self.commit()
         self._db.close()

@@ -111,11 +111,12 @@ def syncert_server() -> Iterator[dict[str, dict]]:
 
 
 @contextmanager
-def wiremock_server() -> Iterator[dict[str, dict]]:
+def wiremock_server(journal: bool = True) -> Iterator[dict[str, dict]]:
     port = free_port()
     jar = next((TOOLS / "node_modules" / "wiremock" / "build").glob("wiremock-standalone-*.jar"))
+    journal_option = ["--max-request-journal-entries", "200000"] if journal else ["--no-request-journal"]
     with process(["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1",
-                  "--disable-banner", "--max-request-journal-entries", "200000"]):
+                  "--disable-banner", *journal_option]):
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/__admin/health")
         auth = {"Authorization": {"equalTo": f"Bearer {TOKEN}"}}
@@ -192,7 +193,9 @@ def run_wrk(target: dict, workload: str, duration_s: int, connections: int) -> f
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
-SERVERS = {"syncert": syncert_server, "wiremock": wiremock_server, "mountebank": mountebank_server}
+SERVERS = {"syncert": syncert_server, "wiremock": wiremock_server, "mountebank": mountebank_server,
+           # context only: WireMock without its request journal does not meet the workloads' definition
+           "wiremock-unjournaled": lambda: wiremock_server(journal=False)}
 
 
 def main() -> None:
@@ -213,19 +216,20 @@ def main() -> None:
                     run_wrk(targets[workload], workload, 3, args.connections)  # warm-up (JIT, caches)
                     rate = run_wrk(targets[workload], workload, args.duration, args.connections)
                     samples[server][workload].append(rate)
-                    print(f"round {round_number} {server:10} {workload:6} {rate:10.0f} req/s", flush=True)
+                    print(f"round {round_number} {server:20} {workload:6} {rate:10.0f} req/s", flush=True)
     medians = {s: {w: statistics.median(v) for w, v in by.items()} for s, by in samples.items()}
     ratios = {"get_vs_wiremock": medians["syncert"]["get"] / medians["wiremock"]["get"],
               "create_vs_mountebank": medians["syncert"]["create"] / medians["mountebank"]["create"],
               "get_vs_mountebank": medians["syncert"]["get"] / medians["mountebank"]["get"],
-              "create_vs_wiremock_stub": medians["syncert"]["create"] / medians["wiremock"]["create"]}
+              "create_vs_wiremock_stub": medians["syncert"]["create"] / medians["wiremock"]["create"],
+              "get_vs_wiremock_unjournaled": medians["syncert"]["get"] / medians["wiremock-unjournaled"]["get"]}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"throughput{'-unpinned' if args.no_pin else ''}.json").write_text(json.dumps(
         {"settings": vars(args), "samples": samples, "medians": medians, "ratios": ratios,
          "versions": {"wiremock": WIREMOCK_VERSION, "mountebank": MOUNTEBANK_VERSION}}, indent=2))
-    print("\nmedian req/s      get    create")
+    print("\nmedian req/s              get    create")
     for server, values in medians.items():
-        print(f"{server:12} {values['get']:8.0f} {values['create']:9.0f}")
+        print(f"{server:20} {values['get']:8.0f} {values['create']:9.0f}")
     for name, value in ratios.items():
         print(f"{name:26} {value:5.2f}x")
 

@@ -57,7 +57,7 @@ class Listener:
             options = {"ssl_certfile": str(self.ssl_files[0]), "ssl_keyfile": str(self.ssl_files[1])}
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
                                 server_header=False, timeout_keep_alive=30, backlog=1024,
-                                timeout_graceful_shutdown=3, **options)
+                                timeout_graceful_shutdown=3, proxy_headers=False, **options)
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)

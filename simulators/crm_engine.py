@@ -13,7 +13,7 @@ CENT = Decimal("0.01")
 
 
 def crm_store(path) -> Store:
-    return Store(path, {k.name: k.unique_fields for k in CRM_KINDS.values()})
+    return Store(path, {k.name: k.indexed_fields for k in CRM_KINDS.values()})
 
 
 class CrmEngine(Engine):

@@ -24,6 +24,7 @@ class Field:
     length: int | None = None
     required: bool = False
     unique: bool = False
+    indexed: bool = False  # looked up by value (external ids); implied by unique
     read_only: bool = False
     values: tuple[str, ...] = ()
     references: str | None = None
@@ -45,6 +46,10 @@ class Kind:
     @property
     def unique_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.unique)
+
+    @property
+    def indexed_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.unique or f.indexed)
 
 
 SYSTEM_FIELDS = ("id", "created_at", "modified_at", "is_deleted", "deleted_at")
@@ -113,7 +118,7 @@ CRM_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("erp_contact_id", "string", length=40, unique=True),
     )),
     Kind("product", (
-        _f("sku", "string", length=255, unique=True),
+        _f("sku", "string", length=255, indexed=True),  # Salesforce's ProductCode is not unique
         _f("name", "string", length=255, required=True),
         _f("list_price", "decimal"),
         _f("currency", "picklist", values=CURRENCIES, default="USD"),

@@ -48,7 +48,7 @@ class Engine:
         return record
 
     def find(self, kind: str, field: str, value: Any) -> list[Record]:
-        """Live records whose unique `field` equals `value`."""
+        """Live records whose indexed `field` equals `value`."""
         return [r for r in self.store.find(kind, field, value) if not r.get("is_deleted")]
 
     def records(self, kind: str, include_deleted: bool = False) -> list[Record]:

@@ -21,7 +21,7 @@ INVOICE_EDITABLE_FIELDS = {"memo", "external_id"}
 
 
 def erp_store(path) -> Store:
-    return Store(path, {k.name: k.unique_fields for k in ERP_KINDS.values()})
+    return Store(path, {k.name: k.indexed_fields for k in ERP_KINDS.values()})
 
 
 class ErpEngine(Engine):

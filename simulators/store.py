@@ -3,7 +3,7 @@
 Records are canonical dicts grouped by kind. Every read is served from an in-memory mirror; every
 write goes to SQLite inside an open transaction that `commit()` makes durable, so several writes can
 share one COMMIT (the simulator commits before it answers: see simulators.app.GroupCommit). A
-committed write survives a kill -9 of the simulator process. Unique fields (external ids, numbers)
+committed write survives a kill -9 of the simulator process. Lookup fields (external ids, numbers)
 are indexed in memory. A store is used from one thread at a time (the simulator's event loop).
 """
 
@@ -45,11 +45,11 @@ def _decode(obj: dict) -> Any:
 
 
 class Store:
-    """Canonical records by kind and id, with in-memory unique indexes on chosen fields."""
+    """Canonical records by kind and id, with in-memory indexes on chosen fields."""
 
-    def __init__(self, path: Path | None, unique_fields: dict[str, Iterable[str]] | None = None):
+    def __init__(self, path: Path | None, indexed_fields: dict[str, Iterable[str]] | None = None):
         self.path = path
-        self._unique_fields = {kind: tuple(fields) for kind, fields in (unique_fields or {}).items()}
+        self._indexed_fields = {kind: tuple(fields) for kind, fields in (indexed_fields or {}).items()}
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False,
                                    isolation_level=None)
         if path:
@@ -71,7 +71,7 @@ class Store:
         self._counters = dict(self._db.execute("SELECT name, value FROM counters"))
 
     def _index(self, kind: str, record: Record, remove: bool = False) -> None:
-        for field in self._unique_fields.get(kind, ()):
+        for field in self._indexed_fields.get(kind, ()):
             value = record.get(field)
             if value is None:
                 continue
@@ -95,8 +95,8 @@ class Store:
         return self._records.get(kind, {}).get(record_id)
 
     def find(self, kind: str, field: str, value: Any) -> list[Record]:
-        """Records of `kind` whose indexed `field` equals `value`."""
-        if field not in self._unique_fields.get(kind, ()):
+        """Records of `kind` whose indexed `field` equals `value` (several when the field is not unique)."""
+        if field not in self._indexed_fields.get(kind, ()):
             raise KeyError(f"{kind}.{field} is not indexed")
         ids = self._indexes.get((kind, field), {}).get(value, ())
         return [self._records[kind][record_id] for record_id in sorted(ids)]

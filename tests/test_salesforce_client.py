@@ -94,3 +94,22 @@ def test_describe_exposes_external_ids_and_picklists(sf: Salesforce) -> None:
     assert fields["Name"]["nillable"] is False and fields["Name"]["length"] == 255
     assert "Manufacturing" in [v["value"] for v in fields["Industry"]["picklistValues"]]
     assert fields["SystemModstamp"]["type"] == "datetime" and fields["SystemModstamp"]["updateable"] is False
+
+
+def test_upsert_answers_300_when_the_external_id_matches_several_records(sf: Salesforce, sims: Sims) -> None:
+    from simple_salesforce.exceptions import SalesforceMoreThanOneRecord
+
+    ids = sims.seed("crm", {"product": [{"name": "Widget", "sku": "W-1"}, {"name": "Widget (old)", "sku": "W-1"}]})
+    with pytest.raises(SalesforceMoreThanOneRecord) as several:
+        sf.Product2.upsert("ProductCode/W-1", {"Name": "Widget 2"})
+    assert sorted(url.rsplit("/", 1)[1] for url in several.value.content) == sorted(ids["product"])
+
+
+def test_upsert_update_answers_204_before_v46(sims: Sims) -> None:
+    token = sims.salesforce_token()
+    url = f"{sims.plain_url('crm')}/services/data/v45.0/sobjects/Account/ERP_Customer_Id__c/OLD-1"
+    headers = {"Authorization": f"Bearer {token}"}
+    import httpx
+
+    assert httpx.patch(url, json={"Name": "Old API"}, headers=headers).status_code == 201
+    assert httpx.patch(url, json={"Name": "Old API 2"}, headers=headers).status_code == 204

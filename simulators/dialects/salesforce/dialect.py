@@ -33,7 +33,7 @@ from simulators.tokens import TokenStore
 
 OBJECTS = load_object_maps("salesforce")
 KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
-API_VERSIONS = tuple(f"{v}.0" for v in range(50, 63))
+API_VERSIONS = tuple(f"{v}.0" for v in range(42, 63))
 UPSERT_200_FROM = 46.0
 DEFAULT_BATCH = 2000
 COLLECTION_LIMIT = 200

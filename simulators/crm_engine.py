@@ -17,12 +17,24 @@ def crm_store(path) -> Store:
 
 
 class CrmEngine(Engine):
-    """CRM rules: line totals and opportunity amounts are computed; deleting an account cascades."""
+    """CRM rules: line totals and opportunity amounts are computed; deleting an account cascades.
+
+    Like every Salesforce org, the CRM always has one standard price book.
+    """
 
     system = "crm"
 
     def __init__(self, store: Store, clock: Clock, id_format: IdFormat):
         super().__init__(CRM_KINDS, store, clock, id_format)
+        self._ensure_standard_pricebook()
+
+    def reset(self) -> None:
+        super().reset()
+        self._ensure_standard_pricebook()
+
+    def _ensure_standard_pricebook(self) -> None:
+        if not any(p.get("is_standard") for p in self.records("pricebook")):
+            self.create("pricebook", {"name": "Standard Price Book", "is_standard": True})
 
     def _apply_rules(self, kind: str, record: Record, previous: Record | None) -> None:
         if kind == "opportunity_line_item":

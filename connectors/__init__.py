@@ -1,0 +1,1 @@
+"""Connectors bundled with syncert: the reference connector and flawed variants of it."""

@@ -138,8 +138,8 @@ class SimulatorApp:
         if not path.startswith(CONTROL_PREFIX):
             sim.journal.add(JournalEntry(sim.journal.next_seq(), scope["method"], path, scope["query_string"],
                                          response.status_code, started, time.time(), in_flight,
-                                         tuple(scope["headers"]),
-                                         raw_body, response.body))
+                                         tuple(scope["headers"]), raw_body, tuple(response.raw_headers),
+                                         response.body))
         await response(scope, receive, send)
 
     async def _dispatch(self, request: ApiRequest) -> Response:

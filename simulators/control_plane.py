@@ -11,6 +11,7 @@ Routes (JSON in and out; errors as {"error": {"code", "message"}}):
     GET|PUT /_sim/tls                  {"enabled": bool} starts or stops the HTTPS listener
     GET|POST /_sim/webhooks            subscriptions; DELETE /_sim/webhooks/{id}
     GET  /_sim/credentials             the SYNCERT_* environment for a connector
+    PATCH|DELETE /_sim/records/{kind}/{id}   change a record as a user would (canonical fields)
 In seed records, "_ref": "name" names a record and {"$ref": "name"} anywhere in a later record is
 replaced by that record's id.
 """
@@ -50,7 +51,7 @@ class ControlPlane:
         except BadRequest as error:
             return _error(400, error.code, error.message)
         except DomainError as error:
-            return _error(400, error.code, error.message)
+            return _error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message)
         except ValueError as error:
             return _error(400, "INVALID_REQUEST", str(error))
 
@@ -112,6 +113,12 @@ class ControlPlane:
             if sim.webhooks.unsubscribe(route.split("/", 1)[1]):
                 return json_response({"deleted": True})
             return _error(404, "NOT_FOUND", "no such webhook subscription")
+        if route.startswith("records/") and method in ("PATCH", "DELETE") and route.count("/") == 2:
+            _, kind, record_id = route.split("/")
+            if method == "DELETE":
+                sim.engine.delete(kind, record_id)
+                return json_response({"deleted": True})
+            return json_response(sim.engine.update(kind, record_id, request.json_object()), exact=True)
         if route == "credentials" and method == "GET":
             return json_response(sim.dialect.environment(request.base_url))
         return _error(404, "NOT_FOUND", f"no control-plane route {method} /_sim/{route}")

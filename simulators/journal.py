@@ -30,6 +30,7 @@ class JournalEntry(NamedTuple):
     in_flight: int
     raw_headers: tuple[tuple[bytes, bytes], ...]
     raw_request_body: bytes
+    raw_response_headers: tuple[tuple[bytes, bytes], ...]
     raw_response_body: bytes
 
     @property
@@ -43,6 +44,7 @@ class JournalEntry(NamedTuple):
                 "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
                 "in_flight": self.in_flight, "request_headers": headers,
                 "request_body": redact_text(self.raw_request_body, headers.get("content-type", "")),
+                "response_headers": redact_headers(self.raw_response_headers),
                 "response_body": redact_text(self.raw_response_body)}
 
 

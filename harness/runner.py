@@ -1,0 +1,188 @@
+"""Running one scenario: reset and seed the simulators, act as users, run the connector until the
+expected state holds or a deadline passes, and keep the evidence the checks read.
+
+Data flows one way: scenario -> simulators and connector -> evidence (state, journal, dead letters,
+cycle results, timings) -> checks -> verdict. Checks never call the connector or change simulators.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.launchers import (
+    CycleResult,
+    ServiceFailed,
+    ServiceLauncher,
+    Workspace,
+    connector_environment,
+    make_launcher,
+)
+from harness.manifest import Manifest
+from simulators.host import SimulatorHost
+
+State = dict[str, dict[str, list[dict[str, Any]]]]  # side -> kind -> records
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """What a scenario is: id, category, the flows it needs, its level and intent."""
+
+    id: str
+    category: str
+    flows: tuple[str, ...]
+    level: int
+    intent: str
+
+
+@dataclass
+class Evidence:
+    """Everything a verdict may rest on."""
+
+    cycles: list[CycleResult] = field(default_factory=list)
+    converged: bool = False
+    latency_s: float | None = None
+    state: State = field(default_factory=dict)
+    journal: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    service_output: tuple[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def writes(self, side: str) -> list[dict[str, Any]]:
+        return [e for e in self.journal.get(side, []) if e["method"] in ("POST", "PATCH", "PUT", "DELETE")
+                and "/oauth2/" not in e["path"]]
+
+
+class ConnectorFailed(AssertionError):
+    """The connector crashed, hung or could not start; the evidence says how."""
+
+
+class ScenarioRun:
+    """The harness side of one scenario (the `sync` fixture)."""
+
+    def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, work_dir: Path):
+        self.info, self.manifest, self.host = info, manifest, host
+        self.workspace = Workspace(work_dir)
+        self.evidence = Evidence()
+        self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
+                                          headers={"Authorization": f"Bearer {host.admin_token}"})
+                       for side in ("crm", "erp")}
+        for side in ("crm", "erp"):
+            self._control(side, "POST", "/_sim/reset")
+        env = connector_environment(manifest, host.environment(), self.workspace, info.id)
+        self.launcher = make_launcher(manifest, env)
+        self._started = False
+
+    # -- arranging and acting (as users do, through the control plane) -----------------------------
+
+    def _control(self, side: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._admin[side].request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"scenario setup failed: {method} {path} on the {side.upper()} answered "
+                               f"{response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def seed(self, side: str, records: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+        """Create canonical records (see the control plane's seed); returns the new ids by kind."""
+        return self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
+
+    def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a record as a user would."""
+        return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
+
+    def set_limits(self, side: str, **limits: Any) -> None:
+        self._control(side, "PUT", "/_sim/limits", json=limits)
+
+    def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
+        return self._control(side, "GET", "/_sim/state")["records"]
+
+    def journal(self, side: str) -> list[dict[str, Any]]:
+        return self._control(side, "GET", "/_sim/journal")["entries"]
+
+    # -- running the connector -------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        try:
+            self.launcher.start()
+        except ServiceFailed as error:
+            self.evidence.service_output = error.output
+            raise ConnectorFailed(f"the connector service did not start: {error}") from None
+        if isinstance(self.launcher, ServiceLauncher) and self.manifest.run.webhook_path:
+            for side in ("crm", "erp"):
+                self._control(side, "POST", "/_sim/webhooks", json={
+                    "url": self.launcher.url + self.manifest.run.webhook_path,
+                    "secret": self.launcher.env["SYNCERT_WEBHOOK_SECRET"]})
+
+    def cycle(self) -> CycleResult:
+        """Run one sync cycle (a liveness check for services) and record it."""
+        self._start()
+        result = self.launcher.run_cycle()
+        self.evidence.cycles.append(result)
+        return result
+
+    def settle(self, cycles: int = 2) -> None:
+        """Let the connector run with nothing to do: `cycles` cycles, or for a service the time it takes
+        to poll that often (a 1.5 s budget per cycle). Failures are recorded in the evidence."""
+        for _ in range(cycles):
+            result = self.cycle()
+            if not result.ok:
+                self.evidence.notes.append(f"cycle {len(self.evidence.cycles)} {result.summary()}")
+            if isinstance(self.launcher, ServiceLauncher):
+                time.sleep(1.5)
+
+    def run_until(self, predicate: Callable[[ScenarioRun], bool], deadline_s: float = 30.0,
+                  max_cycles: int = 6) -> bool:
+        """Run the connector until `predicate` holds (True) or cycles or time run out (False).
+
+        Sync latency (from this call to convergence) is recorded in the evidence. A cycle that fails
+        or hangs stops the run: it is a verdict in itself.
+        """
+        started = time.monotonic()
+        polling = isinstance(self.launcher, ServiceLauncher)
+        cycles = 0
+        while time.monotonic() - started < deadline_s:
+            result = self.cycle()
+            cycles += 1
+            if not result.ok:
+                self.evidence.notes.append(f"cycle {len(self.evidence.cycles)} {result.summary()}")
+                return False
+            if predicate(self):
+                self.evidence.converged = True
+                self.evidence.latency_s = time.monotonic() - started
+                return True
+            if not polling and cycles >= max_cycles:
+                break
+            if polling:
+                time.sleep(0.25)
+        self.evidence.notes.append(f"not converged after {cycles} cycle(s) and {time.monotonic() - started:.1f}s")
+        return False
+
+    def record_check(self, name: str, summary: dict[str, Any], diffs: dict[str, Any] | None = None) -> None:
+        """Keep a check's outcome (and expected-vs-actual diffs) for the report."""
+        self.evidence.checks[name] = {"summary": summary, "diffs": diffs or {}}
+
+    def collect(self) -> Evidence:
+        """Freeze the evidence: final state of both sides, journals, dead letters, service output."""
+        for side in ("crm", "erp"):
+            self.evidence.state[side] = self.state(side)
+            self.evidence.journal[side] = self.journal(side)
+        self.evidence.dead_letters = self.workspace.dead_letters()
+        if isinstance(self.launcher, ServiceLauncher):
+            self.evidence.service_output = self.launcher.output()
+        return self.evidence
+
+    def close(self) -> None:
+        self.launcher.stop()
+        if isinstance(self.launcher, ServiceLauncher):
+            self.launcher.close()
+        for client in self._admin.values():
+            client.close()

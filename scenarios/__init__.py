@@ -1,0 +1,1 @@
+"""The syncert scenario catalogue, as pytest modules grouped by category."""

@@ -1,0 +1,1 @@
+"""End-to-end scenarios: records flow between the systems and both sides agree."""

@@ -1,0 +1,111 @@
+"""End-to-end scenarios over the core flows, one per certification level from 1 to 3."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from harness.checks import reconcile
+from harness.pytest_plugin import scenario
+from harness.runner import ScenarioRun
+
+ITEMS = [{"sku": "W-100", "name": "Widget", "price": "25.00", "quantity_on_hand": "40"},
+         {"sku": "G-200", "name": "Gadget", "price": "199.99", "quantity_on_hand": "3"},
+         {"sku": "O-300", "name": "Old part", "price": "5.10", "quantity_on_hand": "0", "discontinued": True}]
+
+
+def _by(records: list[dict], field: str) -> dict:
+    return {r[field]: r for r in records if r.get(field)}
+
+
+@scenario(id="E2E-ITEMS-01", category="end_to_end", flows=("items", "inventory"), level=1,
+          intent="ERP items appear in the CRM as products with their SKU, name, list price, status and stock")
+def test_items_become_products(sync: ScenarioRun) -> None:
+    sync.seed("erp", {"item": ITEMS})
+    sync.run_until(lambda s: len(s.state("crm")["product"]) >= len(ITEMS) and all(
+        p.get("quantity_available") is not None for p in s.state("crm")["product"]))
+    result = reconcile(sync.state("erp")["item"], sync.state("crm")["product"], lambda i: i["id"],
+                       lambda p: p.get("erp_item_id"),
+                       lambda i: {"sku": i["sku"], "name": i["name"], "list_price": i["price"],
+                                  "active": not i["discontinued"], "quantity_available": i["quantity_available"]})
+    sync.record_check("items -> products", result.summary(), result.diffs)
+    assert result.all_synced, f"items not synced as products: {result.summary()}"
+
+
+@scenario(id="E2E-CREDIT-01", category="end_to_end", flows=("credit",), level=1,
+          intent="A customer the ERP puts on credit hold shows On Hold, with its balance, on the CRM account")
+def test_credit_hold_reaches_the_account(sync: ScenarioRun) -> None:
+    account = sync.seed("crm", {"account": [{"name": "Hold Me Ltd"}]})["account"][0]
+    sync.seed("erp", {"customer": [{"name": "Hold Me Ltd", "crm_id": account, "credit_hold_override": "ON",
+                                    "credit_limit": "1000", "external_id": f"SF-{account}"}]})
+    sync.run_until(lambda s: s.state("crm")["account"][0].get("credit_status") == "On Hold")
+    result = reconcile(sync.state("erp")["customer"], sync.state("crm")["account"], lambda c: c["crm_id"],
+                       lambda a: a["id"], lambda c: {"credit_status": "On Hold" if c["credit_hold"] else "OK",
+                                                     "outstanding_balance": c["balance"]})
+    sync.record_check("customer credit -> account", result.summary(), result.diffs)
+    assert result.all_synced, f"credit status not on the account: {result.summary()}"
+
+
+@scenario(id="E2E-ACC-01", category="end_to_end", flows=("accounts",), level=2,
+          intent="New CRM accounts reach the ERP as customers exactly once, and get their ERP id back")
+def test_accounts_become_customers(sync: ScenarioRun) -> None:
+    accounts = [{"name": f"Customer {n}", "phone": f"+33 1 00 00 00 0{n}",
+                 "billing_address": {"street": f"{n} rue de la Paix", "city": "Paris", "country": "FR"}}
+                for n in range(5)]
+    sync.seed("crm", {"account": accounts})
+    sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]))
+    crm_accounts, customers = sync.state("crm")["account"], sync.state("erp")["customer"]
+    result = reconcile(crm_accounts, customers, lambda a: a["id"], lambda c: c.get("crm_id"),
+                       lambda a: {"name": a["name"], "phone": a["phone"], "billing_address": a["billing_address"]})
+    sync.record_check("accounts -> customers", result.summary(), result.diffs)
+    assert result.all_synced, f"accounts not synced as customers: {result.summary()}"
+    by_crm_id = _by(customers, "crm_id")
+    wrong_links = [a["id"] for a in crm_accounts if a.get("erp_customer_id") != by_crm_id[a["id"]]["id"]]
+    assert not wrong_links, f"accounts whose ERP customer id is wrong or missing: {wrong_links}"
+
+
+@scenario(id="E2E-Q2C-01", category="end_to_end", flows=("accounts", "items", "orders"), level=2,
+          intent="A deal closed in the CRM becomes exactly one ERP sales order with its lines and total, "
+                 "and the CRM learns the order is committed")
+def test_closed_deal_becomes_one_sales_order(sync: ScenarioRun) -> None:
+    sync.seed("erp", {"item": ITEMS[:2]})
+    account = sync.seed("crm", {"account": [{"name": "Buyer Inc"}]})["account"][0]
+    assert sync.run_until(lambda s: len(s.state("crm")["pricebook_entry"]) >= 2
+                          and bool(s.state("crm")["account"][0].get("erp_customer_id"))), "setup did not converge"
+    entries = {e["product_id"]: e for e in sync.state("crm")["pricebook_entry"]}
+    products = _by(sync.state("crm")["product"], "sku")
+    ids = sync.seed("crm", {
+        "opportunity": [{"_ref": "deal", "account_id": account, "name": "Q4 deal", "stage": "Negotiation",
+                         "close_date": "2026-12-15"}],
+        "opportunity_line_item": [
+            {"opportunity_id": {"$ref": "deal"}, "pricebook_entry_id": entries[products["W-100"]["id"]]["id"],
+             "quantity": 4, "discount": 10},
+            {"opportunity_id": {"$ref": "deal"}, "pricebook_entry_id": entries[products["G-200"]["id"]]["id"],
+             "quantity": 1}]})
+    deal = ids["opportunity"][0]
+    sync.edit("crm", "opportunity", deal, {"stage": "Closed Won"})
+    sync.run_until(lambda s: s.state("crm")["opportunity"][0].get("commitment_status") == "Committed")
+    opportunity = sync.state("crm")["opportunity"][0]
+    orders = sync.state("erp")["sales_order"]
+    result = reconcile([opportunity], orders, lambda o: o["id"], lambda o: o.get("crm_id"),
+                       lambda o: {"total": o["amount"], "status": "pending_fulfillment"})
+    sync.record_check("closed deal -> sales order", result.summary(), result.diffs)
+    assert result.all_synced, f"deal not synced as one sales order: {result.summary()}"
+    assert Decimal(orders[0]["total"]) == Decimal("289.99"), f"order total {orders[0]['total']} != 289.99"
+    assert opportunity.get("erp_order_id") == orders[0]["number"], "the CRM does not know the ERP order number"
+
+
+@scenario(id="E2E-ECHO-01", category="end_to_end", flows=("accounts", "credit"), level=3,
+          intent="Once both systems agree, further cycles write nothing: no echo loop between CRM and ERP")
+def test_no_echo_loop(sync: ScenarioRun) -> None:
+    sync.seed("crm", {"account": [{"name": f"Quiet {n}", "phone": "+1 555 0100"} for n in range(3)]})
+    converged = sync.run_until(lambda s: all(a.get("erp_customer_id") and a.get("credit_status")
+                                             for a in s.state("crm")["account"]))
+    assert converged, "accounts and credit status did not converge"
+    baseline = {side: max((e["seq"] for e in sync.journal(side)), default=0) for side in ("crm", "erp")}
+    sync.settle(cycles=2)
+    assert all(c.ok for c in sync.evidence.cycles), f"a quiet cycle failed: {sync.evidence.notes}"
+    echoes = {side: [f"{e['method']} {e['path']}" for e in sync.journal(side)
+                     if e["seq"] > baseline[side] and e["method"] in ("POST", "PATCH", "PUT", "DELETE")
+                     and "/oauth2/" not in e["path"]] for side in ("crm", "erp")}
+    sync.record_check("writes after convergence", {side: len(writes) for side, writes in echoes.items()})
+    assert not echoes["crm"] and not echoes["erp"], f"writes after convergence (echo loop): {echoes}"

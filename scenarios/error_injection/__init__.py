@@ -1,0 +1,1 @@
+"""Error-injection scenarios: throttling, refusals and failures the connector must survive loudly."""

@@ -1,4 +1,8 @@
-"""The `syncert` command line."""
+"""The `syncert` command line.
+
+Exit codes: 0 success (certified at the requested level; no regression), 1 not certified or a
+regression found, 2 usage or manifest error (one paragraph on stderr, no traceback).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,33 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncert", description="Certify ERP<->CRM sync connectors against "
-                                                                 "simulated vendor APIs.")
+                                                                 "simulated vendor APIs.",
+                                     epilog="exit codes: 0 certified / no regression, 1 not certified / "
+                                            "regression, 2 usage or manifest error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    certify = commands.add_parser(
+        "certify", help="run the scenario catalogue against a connector and write a report",
+        description="Run the scenario catalogue against the connector described by MANIFEST (default: the bundled "
+                    "reference connector) and write reports/<run-id>/ (report.json, junit.xml, report.html, "
+                    "summary.md) and reports/latest. Exit 0 when certified at --level, 1 when not, 2 on a "
+                    "usage or manifest error.")
+    certify.add_argument("manifest", nargs="?", help="connector.toml (or its directory)")
+    certify.add_argument("--level", type=int, default=4, choices=(1, 2, 3, 4),
+                         help="certification level required for exit 0 (default 4, production-ready)")
+    certify.add_argument("--only", metavar="PATTERN", help="run only scenarios matching this pytest -k expression")
+    certify.add_argument("--seed", type=int, help="seed for generated data (default: random, recorded)")
+    certify.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
+    certify.add_argument("--baseline", type=Path, help="a previous report.json: exit 1 on any regression against it")
+    certify.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
+    catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
+                                    description="List the catalogue: id, level, category, flows and intent.")
+    catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")
+    compare = commands.add_parser("compare", help="the regression gate: compare a report with a baseline",
+                                  description="Exit 1 when a scenario that passed in BASELINE does not pass in "
+                                              "CURRENT, or a metric is worse by more than --threshold.")
+    compare.add_argument("baseline", type=Path, help="baseline report.json (or its directory)")
+    compare.add_argument("current", type=Path, help="current report.json (or its directory)")
+    compare.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
     sim = commands.add_parser("sim", help="serve the simulated CRM and ERP on 127.0.0.1",
                               description="Serve the simulated CRM and ERP on 127.0.0.1 until Ctrl-C or SIGTERM. "
                                           "Prints the base URLs and the credentials a connector needs.")
@@ -34,9 +63,70 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "sim":
-        return _sim(args)
-    return EXIT_USAGE
+    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare}
+    return commands[args.command](args)
+
+
+def _certify(args: argparse.Namespace) -> int:
+    from harness.certify import CatalogueError, certify, manifest_for
+    from harness.compare import ReportError, load_report, regressions
+    from harness.manifest import ManifestError
+
+    try:
+        manifest = manifest_for(args.manifest)
+        baseline = load_report(args.baseline) if args.baseline else None
+    except (ManifestError, ReportError) as error:
+        print(f"syncert certify: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report, directory = certify(manifest, args.report_dir, args.level, args.only, args.seed)
+    except CatalogueError as error:
+        print(f"syncert certify: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    counts = report["counts"]
+    print(f"\n{report['verdict'].upper()}: level {report['level_reached']} reached (requested {args.level}); "
+          f"{counts['passed']} passed, {counts['failed']} failed, {counts['not_applicable']} not applicable")
+    print(f"report: {directory / 'report.html'}")
+    if not report["scenarios"]:
+        print("syncert certify: no scenario ran (check --only)", file=sys.stderr)
+        return EXIT_FAILED
+    failed = report["verdict"] != "certified"
+    if baseline is not None:
+        found = regressions(baseline, report, args.threshold)
+        for line in found:
+            print(f"REGRESSION {line}")
+        failed = failed or bool(found)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _scenarios(args: argparse.Namespace) -> int:
+    from harness.catalogue import list_scenarios
+
+    entries = list_scenarios()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return EXIT_OK
+    for entry in entries:
+        print(f"{entry['id']:<14} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']):<28} "
+              f"{entry['intent']}")
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.compare import ReportError, load_report, regressions
+
+    try:
+        baseline, current = load_report(args.baseline), load_report(args.current)
+    except ReportError as error:
+        print(f"syncert compare: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    found = regressions(baseline, current, args.threshold)
+    for line in found:
+        print(f"REGRESSION {line}")
+    if not found:
+        print(f"no regression: {sum(s['status'] == 'passed' for s in current['scenarios'])} scenarios pass, "
+              f"metrics within {args.threshold * 100:.0f}% of the baseline")
+    return EXIT_FAILED if found else EXIT_OK
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ declare is skipped as "not applicable", never counted as passed. Without --conne
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ from harness.runner import ConnectorFailed, ScenarioInfo, ScenarioRun
 from simulators.host import SimulatorHost, run_in_background
 
 NOT_APPLICABLE = "not applicable: "
+SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CLIENT_ID", "CONSUMER_KEY")
+ISSUED_SECRETS: set[str] = set()  # every credential this process's runs issued, scrubbed from reports
 _RUN_KEY = pytest.StashKey[ScenarioRun]()
 _START_KEY = pytest.StashKey[float]()
 _RESULT_KEY = pytest.StashKey[dict[str, Any]]()
@@ -46,6 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--connector", help="connector.toml of the connector under test")
     group.addoption("--syncert-results", help="write per-scenario results and evidence (JSON) here")
     group.addoption("--syncert-level", type=int, help="run only scenarios up to this certification level")
+    group.addoption("--syncert-progress", action="store_true", help="print one line per scenario as it ends")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,7 +83,13 @@ def syncert_manifest(pytestconfig: pytest.Config) -> Manifest:
 def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
     with tempfile.TemporaryDirectory(prefix="syncert-run-") as data_dir, \
             run_in_background(crm=syncert_manifest.crm, erp=syncert_manifest.erp, data_dir=Path(data_dir)) as host:
-        yield host
+        ISSUED_SECRETS.update(value for key, value in host.environment().items()
+                              if any(name in key for name in SECRET_NAMES))
+        try:
+            yield host
+        finally:
+            for side in host.sides.values():
+                ISSUED_SECRETS.update(side.simulator.dialect.tokens.issued())
 
 
 @pytest.fixture
@@ -92,6 +102,8 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest, syncert_hos
     if missing:
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
     run = ScenarioRun(info, syncert_manifest, syncert_host, tmp_path)
+    ISSUED_SECRETS.update(value for key, value in run.launcher.env.items()
+                          if key.startswith("SYNCERT_") and any(name in key for name in SECRET_NAMES))
     request.node.stash[_RUN_KEY] = run
     try:
         yield run
@@ -135,7 +147,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         run = item.stash.get(_RUN_KEY, None)
         result["evidence"] = _evidence(run) if run is not None else {}
         item.config.stash[_RESULTS_KEY].append(result)
+        if item.config.getoption("--syncert-progress"):
+            detail = (result["message"] or "").strip().splitlines()[:1]
+            print(f"  {result['status'].replace('_', ' '):>14}  {result['id']:<14} {result['duration_s']:6.1f}s"
+                  f"  {detail[0][:100] if detail else ''}", flush=True)
     return outcome
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """With the terminal reporter off (syncert certify), collection errors must still be seen."""
+    if report.failed:
+        print(f"syncert: cannot load {report.nodeid}:\n{report.longreprtext}", file=sys.stderr, flush=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -25,6 +25,6 @@ class TokenStore:
         expiry = self._expiry.get(token)
         return expiry is not None and expiry > time.monotonic()
 
-    def expire_all(self) -> None:
-        """Make every issued token invalid (clients must fetch a new one)."""
-        self._expiry.clear()
+    def issued(self) -> list[str]:
+        """Every token issued and not yet pruned (for scrubbing reports)."""
+        return list(self._expiry)

@@ -1,0 +1,180 @@
+"""Certification reports: report.json (schema `syncert.report/1`), report.html, summary.md.
+
+report.json fields:
+  schema, run_id, started_at, finished_at, duration_s, syncert_version, seed,
+  connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached,
+  verdict ("certified" | "not certified"), counts {passed, failed, not_applicable, skipped},
+  metrics {sync_latency_p50_s, sync_latency_p99_s, api_calls_per_synced_record, scenarios_run},
+  scenarios [{id, category, level, flows, intent, status, duration_s, message, evidence}]
+Secrets known to the run are replaced by [REDACTED] in every file before it is written.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "syncert.report/1"
+LEVELS = {1: "Visibility", 2: "One-way sync", 3: "Two-way sync", 4: "Production-ready"}
+REDACTED = "[REDACTED]"
+
+
+def level_reached(scenarios: list[dict[str, Any]]) -> int:
+    """Highest level L such that every applicable scenario of levels 1..L passed and one of level L ran."""
+    reached = 0
+    for level in sorted(LEVELS):
+        ran = [s for s in scenarios if s["level"] == level and s["status"] in ("passed", "failed")]
+        if not ran or any(s["status"] != "passed" for s in ran):
+            break
+        reached = level
+    return reached
+
+
+def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = sorted(s["evidence"]["latency_s"] for s in scenarios
+                       if s.get("evidence", {}).get("latency_s") is not None)
+    calls = sum(sum(s["evidence"].get("api_calls", {}).values()) for s in scenarios if s.get("evidence"))
+    synced = sum(check["summary"].get("synced", 0) for s in scenarios if s.get("evidence")
+                 for check in s["evidence"].get("checks", {}).values())
+
+    def percentile(fraction: float) -> float | None:
+        if not latencies:
+            return None
+        if len(latencies) == 1:
+            return latencies[0]
+        return round(statistics.quantiles(latencies, n=100, method="inclusive")[int(fraction * 100) - 1], 3)
+
+    return {"sync_latency_p50_s": percentile(0.5), "sync_latency_p99_s": percentile(0.99),
+            "api_calls_per_synced_record": round(calls / synced, 2) if synced else None,
+            "scenarios_run": sum(1 for s in scenarios if s["status"] in ("passed", "failed"))}
+
+
+def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
+                 connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    reached = level_reached(scenarios)
+    counts = {status: sum(1 for s in scenarios if s["status"] == status)
+              for status in ("passed", "failed", "not_applicable", "skipped")}
+    return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
+            "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
+            "requested_level": requested_level, "level_reached": reached,
+            "verdict": "certified" if reached >= requested_level else "not certified", "counts": counts,
+            "metrics": metrics(scenarios), "scenarios": scenarios}
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, secrets: list[str]) -> None:
+    """Write every report file into `directory` and point `<directory>/../latest` at it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
+             "summary.md": render_summary(report)}
+    if junit_xml is not None and junit_xml.exists():
+        files["junit.xml"] = junit_xml.read_text(encoding="utf-8")
+    for name, text in files.items():
+        (directory / name).write_text(scrub(text, secrets), encoding="utf-8")
+    latest = directory.parent / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    os.symlink(directory.name, latest)
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    connector, m = report["connector"], report["metrics"]
+    lines = [f"## syncert: {connector['name']} {connector['version']} — **{report['verdict'].upper()}**", "",
+             f"Level reached: **{report['level_reached']}** ({LEVELS.get(report['level_reached'], 'none')}), "
+             f"requested {report['requested_level']}. "
+             f"{report['counts']['passed']} passed, {report['counts']['failed']} failed, "
+             f"{report['counts']['not_applicable']} not applicable. Run `{report['run_id']}`.", "",
+             f"Sync latency p50 {_fmt(m['sync_latency_p50_s'])} s, p99 {_fmt(m['sync_latency_p99_s'])} s; "
+             f"API calls per synced record {_fmt(m['api_calls_per_synced_record'])}.", "",
+             "| scenario | level | status | time | detail |", "|---|---|---|---|---|"]
+    for s in report["scenarios"]:
+        detail = (s["message"] or s["intent"]).replace("|", "\\|").replace("\n", " ")[:160]
+        lines.append(f"| {s['id']} | {s['level']} | {s['status'].replace('_', ' ')} | {s['duration_s']:.1f}s | "
+                     f"{detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
+header{padding:24px 32px;color:#fff} header.certified{background:#1f7a4d} header.not{background:#b3261e}
+header h1{margin:0 0 4px;font-size:26px} header p{margin:2px 0;opacity:.92}
+main{padding:20px 32px;max-width:1200px} table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border-bottom:1px solid #e3e6ea;padding:6px 10px;text-align:left;vertical-align:top}
+th{background:#eef1f4} .passed{color:#1f7a4d;font-weight:600} .failed{color:#b3261e;font-weight:600}
+.not_applicable,.skipped{color:#6b7280} .metrics{display:flex;gap:16px;margin:16px 0}
+.metric{background:#fff;border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px}
+.metric b{display:block;font-size:20px} details{background:#fff;border:1px solid #e3e6ea;border-radius:6px;
+margin:10px 0;padding:8px 12px} summary{cursor:pointer;font-weight:600} pre{background:#f3f4f6;padding:8px;
+overflow:auto;max-height:320px;font-size:12px} .journal td{font-family:ui-monospace,monospace;font-size:12px}
+"""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained page: no scripts, fonts or images from the network."""
+    e = html.escape
+    connector, m = report["connector"], report["metrics"]
+    certified = report["verdict"] == "certified"
+    rows = "".join(
+        f"<tr><td><a href='#{e(s['id'])}'>{e(s['id'])}</a></td><td>{s['level']}</td><td>{e(s['category'])}</td>"
+        f"<td class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</td><td>{s['duration_s']:.2f}s</td>"
+        f"<td>{e(s['intent'])}</td></tr>" for s in report["scenarios"])
+    details = "".join(_scenario_html(s) for s in report["scenarios"])
+    metric_boxes = "".join(
+        f"<div class='metric'>{e(label)}<b>{e(_fmt(value))}</b></div>" for label, value in (
+            ("sync latency p50 (s)", m["sync_latency_p50_s"]), ("sync latency p99 (s)", m["sync_latency_p99_s"]),
+            ("API calls per synced record", m["api_calls_per_synced_record"]), ("scenarios run", m["scenarios_run"])))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>syncert report: {e(connector['name'])} — {e(report['verdict'])}</title><style>{_STYLE}</style></head><body>
+<header class="{'certified' if certified else 'not'}"><h1 id="verdict">{e(report['verdict'].upper())}</h1>
+<p>{e(connector['name'])} {e(connector['version'])} ({e(connector['mode'])} mode, {e(connector['crm'])} &harr;
+{e(connector['erp'])}) &mdash; level reached <b>{report['level_reached']}</b>
+({e(LEVELS.get(report['level_reached'], 'none'))}), requested {report['requested_level']}</p>
+<p>{report['counts']['passed']} passed, {report['counts']['failed']} failed, {report['counts']['not_applicable']}
+not applicable &middot; run {e(report['run_id'])} &middot; seed {report['seed']} &middot; {report['duration_s']}s</p>
+</header><main><div class="metrics">{metric_boxes}</div>
+<table id="scenarios"><thead><tr><th>scenario</th><th>level</th><th>category</th><th>status</th><th>time</th>
+<th>intent</th></tr></thead><tbody>{rows}</tbody></table><h2>Evidence</h2>{details}</main></body></html>
+"""
+
+
+def _scenario_html(s: dict[str, Any]) -> str:
+    e = html.escape
+    evidence = s.get("evidence") or {}
+    parts = [f"<p>{e(s['intent'])}</p>"]
+    if s["message"]:
+        parts.append(f"<pre>{e(s['message'])}</pre>")
+    for name, check in evidence.get("checks", {}).items():
+        parts.append(f"<p><b>{e(name)}</b>: {e(json.dumps(check['summary']))}</p>")
+        if check.get("diffs"):
+            parts.append(f"<p>expected vs actual:</p><pre>{e(json.dumps(check['diffs'], indent=2, default=str))}</pre>")
+    for note in evidence.get("notes", []):
+        parts.append(f"<p>{e(note)}</p>")
+    if evidence.get("dead_letters"):
+        parts.append(f"<p><b>dead letters</b></p><pre>{e(json.dumps(evidence['dead_letters'], indent=2))}</pre>")
+    for index, cycle in enumerate(evidence.get("cycles", []), 1):
+        output = (cycle["stdout"] + cycle["stderr"]).strip()
+        parts.append(f"<p>cycle {index}: {e(cycle['summary'])}</p>" + (f"<pre>{e(output[-3000:])}</pre>"
+                                                                      if output and s["status"] != "passed" else ""))
+    for side, entries in evidence.get("journal_excerpt", {}).items():
+        if entries:
+            rows = "".join(f"<tr><td>{x['seq']}</td><td>{e(x['method'])}</td><td>{e(x['path'])}</td>"
+                           f"<td>{x['status']}</td><td>{x['duration_ms']}</td><td>{e(x['response_body'][:160])}</td></tr>"
+                           for x in entries)
+            parts.append(f"<p><b>{side.upper()} journal excerpt</b></p><table class='journal'><tr><th>#</th>"
+                         f"<th>method</th><th>path</th><th>status</th><th>ms</th><th>response</th></tr>{rows}</table>")
+    return (f"<details id='{e(s['id'])}' {'open' if s['status'] == 'failed' else ''}><summary>{e(s['id'])} — "
+            f"<span class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</span></summary>{''.join(parts)}"
+            "</details>")

@@ -52,14 +52,15 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
     with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch:
         results_path, junit_path = Path(scratch) / "results.json", Path(scratch) / "junit.xml"
-        ini = Path(scratch) / "pytest.ini"  # our own settings, whatever pytest config the current directory has
+        ini = Path(scratch) / "pytest.ini"  # our settings, whatever pytest config the current directory has
         ini.write_text("[pytest]\n")
-        args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path), "--syncert-results", str(results_path),
-                "--syncert-level", str(level), "--syncert-progress", "--junitxml", str(junit_path),
+        args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path),
+                "--syncert-results", str(results_path), "--syncert-level", str(level), "--syncert-progress",
+                "--junitxml", str(junit_path),
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]
         if only:
-            args += ["-k", only]
+            args += ["--syncert-only", only]
         random.seed(seed)
         exit_code = pytest.main(args)
         if exit_code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
@@ -69,7 +70,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         finished = time.time()
         report = build_report(
             run_id=run_id, started_at=_iso(started), finished_at=_iso(finished), duration_s=finished - started,
-            version=syncert_version(), seed=seed, requested_level=level, scenarios=results,
+            version=syncert_version(), seed=seed, requested_level=level, scenarios=results, selection=only,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
                        "flows": list(manifest.flows)})

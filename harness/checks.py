@@ -81,10 +81,24 @@ def reconcile(sources: list[Record], targets: list[Record], source_key: Callable
             result.outcomes[key] = "synced"
         else:
             result.outcomes[key] = "corrupted"
-            result.diffs[key] = DeepDiff(want, have, verbose_level=2).to_dict()
+            result.diffs[key] = expected_vs_actual(want, have)
     for key in by_key.keys() - source_keys:
         result.outcomes[key] = "orphan"
     return result
+
+
+def expected_vs_actual(expected: Record, actual: Record) -> dict[str, dict[str, Any]]:
+    """Per differing field path: {"expected": ..., "actual": ...} (deepdiff finds the paths)."""
+    diff = DeepDiff(expected, actual, verbose_level=2).to_dict()
+    fields: dict[str, dict[str, Any]] = {}
+    for change in ("values_changed", "type_changes"):
+        for path, values in diff.get(change, {}).items():
+            fields[path.removeprefix("root")] = {"expected": values["old_value"], "actual": values["new_value"]}
+    for path, value in diff.get("dictionary_item_removed", {}).items():
+        fields[path.removeprefix("root")] = {"expected": value, "actual": None}
+    for path, value in diff.get("dictionary_item_added", {}).items():
+        fields[path.removeprefix("root")] = {"expected": None, "actual": value}
+    return fields
 
 
 def retry_after_violations(journal: list[dict[str, Any]], tolerance_s: float = 0.05) -> list[str]:

@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("manifest", nargs="?", help="connector.toml (or its directory)")
     certify.add_argument("--level", type=int, default=4, choices=(1, 2, 3, 4),
                          help="certification level required for exit 0 (default 4, production-ready)")
-    certify.add_argument("--only", metavar="PATTERN", help="run only scenarios matching this pytest -k expression")
+    certify.add_argument("--only", metavar="PATTERN",
+                         help="run only scenarios whose id matches this glob (E2E-*) or contains this text")
     certify.add_argument("--seed", type=int, help="seed for generated data (default: random, recorded)")
     certify.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
     certify.add_argument("--baseline", type=Path, help="a previous report.json: exit 1 on any regression against it")
@@ -71,6 +72,7 @@ def _certify(args: argparse.Namespace) -> int:
     from harness.certify import CatalogueError, certify, manifest_for
     from harness.compare import ReportError, load_report, regressions
     from harness.manifest import ManifestError
+    from harness.reports import level_text
 
     try:
         manifest = manifest_for(args.manifest)
@@ -84,13 +86,13 @@ def _certify(args: argparse.Namespace) -> int:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
     counts = report["counts"]
-    print(f"\n{report['verdict'].upper()}: level {report['level_reached']} reached (requested {args.level}); "
+    print(f"\n{report['verdict'].upper()}: {level_text(report)}; "
           f"{counts['passed']} passed, {counts['failed']} failed, {counts['not_applicable']} not applicable")
     print(f"report: {directory / 'report.html'}")
     if not report["scenarios"]:
         print("syncert certify: no scenario ran (check --only)", file=sys.stderr)
         return EXIT_FAILED
-    failed = report["verdict"] != "certified"
+    failed = report["verdict"] not in ("certified", "passed")
     if baseline is not None:
         found = regressions(baseline, report, args.threshold)
         for line in found:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--connector", help="connector.toml of the connector under test")
     group.addoption("--syncert-results", help="write per-scenario results and evidence (JSON) here")
     group.addoption("--syncert-level", type=int, help="run only scenarios up to this certification level")
+    group.addoption("--syncert-only", metavar="PATTERN",
+                    help="run only scenarios whose id matches this glob, or contains it (ids or test names)")
     group.addoption("--syncert-progress", action="store_true", help="print one line per scenario as it ends")
 
 
@@ -57,11 +60,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RESULTS_KEY] = []
 
 
+def _selected(item: pytest.Item, level: int | None, only: str | None) -> bool:
+    info = scenario_info(item)
+    if info is None:
+        return True
+    if level is not None and info.level > level:
+        return False
+    if only:
+        pattern = only.lower()
+        return fnmatch(info.id.lower(), pattern) or pattern in info.id.lower() or pattern in item.nodeid.lower()
+    return True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    level = config.getoption("--syncert-level")
-    if level is None:
+    level, only = config.getoption("--syncert-level"), config.getoption("--syncert-only")
+    if level is None and not only:
         return
-    keep = [item for item in items if (info := scenario_info(item)) is None or info.level <= level]
+    keep = [item for item in items if _selected(item, level, only)]
     config.hook.pytest_deselected(items=[item for item in items if item not in keep])
     items[:] = keep
 

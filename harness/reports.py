@@ -3,7 +3,9 @@
 report.json fields:
   schema, run_id, started_at, finished_at, duration_s, syncert_version, seed,
   connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached,
-  verdict ("certified" | "not certified"), counts {passed, failed, not_applicable, skipped},
+  selection (the --only pattern or null), verdict ("certified" | "not certified"; for a partial run
+  chosen with --only: "passed" | "failed", about the selected scenarios),
+  counts {passed, failed, not_applicable, skipped},
   metrics {sync_latency_p50_s, sync_latency_p99_s, api_calls_per_synced_record, scenarios_run},
   scenarios [{id, category, level, flows, intent, status, duration_s, message, evidence}]
 Secrets known to the run are replaced by [REDACTED] in every file before it is written.
@@ -54,14 +56,19 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
-                 connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+                 connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]],
+                 selection: str | None = None) -> dict[str, Any]:
     reached = level_reached(scenarios)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
               for status in ("passed", "failed", "not_applicable", "skipped")}
+    if selection:
+        verdict = "passed" if counts["passed"] and not counts["failed"] else "failed"
+    else:
+        verdict = "certified" if reached >= requested_level else "not certified"
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
-            "requested_level": requested_level, "level_reached": reached,
-            "verdict": "certified" if reached >= requested_level else "not certified", "counts": counts,
+            "requested_level": requested_level, "level_reached": reached, "selection": selection,
+            "verdict": verdict, "counts": counts,
             "metrics": metrics(scenarios), "scenarios": scenarios}
 
 
@@ -86,11 +93,17 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
     os.symlink(directory.name, latest)
 
 
+def level_text(report: dict[str, Any]) -> str:
+    if report.get("selection"):
+        return f"partial run (--only {report['selection']}): level not assessed"
+    return (f"level reached {report['level_reached']} ({LEVELS.get(report['level_reached'], 'none')}), "
+            f"requested {report['requested_level']}")
+
+
 def render_summary(report: dict[str, Any]) -> str:
     connector, m = report["connector"], report["metrics"]
     lines = [f"## syncert: {connector['name']} {connector['version']} — **{report['verdict'].upper()}**", "",
-             f"Level reached: **{report['level_reached']}** ({LEVELS.get(report['level_reached'], 'none')}), "
-             f"requested {report['requested_level']}. "
+             f"{level_text(report).capitalize()}. "
              f"{report['counts']['passed']} passed, {report['counts']['failed']} failed, "
              f"{report['counts']['not_applicable']} not applicable. Run `{report['run_id']}`.", "",
              f"Sync latency p50 {_fmt(m['sync_latency_p50_s'])} s, p99 {_fmt(m['sync_latency_p99_s'])} s; "
@@ -118,7 +131,8 @@ th{background:#eef1f4} .passed{color:#1f7a4d;font-weight:600} .failed{color:#b32
 .metric{background:#fff;border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px}
 .metric b{display:block;font-size:20px} details{background:#fff;border:1px solid #e3e6ea;border-radius:6px;
 margin:10px 0;padding:8px 12px} summary{cursor:pointer;font-weight:600} pre{background:#f3f4f6;padding:8px;
-overflow:auto;max-height:320px;font-size:12px} .journal td{font-family:ui-monospace,monospace;font-size:12px}
+overflow:auto;max-height:320px;font-size:12px} .journal{table-layout:fixed}
+.journal td{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 """
 
 
@@ -126,7 +140,7 @@ def render_html(report: dict[str, Any]) -> str:
     """A self-contained page: no scripts, fonts or images from the network."""
     e = html.escape
     connector, m = report["connector"], report["metrics"]
-    certified = report["verdict"] == "certified"
+    certified = report["verdict"] in ("certified", "passed")
     rows = "".join(
         f"<tr><td><a href='#{e(s['id'])}'>{e(s['id'])}</a></td><td>{s['level']}</td><td>{e(s['category'])}</td>"
         f"<td class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</td><td>{s['duration_s']:.2f}s</td>"
@@ -140,8 +154,7 @@ def render_html(report: dict[str, Any]) -> str:
 <title>syncert report: {e(connector['name'])} — {e(report['verdict'])}</title><style>{_STYLE}</style></head><body>
 <header class="{'certified' if certified else 'not'}"><h1 id="verdict">{e(report['verdict'].upper())}</h1>
 <p>{e(connector['name'])} {e(connector['version'])} ({e(connector['mode'])} mode, {e(connector['crm'])} &harr;
-{e(connector['erp'])}) &mdash; level reached <b>{report['level_reached']}</b>
-({e(LEVELS.get(report['level_reached'], 'none'))}), requested {report['requested_level']}</p>
+{e(connector['erp'])}) &mdash; {e(level_text(report))}</p>
 <p>{report['counts']['passed']} passed, {report['counts']['failed']} failed, {report['counts']['not_applicable']}
 not applicable &middot; run {e(report['run_id'])} &middot; seed {report['seed']} &middot; {report['duration_s']}s</p>
 </header><main><div class="metrics">{metric_boxes}</div>

@@ -1,0 +1,1 @@
+"""Flawed variants of the reference connector: each has one known defect that a scenario must catch."""

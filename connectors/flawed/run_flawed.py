@@ -1,0 +1,84 @@
+"""Run the reference connector with one known defect: `python run_flawed.py <defect> sync|serve`.
+
+Each defect is a small, deliberate change to the reference connector, named after what goes wrong.
+The catalogue proves itself on them: the scenario named in DEFECTS must fail, the reference must pass.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reference"))
+
+from syncert_reference import apis, flows, resilience, state
+from syncert_reference.__main__ import main
+
+
+def marks_every_product_active() -> None:
+    """Sends IsActive = true for discontinued items too."""
+    upsert = apis.Salesforce.upsert
+
+    async def flawed(self, sobject, field, value, body):
+        if sobject == "Product2" and "IsActive" in body:
+            body = {**body, "IsActive": True}
+        await upsert(self, sobject, field, value, body)
+    apis.Salesforce.upsert = flawed
+
+
+def skips_credit_flow() -> None:
+    """Declares the credit flow but never syncs credit holds."""
+    async def nothing(self):
+        return None
+    flows.SyncCycle.credit_to_accounts = nothing
+
+
+def creates_instead_of_upserting() -> None:
+    """POSTs a new customer on every pass instead of upserting by external id (not idempotent)."""
+    async def create(self, record_type, external_id, body):
+        await self.call("POST", f"/record/v1/{record_type}", json=body)
+    apis.NetSuite.upsert = create
+    changed = state.SyncState.changed
+    state.SyncState.changed = lambda self, key, values: key.startswith("account:") or changed(self, key, values)
+
+
+def ignores_line_discount() -> None:
+    """Sends the list unit price, dropping the line discount."""
+    order_line = flows.SyncCycle._order_line
+
+    async def flawed(self, line):
+        return await order_line(self, {**line, "Discount": 0})
+    flows.SyncCycle._order_line = flawed
+
+
+def writes_every_cycle() -> None:
+    """Forgets what it synced: writes every record on every cycle (an echo loop)."""
+    state.SyncState.changed = lambda self, key, values: True
+
+
+def ignores_retry_after() -> None:
+    """Retries throttled requests at once, ignoring Retry-After and backoff."""
+    resilience.backoff_delay = lambda attempt, retry_after: 0.0
+
+
+def drops_failures_silently() -> None:
+    """Swallows records it cannot sync instead of dead-lettering them."""
+    flows.SyncCycle.give_up = lambda self, flow, system, source_id, reason: None
+
+
+DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
+    "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
+    "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
+    "creates-instead-of-upserting": (creates_instead_of_upserting, "E2E-ACC-01"),
+    "ignores-line-discount": (ignores_line_discount, "E2E-Q2C-01"),
+    "writes-every-cycle": (writes_every_cycle, "E2E-ECHO-01"),
+    "ignores-retry-after": (ignores_retry_after, "ERR-RATE-01"),
+    "drops-failures-silently": (drops_failures_silently, "ERR-LOUD-01"),
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] not in DEFECTS:
+        sys.exit(f"usage: run_flawed.py <{'|'.join(DEFECTS)}> sync|serve")
+    DEFECTS[sys.argv[1]][0]()
+    sys.exit(main(sys.argv[2:]))

@@ -1,0 +1,143 @@
+"""`syncert certify` against broken manifests and misbehaving connectors; `syncert compare`; report contents."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTORS = Path(__file__).resolve().parent / "connectors"
+
+
+def syncert(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=env)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+GOOD = 'name = "x"\nversion = "1"\ncrm = "salesforce"\nerp = "netsuite"\nflows = ["accounts"]\n'
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ('version = "1"\ncrm = "salesforce"\nerp = "netsuite"\nflows = ["accounts"]\n[run]\nmode = "command"\n'
+     'command = ["true"]\n', "`name` is missing"),
+    (GOOD + '[run]\nmode = "daemon"\ncommand = ["true"]\n', "`[run].mode` is 'daemon'; allowed: command"),
+    (GOOD + '[run]\nmode = "command"\ncommand = ["no-such-program-xyz"]\n', "'no-such-program-xyz'"),
+    (GOOD.replace('"accounts"', '"acounts"') + '[run]\nmode = "command"\ncommand = ["true"]\n', "'acounts'"),
+    (GOOD + '[run]\nmode = "python"\n', "`[run].entrypoint` is missing"),
+    ("name = \n", "not valid TOML"),
+])
+def test_broken_manifest_exits_2_with_one_paragraph(tmp_path: Path, text: str, names: str) -> None:
+    manifest = _write(tmp_path / "connector.toml", text)
+    finished = syncert("certify", str(manifest), "--report-dir", str(tmp_path / "reports"))
+    assert finished.returncode == 2
+    assert names in finished.stderr and str(manifest) in finished.stderr
+    assert "Traceback" not in finished.stderr and finished.stderr.strip().count("\n") == 0
+
+
+def _certify(tmp_path: Path, behaviour: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    finished = syncert("certify", str(CONNECTORS / f"{behaviour}.toml"), "--only", "E2E-ACC-01", "--report-dir",
+                       str(tmp_path), env=env)
+    assert "Traceback" not in finished.stderr, finished.stderr
+    return finished, json.loads((tmp_path / "latest" / "report.json").read_text())
+
+
+def test_a_hanging_connector_is_killed_at_its_timeout_with_its_children(tmp_path: Path) -> None:
+    started = time.monotonic()
+    finished, report = _certify(tmp_path, "hang")
+    assert time.monotonic() - started < 60
+    [scenario] = report["scenarios"]
+    assert finished.returncode == 1 and scenario["status"] == "failed"
+    assert scenario["evidence"]["cycles"][0]["timed_out"] is True
+    leftovers = subprocess.run(["pgrep", "-f", "time.sleep\\(300\\)"], capture_output=True, text=True).stdout
+    assert not leftovers.strip(), f"processes left behind: {leftovers}"
+
+
+def test_a_crashing_connector_fails_the_scenario_with_evidence(tmp_path: Path) -> None:
+    finished, report = _certify(tmp_path, "crash")
+    [scenario] = report["scenarios"]
+    assert finished.returncode == 1 and scenario["status"] == "failed"
+    cycle = scenario["evidence"]["cycles"][0]
+    assert cycle["exit_code"] == 3 and "KeyError" in cycle["stderr"]
+    assert "exit 3" in " ".join(scenario["evidence"]["notes"])
+
+
+@pytest.mark.parametrize("behaviour", ["idle", "garbage"])
+def test_a_connector_that_exits_0_having_done_nothing_fails(tmp_path: Path, behaviour: str) -> None:
+    finished, report = _certify(tmp_path, behaviour)
+    [scenario] = report["scenarios"]
+    assert finished.returncode == 1 and scenario["status"] == "failed"
+    assert "not synced" in scenario["message"] and scenario["evidence"]["checks"]
+    assert len(scenario["evidence"]["cycles"][0]["stdout"]) <= 70_000
+
+
+def test_no_issued_secret_reaches_any_report_file(tmp_path: Path) -> None:
+    import os
+
+    leak_file = tmp_path / "leaked.jsonl"
+    _certify(tmp_path / "reports", "leak", env={**os.environ, "LEAK_FILE": str(leak_file)})
+    secrets = {value for line in leak_file.read_text().splitlines() for value in json.loads(line).values()}
+    assert len(secrets) >= 5
+    files = list((tmp_path / "reports" / "latest").iterdir())
+    assert {f.name for f in files} == {"report.json", "report.html", "summary.md", "junit.xml"}
+    for report_file in files:
+        text = report_file.read_text()
+        assert not [s for s in secrets if s in text], f"a secret reached {report_file.name}"
+    assert "[REDACTED]" in (tmp_path / "reports" / "latest" / "report.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def reference_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("reports")
+    finished = syncert("certify", "--only", "E2E-ACC-01", "--report-dir", str(directory))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    return directory / "latest" / "report.json"
+
+
+def test_compare_passes_an_identical_pair(reference_report: Path) -> None:
+    finished = syncert("compare", str(reference_report), str(reference_report))
+    assert finished.returncode == 0 and "no regression" in finished.stdout
+
+
+def test_compare_catches_an_injected_regression(reference_report: Path, tmp_path: Path) -> None:
+    report = json.loads(reference_report.read_text())
+    broken = copy.deepcopy(report)
+    broken["scenarios"][0].update(status="failed", message="customers duplicated")
+    slower = copy.deepcopy(report)
+    slower["metrics"]["api_calls_per_synced_record"] = report["metrics"]["api_calls_per_synced_record"] * 1.5
+    for name, current in (("broken", broken), ("slower", slower)):
+        path = _write(tmp_path / f"{name}.json", json.dumps(current))
+        finished = syncert("compare", str(reference_report), str(path))
+        assert finished.returncode == 1, name
+        expected = "E2E-ACC-01: passed in the baseline, failed now" if name == "broken" else \
+            "metric api_calls_per_synced_record"
+        assert expected in finished.stdout
+
+
+def test_certify_with_a_baseline_fails_on_regression(reference_report: Path, tmp_path: Path) -> None:
+    baseline = json.loads(reference_report.read_text())
+    baseline["metrics"]["api_calls_per_synced_record"] /= 3  # the current run is now 3x "worse"
+    path = _write(tmp_path / "baseline.json", json.dumps(baseline))
+    finished = syncert("certify", "--only", "E2E-ACC-01", "--report-dir", str(tmp_path / "r"), "--baseline", str(path))
+    assert finished.returncode == 1 and "REGRESSION metric api_calls_per_synced_record" in finished.stdout
+
+
+def test_compare_refuses_a_file_that_is_not_a_report(tmp_path: Path) -> None:
+    finished = syncert("compare", str(_write(tmp_path / "a.json", "{}")), str(_write(tmp_path / "b.json", "[")))
+    assert finished.returncode == 2 and "not a syncert report" in finished.stderr
+
+
+def test_help_on_every_command() -> None:
+    for command in ("certify", "sim", "scenarios", "compare"):
+        finished = syncert(command, "--help")
+        assert finished.returncode == 0 and "usage: syncert" in finished.stdout

@@ -3,7 +3,8 @@
 - reconcile: per business key, is every source record in the target exactly once with the expected
   values? Outcomes: synced, missing, duplicated, corrupted (a field differs), orphan (in the target
   with no source). Records are paired by key first; deepdiff runs only on the mismatched pairs.
-- behaviour: Retry-After honoured, writes after convergence (echo loops), calls per synced record.
+- behaviour: Retry-After honoured (echo loops and calls per record are read from the journal by
+  the scenarios and the report).
 - loudness: a record that was not synced must be in the dead-letter file or the cycle must have failed.
 """
 
@@ -124,8 +125,3 @@ def unexplained_losses(missing_keys: list[str], evidence: Evidence, source_syste
     lettered = {str(entry.get("source_id")) for entry in evidence.dead_letters
                 if entry.get("source_system") in (source_system, None)}
     return [key for key in missing_keys if key not in lettered]
-
-
-def calls_per_record(evidence: Evidence, synced: int) -> float | None:
-    calls = sum(len(entries) for entries in evidence.journal.values())
-    return round(calls / synced, 2) if synced else None

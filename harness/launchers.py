@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -75,8 +76,6 @@ class Workspace:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Dead-letter entries; unreadable lines are kept as {"invalid_line": ...} evidence."""
-        import json
-
         if not self.dead_letter.exists():
             return []
         entries = []

@@ -62,6 +62,17 @@ def ignores_retry_after() -> None:
     resilience.backoff_delay = lambda attempt, retry_after: 0.0
 
 
+def never_refreshes_token() -> None:
+    """Keeps using an expired Salesforce session instead of logging in again on 401."""
+    async def call(self, method, path, **kwargs):
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        response = await self.http.request(method, url, sign=self._sign, **kwargs)
+        if response.status_code >= 400:
+            raise apis.ApiError("salesforce", response)
+        return response
+    apis.Salesforce.call = call
+
+
 def drops_failures_silently() -> None:
     """Swallows records it cannot sync instead of dead-lettering them."""
     flows.SyncCycle.give_up = lambda self, flow, system, source_id, reason: None
@@ -75,6 +86,7 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "writes-every-cycle": (writes_every_cycle, "E2E-ECHO-01"),
     "ignores-retry-after": (ignores_retry_after, "ERR-RATE-01"),
     "drops-failures-silently": (drops_failures_silently, "ERR-LOUD-01"),
+    "never-refreshes-token": (never_refreshes_token, "ERR-TOKEN-01"),
 }
 
 if __name__ == "__main__":

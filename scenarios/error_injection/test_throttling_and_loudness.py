@@ -40,3 +40,29 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
     assert result.keys("synced") == sorted([ids[0], ids[2]]), f"the valid accounts did not sync: {result.summary()}"
     silent = unexplained_losses(result.keys("missing"), sync.collect(), "crm")
     assert not silent, f"accounts neither synced nor dead-lettered (silently dropped): {silent}"
+
+
+@scenario(id="ERR-TOKEN-01", category="error_injection", flows=("accounts",), level=4,
+          intent="When the CRM session expires in the middle of a cycle, the connector gets a new token and "
+                 "finishes the work: nothing lost, nothing left behind")
+def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
+    sync.set_limits("crm", token_ttl_s=1, latency_ms=40)
+    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(20)]})
+    sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=60)
+    journal = sync.journal("crm")
+    expired = [e for e in journal if e["status"] == 401]
+    logins = [e for e in journal if e["path"] == "/services/oauth2/token" and e["status"] == 200]
+    result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+    linked = sum(1 for a in sync.state("crm")["account"] if a.get("erp_customer_id"))
+    given_up = sync.collect().dead_letters
+    sync.record_check("accounts synced across an expired session",
+                      {**result.summary(), "linked_back": linked, "expired_session_answers": len(expired),
+                       "logins": len(logins), "dead_letters": len(given_up)}, result.diffs)
+    assert expired, "the session never expired mid-cycle: the scenario proved nothing"
+    failed = [c.summary() for c in sync.evidence.cycles if not c.ok]
+    assert not failed, f"cycles failed when the session expired (no new token): {failed}"
+    assert not given_up, f"records given up because the session expired (no new token): {given_up[:3]}"
+    assert result.all_synced and linked == 20, (
+        f"accounts not synced or not linked back after the session expired: {result.summary()}, "
+        f"{linked}/20 linked")

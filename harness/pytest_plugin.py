@@ -94,12 +94,16 @@ def syncert_manifest(pytestconfig: pytest.Config) -> Manifest:
     return manifest
 
 
+def _remember_secrets(env: dict[str, str]) -> None:
+    ISSUED_SECRETS.update(value for key, value in env.items()
+                          if key.startswith("SYNCERT_") and any(name in key for name in SECRET_NAMES))
+
+
 @pytest.fixture(scope="session")
 def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
     with tempfile.TemporaryDirectory(prefix="syncert-run-") as data_dir, \
             run_in_background(crm=syncert_manifest.crm, erp=syncert_manifest.erp, data_dir=Path(data_dir)) as host:
-        ISSUED_SECRETS.update(value for key, value in host.environment().items()
-                              if any(name in key for name in SECRET_NAMES))
+        _remember_secrets(host.environment())
         try:
             yield host
         finally:
@@ -117,8 +121,7 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest, syncert_hos
     if missing:
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
     run = ScenarioRun(info, syncert_manifest, syncert_host, tmp_path)
-    ISSUED_SECRETS.update(value for key, value in run.launcher.env.items()
-                          if key.startswith("SYNCERT_") and any(name in key for name in SECRET_NAMES))
+    _remember_secrets(run.launcher.env)
     request.node.stash[_RUN_KEY] = run
     try:
         yield run

@@ -73,6 +73,11 @@ def never_refreshes_token() -> None:
     apis.Salesforce.call = call
 
 
+def unbounded_concurrency() -> None:
+    """Sends as many requests at once as it has records, ignoring the ERP's concurrency limit."""
+    flows.MAX_IN_FLIGHT = 1000
+
+
 def drops_failures_silently() -> None:
     """Swallows records it cannot sync instead of dead-lettering them."""
     flows.SyncCycle.give_up = lambda self, flow, system, source_id, reason: None
@@ -87,6 +92,7 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "ignores-retry-after": (ignores_retry_after, "ERR-RATE-01"),
     "drops-failures-silently": (drops_failures_silently, "ERR-LOUD-01"),
     "never-refreshes-token": (never_refreshes_token, "ERR-TOKEN-01"),
+    "unbounded-concurrency": (unbounded_concurrency, "ERR-CONC-01"),
 }
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
           intent="When the CRM session expires in the middle of a cycle, the connector gets a new token and "
                  "finishes the work: nothing lost, nothing left behind")
 def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
-    sync.set_limits("crm", token_ttl_s=1, latency_ms=40)
-    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(20)]})
+    # 40 write-backs x 50 ms over at most a handful of connections outlast a 0.3 s session by construction
+    sync.set_limits("crm", token_ttl_s=0.3, latency_ms=50)
+    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(40)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=60)
     journal = sync.journal("crm")
     expired = [e for e in journal if e["status"] == 401]
@@ -63,6 +64,25 @@ def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
     failed = [c.summary() for c in sync.evidence.cycles if not c.ok]
     assert not failed, f"cycles failed when the session expired (no new token): {failed}"
     assert not given_up, f"records given up because the session expired (no new token): {given_up[:3]}"
-    assert result.all_synced and linked == 20, (
+    assert result.all_synced and linked == 40, (
         f"accounts not synced or not linked back after the session expired: {result.summary()}, "
-        f"{linked}/20 linked")
+        f"{linked}/40 linked")
+
+
+@scenario(id="ERR-CONC-01", category="error_injection", flows=("accounts",), level=4,
+          intent="The connector stays within the ERP account's concurrency limit (5, as on NetSuite developer "
+                 "accounts) while it syncs a batch of accounts")
+def test_erp_concurrency_limit_respected(sync: ScenarioRun) -> None:
+    sync.set_limits("erp", concurrency=5, latency_ms=60)
+    sync.seed("crm", {"account": [{"name": f"Parallel {n}"} for n in range(30)]})
+    sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=90)
+    journal = sync.journal("erp")
+    over_limit = [e for e in journal if e["status"] == 429]
+    result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+    sync.record_check("accounts -> customers under a concurrency limit",
+                      {**result.summary(), "erp_requests": len(journal), "over_limit": len(over_limit),
+                       "max_in_flight": max((e["in_flight"] for e in journal), default=0)}, result.diffs)
+    assert len(journal) >= 60, "too little ERP traffic for the limit to matter: the scenario proved nothing"
+    assert not over_limit, f"{len(over_limit)} requests refused for going over the ERP's concurrency limit of 5"
+    assert result.all_synced, f"accounts not synced: {result.summary()}"

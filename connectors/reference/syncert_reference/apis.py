@@ -8,6 +8,7 @@ raises ApiError; the flows turn that into a dead-letter entry for the record con
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -32,10 +33,11 @@ class Salesforce:
         self.http, self.base_url = http, base_url.rstrip("/")
         self._client_id, self._client_secret = client_id, client_secret
         self._token: str | None = None
+        self._login_lock = asyncio.Lock()
 
     async def _login(self) -> None:
         basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode()).decode()
-        response = await self.http.request("POST", f"{self.base_url}/services/oauth2/token",
+        response = await self.http.request("POST", f"{self.base_url}/services/oauth2/token", capped=False,
                                            data={"grant_type": "client_credentials"},
                                            headers={"Authorization": f"Basic {basic}"})
         if response.status_code != 200:
@@ -43,15 +45,17 @@ class Salesforce:
         self._token = response.json()["access_token"]
 
     async def _sign(self, request: httpx.Request) -> None:
-        if self._token is None:
-            await self._login()
+        async with self._login_lock:  # one login at a time; the others wait and reuse its token
+            if self._token is None:
+                await self._login()
         request.headers["Authorization"] = f"Bearer {self._token}"
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         response = await self.http.request(method, url, sign=self._sign, **kwargs)
         if response.status_code == 401:  # expired session: log in again, once
-            self._token = None
+            if response.request.headers.get("Authorization") == f"Bearer {self._token}":
+                self._token = None  # drop only the token that failed, not a newer one
             response = await self.http.request(method, url, sign=self._sign, **kwargs)
         if response.status_code >= 400:
             raise ApiError("salesforce", response)
@@ -123,5 +127,5 @@ class NetSuite:
             if not page["hasMore"]:
                 break
             params["offset"] += PAGE_SIZE
-        records = [await self.get(record_type, record_id) for record_id in ids]
+        records = await asyncio.gather(*(self.get(record_type, record_id) for record_id in ids))
         return [r for r in records if r is not None]

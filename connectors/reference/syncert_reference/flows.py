@@ -14,13 +14,16 @@ Flows and directions:
                      ERP order number and commitment written back, and kept current
   credit             ERP customer credit hold and balance -> CRM Account
   invoices, payments ERP invoice status and amount remaining -> CRM Opportunity
-A record that cannot be synced is written to the dead-letter file and the cycle goes on.
+Records of a flow are synced concurrently, at most MAX_IN_FLIGHT requests at a time. A record that
+cannot be synced is written to the dead-letter file and the cycle goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -31,6 +34,7 @@ from syncert_reference.resilience import ResilientClient
 from syncert_reference.state import SyncState
 
 ALL_FLOWS = ("items", "inventory", "accounts", "contacts", "orders", "credit", "invoices", "payments")
+MAX_IN_FLIGHT = 4  # NetSuite developer accounts allow 5 concurrent requests; stay under it
 COMMITTED_STATUSES = {"B", "D", "E", "F", "G"}  # pending fulfilment and later
 CENT = Decimal("0.01")
 
@@ -77,7 +81,7 @@ class SyncCycle:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.http = ResilientClient(verify=settings.ca_bundle or True)
+        self.http = ResilientClient(max_in_flight=MAX_IN_FLIGHT, verify=settings.ca_bundle or True)
         self.crm = Salesforce(self.http, settings.crm_url, settings.crm_client_id, settings.crm_client_secret)
         self.erp = NetSuite(self.http, settings.erp_url, settings.erp_account, settings.erp_consumer_key,
                             settings.erp_consumer_secret, settings.erp_token_id, settings.erp_token_secret)
@@ -116,7 +120,7 @@ class SyncCycle:
     async def items_to_products(self, enabled: set[str]) -> None:
         since = self.state.watermarks.get("items")
         pricebook = (await self.crm.query("SELECT Id FROM Pricebook2 WHERE IsStandard = true"))[0]["Id"]
-        for item in await self.erp.changed_since("inventoryItem", since):
+        async def sync_one(item: dict[str, Any]) -> None:
             values: dict[str, Any] = {}
             if "items" in enabled:
                 values.update(Name=item.get("displayName") or item["itemId"], ProductCode=item["itemId"],
@@ -133,6 +137,7 @@ class SyncCycle:
                 except ApiError as error:
                     self.give_up("items", "erp", item["id"], str(error))
             self._advance("items", item["lastModifiedDate"])
+        await each(await self.erp.changed_since("inventoryItem", since), sync_one)
 
     async def _price_book_entry(self, pricebook: str, item: dict[str, Any]) -> None:
         product = (await self.crm.query(f"SELECT Id FROM Product2 WHERE ERP_Item_Id__c = '{item['id']}'"))[0]["Id"]
@@ -151,7 +156,7 @@ class SyncCycle:
             "SELECT Id, Name, Phone, BillingStreet, BillingCity, BillingState, BillingPostalCode, BillingCountry, "
             "ShippingStreet, ShippingCity, ShippingState, ShippingPostalCode, ShippingCountry, ERP_Customer_Id__c, "
             f"SystemModstamp FROM Account{self._since('accounts', 'SystemModstamp')} ORDER BY SystemModstamp")
-        for account in accounts:
+        async def sync_one(account: dict[str, Any]) -> None:
             values = {"companyName": account["Name"], "phone": account["Phone"],
                       "custentity_syncert_crm_id": account["Id"], "addressBook": _address_book(account)}
             key = f"account:{account['Id']}"
@@ -166,24 +171,26 @@ class SyncCycle:
             except ApiError as error:
                 self.give_up("accounts", "crm", account["Id"], str(error))
             self._advance("accounts", account["SystemModstamp"])
+        await each(accounts, sync_one)
 
     async def primary_contacts_to_customers(self) -> None:
         contacts = await self.crm.query(
             "SELECT Id, AccountId, Email, Phone, SystemModstamp FROM Contact WHERE Primary__c = true"
             f"{self._since('contacts', 'SystemModstamp', joiner=' AND')} ORDER BY SystemModstamp")
-        for contact in contacts:
+        async def sync_one(contact: dict[str, Any]) -> None:
             values = {"email": contact["Email"]}
             key = f"contact:{contact['Id']}"
             if contact["AccountId"] and self.state.changed(key, values):
                 try:
                     customer = await self.erp.get("customer", f"eid:SF-{contact['AccountId']}")
                     if customer is None:
-                        continue  # the account is not in the ERP yet; the next cycle retries
+                        return  # the account is not in the ERP yet; the next cycle retries
                     await self.erp.patch("customer", customer["id"], values)
                     self.state.remember(key, values)
                 except ApiError as error:
                     self.give_up("contacts", "crm", contact["Id"], str(error))
             self._advance("contacts", contact["SystemModstamp"])
+        await each(contacts, sync_one)
 
     # -- CRM intent -> ERP commitment: orders -----------------------------------------------------
 
@@ -191,13 +198,14 @@ class SyncCycle:
         opportunities = await self.crm.query(
             "SELECT Id, AccountId, ERP_Order_Id__c, SystemModstamp FROM Opportunity WHERE StageName = 'Closed Won'"
             f"{self._since('orders', 'SystemModstamp', joiner=' AND')} ORDER BY SystemModstamp")
-        for opportunity in opportunities:
+        async def sync_one(opportunity: dict[str, Any]) -> None:
             if not opportunity["ERP_Order_Id__c"]:
                 try:
                     await self._create_order(opportunity)
                 except (ApiError, LookupError) as error:
                     self.give_up("orders", "crm", opportunity["Id"], str(error))
             self._advance("orders", opportunity["SystemModstamp"])
+        await each(opportunities, sync_one)
 
     async def _create_order(self, opportunity: dict[str, Any]) -> None:
         external_id = f"SF-{opportunity['Id']}"
@@ -228,7 +236,7 @@ class SyncCycle:
         return {"item": {"id": product["ERP_Item_Id__c"]}, "quantity": line["Quantity"], "rate": float(rate)}
 
     async def order_status_to_opportunities(self) -> None:
-        for order in await self.erp.changed_since("salesOrder", self.state.watermarks.get("order-status")):
+        async def sync_one(order: dict[str, Any]) -> None:
             opportunity_id = order.get("custbody_syncert_crm_id")
             values = _commitment(order)
             key = f"order-status:{order['id']}"
@@ -239,11 +247,12 @@ class SyncCycle:
                 except ApiError as error:
                     self.give_up("orders", "erp", order["id"], str(error))
             self._advance("order-status", order["lastModifiedDate"])
+        await each(await self.erp.changed_since("salesOrder", self.state.watermarks.get("order-status")), sync_one)
 
     # -- ERP -> CRM: credit, invoices, payments ---------------------------------------------------
 
     async def credit_to_accounts(self) -> None:
-        for customer in await self.erp.changed_since("customer", self.state.watermarks.get("credit")):
+        async def sync_one(customer: dict[str, Any]) -> None:
             account_id = customer.get("custentity_syncert_crm_id")
             values = {"Credit_Status__c": "On Hold" if customer.get("custentity_syncert_credit_hold") else "OK",
                       "Outstanding_Balance__c": customer.get("balance")}
@@ -255,9 +264,10 @@ class SyncCycle:
                 except ApiError as error:
                     self.give_up("credit", "erp", customer["id"], str(error))
             self._advance("credit", customer["lastModifiedDate"])
+        await each(await self.erp.changed_since("customer", self.state.watermarks.get("credit")), sync_one)
 
     async def invoices_to_opportunities(self, enabled: set[str]) -> None:
-        for invoice in await self.erp.changed_since("invoice", self.state.watermarks.get("invoices")):
+        async def sync_one(invoice: dict[str, Any]) -> None:
             order_ref = invoice.get("createdFrom")
             order = await self.erp.get("salesOrder", order_ref["id"]) if order_ref else None
             opportunity_id = order.get("custbody_syncert_crm_id") if order else None
@@ -277,6 +287,7 @@ class SyncCycle:
                 except ApiError as error:
                     self.give_up("invoices", "erp", invoice["id"], str(error))
             self._advance("invoices", invoice["lastModifiedDate"])
+        await each(await self.erp.changed_since("invoice", self.state.watermarks.get("invoices")), sync_one)
 
     # -- watermarks -------------------------------------------------------------------------------
 
@@ -287,6 +298,11 @@ class SyncCycle:
     def _advance(self, flow: str, stamp: str) -> None:
         if stamp > self.state.watermarks.get(flow, ""):
             self.state.watermarks[flow] = stamp
+
+
+async def each(records: list[dict[str, Any]], work: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """Sync records concurrently; the client's cap bounds the requests in flight."""
+    await asyncio.gather(*(work(record) for record in records))
 
 
 def _commitment(order: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ token; other 4xx: dead-letter the record).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
 
@@ -41,14 +42,15 @@ class ResilientClient:
         self._slots = asyncio.Semaphore(max_in_flight)
 
     async def request(self, method: str, url: str, sign: Callable[[httpx.Request], Awaitable[None]] | None = None,
-                      **kwargs) -> httpx.Response:
-        """Send with retries; `sign` (re)authenticates each attempt (fresh nonce, fresh token)."""
+                      capped: bool = True, **kwargs) -> httpx.Response:
+        """Send with retries; `sign` (re)authenticates each attempt just before it is sent (fresh nonce,
+        current token). `capped=False` skips the in-flight cap: for logins that signing may need."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             request = self._client.build_request(method, url, **kwargs)
-            if sign is not None:
-                await sign(request)
             try:
-                async with self._slots:
+                async with self._slots if capped else contextlib.nullcontext():
+                    if sign is not None:
+                        await sign(request)
                     response = await self._client.send(request)
             except httpx.TransportError:
                 if attempt == MAX_ATTEMPTS:

@@ -67,6 +67,12 @@ class DomainError(Exception):
         self.fields = fields
 
 
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr() cut to `limit` characters, for error messages that quote what the client sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class NotFound(DomainError):
     def __init__(self, kind: str, record_id: str):
         super().__init__("NOT_FOUND", f"{kind} {record_id!r} does not exist")

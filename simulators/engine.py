@@ -13,7 +13,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from simulators.clock import Clock, parse_datetime
-from simulators.domain import ADDRESS_PARTS, SYSTEM_FIELDS, ChangeEvent, DomainError, Field, Kind, NotFound
+from simulators.domain import (
+    ADDRESS_PARTS,
+    SYSTEM_FIELDS,
+    ChangeEvent,
+    DomainError,
+    Field,
+    Kind,
+    NotFound,
+    short_repr,
+)
 from simulators.store import Record, Store
 
 IdFormat = Callable[[str, int], str]
@@ -258,5 +267,5 @@ def to_decimal(value: Any, where: str, field_name: str) -> Decimal:
 
 
 def _bad_value(where: str, value: Any, expected: str) -> DomainError:
-    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return DomainError("INVALID_VALUE", f"{where}: {shown} is not a valid {expected}", (where.split(".")[-1],))
+    return DomainError("INVALID_VALUE", f"{where}: {short_repr(value)} is not a valid {expected}",
+                       (where.split(".")[-1],))

@@ -60,5 +60,12 @@ class ApiDialect(ABC):
     def handle(self, request: ApiRequest) -> Response:
         """Serve an authenticated API request."""
 
+    def method_not_allowed(self, method: str, allowed: tuple[str, ...]) -> Response:
+        """405 in the vendor's error shape, with the Allow header RFC 9110 asks for."""
+        response = self.error(405, "METHOD_NOT_ALLOWED", f"HTTP method {method} is not allowed here; "
+                                                         f"allowed: {', '.join(allowed)}")
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
     def decorate(self, response: Response) -> None:  # noqa: B027 - optional hook
         """Add per-response headers (usage counters); default: none."""

@@ -28,7 +28,7 @@ from simulators.dialects.base import ApiDialect
 from simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
 from simulators.dialects.netsuite.oauth1 import SignatureVerifier, TbaCredentials
 from simulators.dialects.netsuite.record_filter import FilterError, compile_filter
-from simulators.domain import DomainError
+from simulators.domain import DomainError, short_repr
 from simulators.engine import Engine
 from simulators.governance import Governor, Rejection
 from simulators.http import ApiRequest, empty_response, json_response
@@ -59,6 +59,7 @@ ERROR_CODES = {
     "INVALID_FIELD": "INVALID_FIELD", "READ_ONLY_FIELD": "INVALID_FIELD", "INVALID_OPERATION": "USER_ERROR",
     "JSON_PARSER_ERROR": "INVALID_CONTENT", "UNKNOWN_KIND": "INVALID_RCRD_TYPE",
     "REQUEST_TOO_LARGE": "INVALID_CONTENT", "UNKNOWN_EXCEPTION": "UNEXPECTED_ERROR",
+    "METHOD_NOT_ALLOWED": "INVALID_REQUEST",
 }
 
 
@@ -106,7 +107,7 @@ class NetSuiteDialect(ApiDialect):
 
     async def handle_public(self, request: ApiRequest) -> Response:
         if request.method != "POST":
-            return self._method_not_allowed(request.method, ("POST",))
+            return self.method_not_allowed(request.method, ("POST",))
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
         if form.get("grant_type") != "client_credentials":
             return json_response({"error": "unsupported_grant_type"}, 400)
@@ -159,18 +160,13 @@ class NetSuiteDialect(ApiDialect):
         response.headers["Retry-After"] = str(rejection.retry_after_s)
         return response
 
-    def _method_not_allowed(self, method: str, allowed: tuple[str, ...]) -> Response:
-        response = self.error(405, "INVALID_REQUEST", f"{method} is not allowed here; use {', '.join(allowed)}")
-        response.headers["Allow"] = ", ".join(allowed)
-        return response
-
     # -- routing ---------------------------------------------------------------------------------
 
     def handle(self, request: ApiRequest) -> Response:
         try:
             if request.path.rstrip("/") == "/services/rest/query/v1/suiteql":
                 if request.method != "POST":
-                    return self._method_not_allowed(request.method, ("POST",))
+                    return self.method_not_allowed(request.method, ("POST",))
                 return self._suiteql_query(request)
             match = _RECORD_PATH.match(request.path)
             if not match:
@@ -179,7 +175,7 @@ class NetSuiteDialect(ApiDialect):
             allowed = ("POST",) if transform else ("GET", "POST") if key is None else (
                 ("GET", "PATCH", "DELETE", "PUT") if key.startswith("eid:") else ("GET", "PATCH", "DELETE"))
             if request.method not in allowed:
-                return self._method_not_allowed(request.method, allowed)
+                return self.method_not_allowed(request.method, allowed)
             object_map = OBJECTS.get(record_type)
             if object_map is None:
                 raise NsError(404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist or is not "
@@ -308,11 +304,12 @@ class NetSuiteDialect(ApiDialect):
         expected = _JSON_TYPES.get(mapping.type)
         if expected is not None and (not isinstance(value, expected) or (expected is not bool
                                                                          and isinstance(value, bool))):
-            raise NsError(400, "INVALID_FLD_VALUE", f"{where}: {_shown(value)} is not a valid {mapping.type}", where)
+            raise NsError(400, "INVALID_FLD_VALUE", f"{where}: {short_repr(value)} is not a valid {mapping.type}",
+                          where)
         if mapping.type in ("ref", "enum") and (not set(value) <= _REFERENCE_KEYS[mapping.type]
                                                 or not all(isinstance(v, str) for v in value.values())):
             raise NsError(400, "INVALID_FLD_VALUE", f"{where}: a reference is {{\"id\": \"...\"}} with text values, "
-                                                    f"not {_shown(value)}", where)
+                                                    f"not {short_repr(value)}", where)
         if mapping.type == "ref":
             if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].isdigit():
                 return value["id"]
@@ -328,7 +325,7 @@ class NetSuiteDialect(ApiDialect):
             key = value.get("id") if isinstance(value, dict) else None
             values = mapping.values or {}
             if key not in values:
-                raise NsError(400, "INVALID_FLD_VALUE", f"{where}: invalid value {_shown(key)}; valid ids are "
+                raise NsError(400, "INVALID_FLD_VALUE", f"{where}: invalid value {short_repr(key)}; valid ids are "
                                                         f"{', '.join(values)}", where)
             return values[key]
         if mapping.type == "sublist":
@@ -448,11 +445,6 @@ class NetSuiteDialect(ApiDialect):
         items = [{"links": [], **(row if query.select_all else {name: row.get(name) for name in query.fields})}
                  for row in page]
         return json_response(self._envelope(request, items, limit, offset, len(selected)))
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _paging(request: ApiRequest, default_limit: int) -> tuple[int, int]:

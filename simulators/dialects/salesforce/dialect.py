@@ -24,7 +24,7 @@ from simulators import query_language as ql
 from simulators.clock import Clock, format_datetime, parse_datetime
 from simulators.dialects.base import ApiDialect
 from simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
-from simulators.domain import DomainError
+from simulators.domain import DomainError, short_repr
 from simulators.engine import Engine
 from simulators.governance import Governor, Rejection
 from simulators.http import ApiRequest, BadRequest, empty_response, json_response
@@ -132,10 +132,7 @@ class SalesforceDialect(ApiDialect):
         versions = request.path.rstrip("/") == "/services/data"
         allowed = "GET" if versions else "POST"
         if request.method != allowed:
-            response = self.error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. "
-                                                             f"Allowed are {allowed}")
-            response.headers["Allow"] = allowed
-            return response
+            return self.method_not_allowed(request.method, (allowed,))
         if versions:
             return json_response([{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
                                   for v in API_VERSIONS])
@@ -207,10 +204,7 @@ class SalesforceDialect(ApiDialect):
         if allowed is None:
             return self.error(404, "NOT_FOUND", "The requested resource does not exist")
         if request.method not in allowed:
-            response = self.error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. "
-                                                             f"Allowed are {','.join(allowed)}")
-            response.headers["Allow"] = ", ".join(allowed)
-            return response
+            return self.method_not_allowed(request.method, allowed)
         try:
             return self._route(request, version, parts)
         except SfError as error:
@@ -348,8 +342,8 @@ class SalesforceDialect(ApiDialect):
         numeric = mapping.type in ("currency", "double", "percent")
         if value is not None and ((expected is not None and not isinstance(value, expected))
                                   or (numeric and (isinstance(value, bool) or not isinstance(value, int | Decimal)))):
-            shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
-            raise SfError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of {mapping.type} from {shown} "
+            raise SfError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of {mapping.type} from "
+                                                    f"{short_repr(value, 40)} "
                                                     f"for field {mapping.vendor}", (mapping.vendor,))
         if mapping.type == "reference" and isinstance(value, str) and value:
             return self._normalize_id(value)

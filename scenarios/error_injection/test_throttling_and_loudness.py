@@ -46,9 +46,10 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
           intent="When the CRM session expires in the middle of a cycle, the connector gets a new token and "
                  "finishes the work: nothing lost, nothing left behind")
 def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
-    # 40 write-backs x 50 ms over at most a handful of connections outlast a 0.3 s session by construction
-    sync.set_limits("crm", token_ttl_s=0.3, latency_ms=50)
-    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(40)]})
+    # 60 write-backs x 80 ms, at most 4 in flight, outlast a 1 s session by construction, while the
+    # session still outlives any single request's wait for a connection slot
+    sync.set_limits("crm", token_ttl_s=1, latency_ms=80)
+    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(60)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=60)
     journal = sync.journal("crm")
     expired = [e for e in journal if e["status"] == 401]
@@ -64,9 +65,9 @@ def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
     failed = [c.summary() for c in sync.evidence.cycles if not c.ok]
     assert not failed, f"cycles failed when the session expired (no new token): {failed}"
     assert not given_up, f"records given up because the session expired (no new token): {given_up[:3]}"
-    assert result.all_synced and linked == 40, (
+    assert result.all_synced and linked == 60, (
         f"accounts not synced or not linked back after the session expired: {result.summary()}, "
-        f"{linked}/40 linked")
+        f"{linked}/60 linked")
 
 
 @scenario(id="ERR-CONC-01", category="error_injection", flows=("accounts",), level=4,

@@ -50,13 +50,16 @@ class Salesforce:
                 await self._login()
         request.headers["Authorization"] = f"Bearer {self._token}"
 
+    async def _session_expired(self, response: httpx.Response) -> bool:
+        """A 401: forget the session that failed (not a newer one) so the resend logs in again."""
+        if response.request.headers.get("Authorization") == f"Bearer {self._token}":
+            self._token = None
+        return True
+
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
-        response = await self.http.request(method, url, sign=self._sign, **kwargs)
-        if response.status_code == 401:  # expired session: log in again, once
-            if response.request.headers.get("Authorization") == f"Bearer {self._token}":
-                self._token = None  # drop only the token that failed, not a newer one
-            response = await self.http.request(method, url, sign=self._sign, **kwargs)
+        response = await self.http.request(method, url, sign=self._sign, reauthenticate=self._session_expired,
+                                           **kwargs)
         if response.status_code >= 400:
             raise ApiError("salesforce", response)
         return response

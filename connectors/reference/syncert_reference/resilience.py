@@ -42,16 +42,18 @@ class ResilientClient:
         self._slots = asyncio.Semaphore(max_in_flight)
 
     async def request(self, method: str, url: str, sign: Callable[[httpx.Request], Awaitable[None]] | None = None,
+                      reauthenticate: Callable[[httpx.Response], Awaitable[bool]] | None = None,
                       capped: bool = True, **kwargs) -> httpx.Response:
         """Send with retries; `sign` (re)authenticates each attempt just before it is sent (fresh nonce,
-        current token). `capped=False` skips the in-flight cap: for logins that signing may need."""
+        current token). On a 401, `reauthenticate` (if given) may discard the failed credentials; the
+        request is then signed again and resent at once, in the slot it holds, so the new token cannot
+        age in the queue. `capped=False` skips the in-flight cap: for logins that signing may need."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            request = self._client.build_request(method, url, **kwargs)
             try:
                 async with self._slots if capped else contextlib.nullcontext():
-                    if sign is not None:
-                        await sign(request)
-                    response = await self._client.send(request)
+                    response = await self._send(method, url, sign, kwargs)
+                    if response.status_code == 401 and reauthenticate is not None and await reauthenticate(response):
+                        response = await self._send(method, url, sign, kwargs)
             except httpx.TransportError:
                 if attempt == MAX_ATTEMPTS:
                     raise
@@ -61,6 +63,13 @@ class ResilientClient:
                 return response
             await asyncio.sleep(backoff_delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")
+
+    async def _send(self, method: str, url: str, sign: Callable[[httpx.Request], Awaitable[None]] | None,
+                    kwargs: dict) -> httpx.Response:
+        request = self._client.build_request(method, url, **kwargs)
+        if sign is not None:
+            await sign(request)
+        return await self._client.send(request)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -7,7 +7,7 @@ print it and exit 2 without a traceback.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class Manifest:
     run: RunSpec
     conflict_policy: str = "field-ownership"
     mapping: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:

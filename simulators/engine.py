@@ -103,7 +103,7 @@ class Engine:
     def update(self, kind: str, record_id: str, values: dict[str, Any]) -> Record:
         schema = self.kind(kind)
         previous = self.get(kind, record_id)
-        changes = self._validate(schema, values, creating=False, record_id=record_id)
+        changes = self._validate(schema, values, record_id=record_id)
         record = {**previous, **changes}
         self._check_required(schema, record)
         self._apply_rules(kind, record, previous)
@@ -145,7 +145,7 @@ class Engine:
 
     def _new_record(self, schema: Kind, values: dict[str, Any]) -> Record:
         record = {f.name: f.default for f in schema.fields if f.default is not None}
-        record.update(self._validate(schema, values, creating=True))
+        record.update(self._validate(schema, values))
         self._check_required(schema, record)
         now = self.clock.iso()
         record.update(id=self._id_format(schema.name, self.store.next_number(f"id:{schema.name}")),
@@ -165,8 +165,7 @@ class Engine:
             raise DomainError("REQUIRED_FIELD_MISSING", f"Required fields are missing: {', '.join(missing)}",
                               missing)
 
-    def _validate(self, schema: Kind, values: dict[str, Any], creating: bool,
-                  record_id: str | None = None) -> dict[str, Any]:
+    def _validate(self, schema: Kind, values: dict[str, Any], record_id: str | None = None) -> dict[str, Any]:
         clean: dict[str, Any] = {}
         for name, value in values.items():
             field = schema.by_name.get(name)
@@ -246,7 +245,7 @@ class Engine:
                 line_kind = Kind(f"{kind}.{field.name}", field.line_fields)
                 lines = []
                 for line in value:
-                    clean = self._validate(line_kind, line, creating=True)
+                    clean = self._validate(line_kind, line)
                     self._check_required(line_kind, clean)
                     lines.append(clean)
                 return lines

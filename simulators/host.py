@@ -106,7 +106,6 @@ class TlsListener:
 @dataclass
 class Side:
     simulator: Simulator
-    app: SimulatorApp
     listener: Listener
 
 
@@ -128,7 +127,7 @@ class SimulatorHost:
             simulator = build_simulator(side, dialect, store_path, self.admin_token)
             app = SimulatorApp(simulator)
             simulator.tls = TlsListener(app, certificate, self.ca_bundle)
-            self.sides[side] = Side(simulator, app, Listener(app, port))
+            self.sides[side] = Side(simulator, Listener(app, port))
 
     def _make_certificate(self) -> tuple[Path, Path]:
         ca = trustme.CA()
@@ -138,9 +137,6 @@ class SimulatorHost:
         chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
         issued.private_key_pem.write_to_path(str(key))
         return chain, key
-
-    def simulator(self, side: str) -> Simulator:
-        return self.sides[side].simulator
 
     async def start(self) -> None:
         for side in self.sides.values():

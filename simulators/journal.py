@@ -114,9 +114,6 @@ class Journal:
         self._entries.clear()
         self.dropped = 0
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def select(self, method: str | None = None, path_contains: str | None = None, status: int | None = None,
                since_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
         """Entries matching every given filter, oldest first."""

@@ -48,7 +48,6 @@ class Store:
     """Canonical records by kind and id, with in-memory indexes on chosen fields."""
 
     def __init__(self, path: Path | None, indexed_fields: dict[str, Iterable[str]] | None = None):
-        self.path = path
         self._indexed_fields = {kind: tuple(fields) for kind, fields in (indexed_fields or {}).items()}
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False,
                                    isolation_level=None)
@@ -104,9 +103,6 @@ class Store:
     def all(self, kind: str) -> Iterator[Record]:
         return iter(list(self._records.get(kind, {}).values()))
 
-    def count(self, kind: str) -> int:
-        return len(self._records.get(kind, {}))
-
     def put(self, kind: str, record: Record) -> None:
         """Insert or replace a record (durable at the next commit)."""
         self.put_many(kind, [record])
@@ -159,9 +155,6 @@ class Store:
     def _begin(self) -> None:
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
-
-    def dump(self) -> dict[str, list[Record]]:
-        return {kind: list(table.values()) for kind, table in sorted(self._records.items())}
 
     def close(self) -> None:
         self.commit()

@@ -54,12 +54,6 @@ class ObjectMap:
     def lookup(self, vendor_field: str) -> FieldMapping | None:
         return self.fields.get(vendor_field) or self.by_lower.get(vendor_field.lower())
 
-    def vendor_name(self, canonical: str) -> str:
-        for mapping in self.fields.values():
-            if mapping.canonical == canonical or mapping.top == canonical:
-                return mapping.vendor
-        return canonical
-
     def to_canonical(self, payload: dict[str, Any], convert: Callable[[FieldMapping, Any], Any],
                      unknown: Callable[[str], Exception], read_only: Callable[[list[str]], Exception],
                      ignore: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -55,8 +55,12 @@ class Evidence:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def writes(self, side: str) -> list[dict[str, Any]]:
-        return [e for e in self.journal.get(side, []) if e["method"] in ("POST", "PATCH", "PUT", "DELETE")
-                and "/oauth2/" not in e["path"]]
+        return writes(self.journal.get(side, []))
+
+
+def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal entries that change data (token requests excluded)."""
+    return [e for e in entries if e["method"] in ("POST", "PATCH", "PUT", "DELETE") and "/oauth2/" not in e["path"]]
 
 
 class ConnectorFailed(AssertionError):

@@ -42,9 +42,7 @@ class ErpEngine(Engine):
     def _rules_customer(self, record: Record, previous: Record | None) -> None:
         if record.get("number") is None:
             record["number"] = f"CUST{self.store.next_number('number:customer')}"
-        record.setdefault("balance", ZERO)
-        if record["balance"] is None:
-            record["balance"] = ZERO
+        record["balance"] = record.get("balance") or ZERO
         limit = record.get("credit_limit")
         if limit is not None and limit < 0:
             raise DomainError("INVALID_VALUE", "customer.credit_limit cannot be negative", ("credit_limit",))
@@ -52,8 +50,7 @@ class ErpEngine(Engine):
 
     def _rules_item(self, record: Record, previous: Record | None) -> None:
         record.setdefault("quantity_committed", ZERO)
-        if record["quantity_on_hand"] is None:
-            record["quantity_on_hand"] = ZERO
+        record["quantity_on_hand"] = record.get("quantity_on_hand") or ZERO
         record["quantity_available"] = record["quantity_on_hand"] - record["quantity_committed"]
 
     def _rules_sales_order(self, record: Record, previous: Record | None) -> None:
@@ -65,8 +62,7 @@ class ErpEngine(Engine):
             raise DomainError("INVALID_OPERATION", "lines of a fulfilled or billed order cannot change", ("lines",))
         if previous is None:
             record["number"] = f"SO{self.store.next_number('number:sales_order')}"
-            record.setdefault("order_date", None)
-            record["order_date"] = record["order_date"] or self.clock.today()
+            record["order_date"] = record.get("order_date") or self.clock.today()
             record["currency"] = record.get("currency") or customer.get("currency")
         if previous is None or record["lines"] is not previous["lines"]:
             self._price_lines(record)

@@ -94,7 +94,7 @@ def process(command: list[str], **kwargs) -> Iterator[subprocess.Popen]:
 @contextmanager
 def syncert_server() -> Iterator[dict[str, dict]]:
     with tempfile.TemporaryDirectory() as data_dir, process(
-            [sys.executable, "-m", "harness.cli", "sim", "--json", "--data-dir", data_dir],
+            [sys.executable, "-m", "syncert", "sim", "--json", "--data-dir", data_dir],
             stdout=subprocess.PIPE, text=True, cwd=HERE.parent) as proc:
         env = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
         base = env["SYNCERT_CRM_URL"]

@@ -14,7 +14,7 @@ class _Collector:
         self.entries: list[dict[str, Any]] = []
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        from harness.pytest_plugin import scenario_info
+        from syncert.harness.pytest_plugin import scenario_info
 
         for item in items:
             info = scenario_info(item)
@@ -25,7 +25,7 @@ class _Collector:
 
 def list_scenarios() -> list[dict[str, Any]]:
     """Every scenario of the bundled catalogue, by level then id."""
-    from harness.certify import CATALOGUE
+    from syncert.harness.certify import CATALOGUE
 
     collector = _Collector()
     with contextlib.redirect_stdout(io.StringIO()):

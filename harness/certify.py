@@ -12,13 +12,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+from syncert.harness.launchers import check_launchable
+from syncert.harness.manifest import Manifest, load_manifest
+from syncert.harness.pytest_plugin import ISSUED_SECRETS
+from syncert.harness.reports import LEVELS, build_report, write_reports
 
-import connectors
-import scenarios
-from harness.launchers import check_launchable
-from harness.manifest import Manifest, load_manifest
-from harness.pytest_plugin import ISSUED_SECRETS
-from harness.reports import LEVELS, build_report, write_reports
+from syncert import connectors, scenarios
 
 REFERENCE_MANIFEST = Path(connectors.__file__).parent / "reference" / "connector.toml"
 CATALOGUE = Path(scenarios.__file__).parent

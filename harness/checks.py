@@ -17,8 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deepdiff import DeepDiff
-
-from harness.runner import Evidence
+from syncert.harness.runner import Evidence
 
 Record = dict[str, Any]
 

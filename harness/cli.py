@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
+from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from harness.certify import CatalogueError, certify, manifest_for
-    from harness.compare import ReportError, load_report, regressions
-    from harness.manifest import ManifestError
-    from harness.reports import level_text
+    from syncert.harness.certify import CatalogueError, certify, manifest_for
+    from syncert.harness.compare import ReportError, load_report, regressions
+    from syncert.harness.manifest import ManifestError
+    from syncert.harness.reports import level_text
 
     try:
         manifest = manifest_for(args.manifest)
@@ -102,7 +102,7 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
-    from harness.catalogue import list_scenarios
+    from syncert.harness.catalogue import list_scenarios
 
     entries = list_scenarios()
     if args.json:
@@ -115,7 +115,7 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness.compare import ReportError, load_report, regressions
+    from syncert.harness.compare import ReportError, load_report, regressions
 
     try:
         baseline, current = load_report(args.baseline), load_report(args.current)
@@ -132,7 +132,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from simulators.host import SimulatorHost
+    from syncert.simulators.host import SimulatorHost
 
     for option in ("crm_port", "erp_port"):
         if not 0 <= getattr(args, option) <= 65535:

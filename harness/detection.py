@@ -1,6 +1,6 @@
 """The detection matrix: every scenario against every flawed connector (and the reference).
 
-    python -m harness.detection [--out reports/detection-matrix.md]
+    python -m syncert.harness.detection [--out reports/detection-matrix.md]
 
 A cell is "caught" when the scenario fails on that connector. Each flawed connector has one defect
 and one scenario built to catch it (the diagonal); other scenarios may catch it too.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import connectors
+from syncert import connectors
 
 FLAWED = Path(connectors.__file__).parent / "flawed"
 REFERENCE = Path(connectors.__file__).parent / "reference" / "connector.toml"
@@ -24,7 +24,7 @@ REFERENCE = Path(connectors.__file__).parent / "reference" / "connector.toml"
 def run_catalogue(manifest: Path) -> dict[str, str]:
     """Scenario id -> status, from a full certify run in a child process."""
     with tempfile.TemporaryDirectory() as reports:
-        subprocess.run([sys.executable, "-m", "harness.cli", "certify", str(manifest), "--report-dir", reports],
+        subprocess.run([sys.executable, "-m", "syncert", "certify", str(manifest), "--report-dir", reports],
                        capture_output=True, text=True, timeout=900)
         report = json.loads((Path(reports) / "latest" / "report.json").read_text())
     return {s["id"]: s["status"] for s in report["scenarios"]}

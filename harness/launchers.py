@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from harness.manifest import Manifest, ManifestError
+from syncert.harness.manifest import Manifest, ManifestError
 
 OUTPUT_LIMIT = 64 * 1024
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
+from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
 
 FLOWS = ("accounts", "contacts", "orders", "invoices", "payments", "inventory", "items", "credit")
 CONFLICT_POLICIES = ("field-ownership", "last-write-wins", "conflict-queue")

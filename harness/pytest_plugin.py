@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.launchers import check_launchable
-from harness.manifest import Manifest, ManifestError, load_manifest
-from harness.runner import ScenarioInfo, ScenarioRun
-from simulators.host import SimulatorHost, run_in_background
+from syncert.harness.launchers import check_launchable
+from syncert.harness.manifest import Manifest, ManifestError, load_manifest
+from syncert.harness.runner import ScenarioInfo, ScenarioRun
+from syncert.simulators.host import SimulatorHost, run_in_background
 
 NOT_APPLICABLE = "not applicable: "
 SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CLIENT_ID", "CONSUMER_KEY")

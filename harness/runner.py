@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from harness.launchers import (
+from syncert.harness.launchers import (
     CycleResult,
     ServiceFailed,
     ServiceLauncher,
@@ -23,8 +22,8 @@ from harness.launchers import (
     connector_environment,
     make_launcher,
 )
-from harness.manifest import Manifest
-from simulators.host import SimulatorHost
+from syncert.harness.manifest import Manifest
+from syncert.simulators.host import SimulatorHost
 
 State = dict[str, dict[str, list[dict[str, Any]]]]  # side -> kind -> records
 

@@ -16,17 +16,16 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
-
-from simulators.clock import Clock
-from simulators.crm_engine import CrmEngine, crm_store
-from simulators.dialects import CRM_DIALECTS, ERP_DIALECTS, ApiDialect
-from simulators.domain import DomainError
-from simulators.erp_engine import ErpEngine, erp_store
-from simulators.governance import Governor
-from simulators.http import ApiRequest, BadRequest
-from simulators.journal import Journal, JournalEntry
-from simulators.store import Store
-from simulators.webhooks import WebhookDispatcher
+from syncert.simulators.clock import Clock
+from syncert.simulators.crm_engine import CrmEngine, crm_store
+from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS, ApiDialect
+from syncert.simulators.domain import DomainError
+from syncert.simulators.erp_engine import ErpEngine, erp_store
+from syncert.simulators.governance import Governor
+from syncert.simulators.http import ApiRequest, BadRequest
+from syncert.simulators.journal import Journal, JournalEntry
+from syncert.simulators.store import Store
+from syncert.simulators.webhooks import WebhookDispatcher
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 CONTROL_PREFIX = "/_sim/"
@@ -104,7 +103,7 @@ class SimulatorApp:
     """The ASGI entry point of one simulator."""
 
     def __init__(self, simulator: Simulator):
-        from simulators.control_plane import ControlPlane
+        from syncert.simulators.control_plane import ControlPlane
 
         self.simulator = simulator
         self.control_plane = ControlPlane(simulator)

@@ -23,12 +23,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
-
-from simulators.domain import DomainError
-from simulators.http import ApiRequest, BadRequest, json_response
+from syncert.simulators.domain import DomainError
+from syncert.simulators.http import ApiRequest, BadRequest, json_response
 
 if TYPE_CHECKING:
-    from simulators.app import Simulator
+    from syncert.simulators.app import Simulator
 
 
 def _error(status: int, code: str, message: str) -> Response:

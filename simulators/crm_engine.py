@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from simulators.clock import Clock
-from simulators.domain import CRM_KINDS, DomainError
-from simulators.engine import Engine, IdFormat
-from simulators.store import Record, Store
+from syncert.simulators.clock import Clock
+from syncert.simulators.domain import CRM_KINDS, DomainError
+from syncert.simulators.engine import Engine, IdFormat
+from syncert.simulators.store import Record, Store
 
 CENT = Decimal("0.01")
 

@@ -12,8 +12,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulators.clock import Clock, parse_datetime
-from simulators.domain import (
+from syncert.simulators.clock import Clock, parse_datetime
+from syncert.simulators.domain import (
     ADDRESS_PARTS,
     SYSTEM_FIELDS,
     ChangeEvent,
@@ -23,7 +23,7 @@ from simulators.domain import (
     NotFound,
     short_repr,
 )
-from simulators.store import Record, Store
+from syncert.simulators.store import Record, Store
 
 IdFormat = Callable[[str, int], str]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from simulators.clock import Clock, add_days
-from simulators.domain import ERP_KINDS, DomainError
-from simulators.engine import Engine, IdFormat
-from simulators.store import Record, Store
+from syncert.simulators.clock import Clock, add_days
+from syncert.simulators.domain import ERP_KINDS, DomainError
+from syncert.simulators.engine import Engine, IdFormat
+from syncert.simulators.store import Record, Store
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")

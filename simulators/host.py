@@ -20,8 +20,7 @@ from typing import Any
 
 import trustme
 import uvicorn
-
-from simulators.app import Simulator, SimulatorApp, build_simulator
+from syncert.simulators.app import Simulator, SimulatorApp, build_simulator
 
 HOST = "127.0.0.1"
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from simulators.clock import parse_datetime
+from syncert.simulators.clock import parse_datetime
 
 
 class QueryError(ValueError):

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
-from simulators.domain import ChangeEvent
+from syncert.simulators.domain import ChangeEvent
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from simulators.host import SimulatorHost, run_in_background
+from syncert.simulators.host import SimulatorHost, run_in_background
 
 
 @dataclass

@@ -16,7 +16,7 @@ CONNECTORS = Path(__file__).resolve().parent / "connectors"
 
 
 def syncert(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "syncert", *args], capture_output=True, text=True,
                           timeout=300, cwd=ROOT, env=env)
 
 

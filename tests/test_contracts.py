@@ -13,9 +13,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from syncert.contracts import contract_path
+from syncert.simulators.host import SimulatorHost
 
-from contracts import contract_path
-from simulators.host import SimulatorHost
 from tests.conftest import Sims
 
 EXAMPLES = 30
@@ -63,8 +63,8 @@ def test_netsuite_contract(case: schemathesis.Case, netsuite_target: dict) -> No
 @pytest.mark.parametrize("dialect", ["salesforce", "netsuite"])
 def test_contract_records_match_the_field_map(dialect: str) -> None:
     """The hand-kept OpenAPI record schemas and the field map name the same fields, no more, no less."""
-    from contracts import load_yaml
-    from simulators.dialects.field_map import load_object_maps
+    from syncert.contracts import load_yaml
+    from syncert.simulators.dialects.field_map import load_object_maps
 
     schemas = load_yaml(dialect, "openapi.yaml")["components"]["schemas"]
     for name, object_map in load_object_maps(dialect).items():

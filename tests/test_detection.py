@@ -15,7 +15,7 @@ from run_flawed import DEFECTS  # noqa: E402
 
 
 def certify(manifest: Path, report_dir: Path, only: str | None = None) -> tuple[int, dict]:
-    command = [sys.executable, "-m", "harness.cli", "certify", str(manifest), "--report-dir", str(report_dir)]
+    command = [sys.executable, "-m", "syncert", "certify", str(manifest), "--report-dir", str(report_dir)]
     if only:
         command += ["--only", only]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -13,7 +13,7 @@ import httpx
 
 
 def _start(data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "sim", "--json", "--data-dir", str(data_dir)],
+    process = subprocess.Popen([sys.executable, "-m", "syncert", "sim", "--json", "--data-dir", str(data_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()  # type: ignore[union-attr]
     assert line, process.stderr.read()  # type: ignore[union-attr]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
-from simulators.clock import Clock
-from simulators.domain import DomainError
-from simulators.erp_engine import ErpEngine, erp_store
+from syncert.simulators.clock import Clock
+from syncert.simulators.domain import DomainError
+from syncert.simulators.erp_engine import ErpEngine, erp_store
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def _chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProc
 ])
 def test_report_renders_verdict_and_scenario_table(tmp_path: Path, manifest: str, verdict: str,
                                                    banner: tuple[int, int, int]) -> None:
-    subprocess.run([sys.executable, "-m", "harness.cli", "certify", manifest, "--only", "E2E-Q2C-01",
+    subprocess.run([sys.executable, "-m", "syncert", "certify", manifest, "--only", "E2E-Q2C-01",
                     "--report-dir", str(tmp_path / "reports")], cwd=ROOT, capture_output=True, timeout=300)
     page = tmp_path / "reports" / "latest" / "report.html"
     report = json.loads(page.with_name("report.json").read_text())

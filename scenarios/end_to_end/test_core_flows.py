@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from harness.checks import reconcile
-from harness.pytest_plugin import scenario
-from harness.runner import ScenarioRun, writes
+from syncert.harness.checks import reconcile
+from syncert.harness.pytest_plugin import scenario
+from syncert.harness.runner import ScenarioRun, writes
 
 ITEMS = [{"sku": "W-100", "name": "Widget", "price": "25.00", "quantity_on_hand": "40"},
          {"sku": "G-200", "name": "Gadget", "price": "199.99", "quantity_on_hand": "3"},

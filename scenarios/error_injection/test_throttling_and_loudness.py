@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.checks import reconcile, retry_after_violations, unexplained_losses
-from harness.pytest_plugin import scenario
-from harness.runner import ScenarioRun
+from syncert.harness.checks import reconcile, retry_after_violations, unexplained_losses
+from syncert.harness.pytest_plugin import scenario
+from syncert.harness.runner import ScenarioRun
 
 
 @scenario(id="ERR-RATE-01", category="error_injection", flows=("accounts",), level=4,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from starlette.responses import Response
-
-from simulators.clock import Clock
-from simulators.engine import Engine
-from simulators.governance import Governor, Rejection
-from simulators.http import ApiRequest
+from syncert.simulators.clock import Clock
+from syncert.simulators.engine import Engine
+from syncert.simulators.governance import Governor, Rejection
+from syncert.simulators.http import ApiRequest
 
 
 class ApiDialect(ABC):

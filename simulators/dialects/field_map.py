@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import load_yaml
-from simulators.domain import Field, Kind
+from syncert.contracts import load_yaml
+from syncert.simulators.domain import Field, Kind
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,5 +1,5 @@
 """The NetSuite SuiteTalk REST dialect (ERP)."""
 
-from simulators.dialects.netsuite.dialect import NetSuiteDialect
+from syncert.simulators.dialects.netsuite.dialect import NetSuiteDialect
 
 __all__ = ["NetSuiteDialect"]

@@ -21,19 +21,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
-
-from simulators import query_language as ql
-from simulators.clock import Clock
-from simulators.dialects.base import ApiDialect
-from simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
-from simulators.dialects.netsuite.oauth1 import SignatureVerifier, TbaCredentials
-from simulators.dialects.netsuite.record_filter import FilterError, compile_filter
-from simulators.domain import DomainError, short_repr
-from simulators.engine import Engine
-from simulators.governance import Governor, Rejection
-from simulators.http import ApiRequest, empty_response, json_response
-from simulators.store import Record
-from simulators.tokens import TokenStore
+from syncert.simulators import query_language as ql
+from syncert.simulators.clock import Clock
+from syncert.simulators.dialects.base import ApiDialect
+from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
+from syncert.simulators.dialects.netsuite.oauth1 import SignatureVerifier, TbaCredentials
+from syncert.simulators.dialects.netsuite.record_filter import FilterError, compile_filter
+from syncert.simulators.domain import DomainError, short_repr
+from syncert.simulators.engine import Engine
+from syncert.simulators.governance import Governor, Rejection
+from syncert.simulators.http import ApiRequest, empty_response, json_response
+from syncert.simulators.store import Record
+from syncert.simulators.tokens import TokenStore
 
 OBJECTS = load_object_maps("netsuite")
 KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}

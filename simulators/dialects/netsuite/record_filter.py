@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulators.clock import parse_datetime
+from syncert.simulators.clock import parse_datetime
 
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]

@@ -1,5 +1,5 @@
 """The Salesforce REST dialect (CRM)."""
 
-from simulators.dialects.salesforce.dialect import SalesforceDialect
+from syncert.simulators.dialects.salesforce.dialect import SalesforceDialect
 
 __all__ = ["SalesforceDialect"]

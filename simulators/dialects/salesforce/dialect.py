@@ -19,17 +19,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
-
-from simulators import query_language as ql
-from simulators.clock import Clock, format_datetime, parse_datetime
-from simulators.dialects.base import ApiDialect
-from simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
-from simulators.domain import DomainError, short_repr
-from simulators.engine import Engine
-from simulators.governance import Governor, Rejection
-from simulators.http import ApiRequest, BadRequest, empty_response, json_response
-from simulators.store import Record
-from simulators.tokens import TokenStore
+from syncert.simulators import query_language as ql
+from syncert.simulators.clock import Clock, format_datetime, parse_datetime
+from syncert.simulators.dialects.base import ApiDialect
+from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
+from syncert.simulators.domain import DomainError, short_repr
+from syncert.simulators.engine import Engine
+from syncert.simulators.governance import Governor, Rejection
+from syncert.simulators.http import ApiRequest, BadRequest, empty_response, json_response
+from syncert.simulators.store import Record
+from syncert.simulators.tokens import TokenStore
 
 OBJECTS = load_object_maps("salesforce")
 KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}

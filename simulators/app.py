@@ -2,6 +2,8 @@
 
 journal (wraps everything) -> control-plane routing -> auth -> governance -> dialect handler
 -> domain engine -> store. Faults and drift plug in between governance and the dialect.
+Only authenticated API requests count as in flight (for the concurrency limit and the journal) and
+toward a scheduled session expiry; control-plane and token requests do not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
+
 from syncert.simulators.clock import Clock
 from syncert.simulators.crm_engine import CrmEngine, crm_store
 from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS, ApiDialect
@@ -113,44 +116,50 @@ class SimulatorApp:
         if scope["type"] != "http":
             return
         sim = self.simulator
+        dialect, governor = sim.dialect, sim.governor
+        method, path = scope["method"], scope["path"]
         started = time.time()
-        sim.governor.in_flight += 1
-        in_flight = sim.governor.in_flight
+        in_flight = governor.in_flight  # API requests in flight; an API request counts itself below
+        api = False
         raw_body = b""
         try:
             headers = Headers(scope=scope)
             raw_body, too_large = await _read_body(receive, headers)
-            request = ApiRequest(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
-                                 headers, raw_body, scope.get("scheme", "http"))
+            request = ApiRequest(method, path, scope["query_string"].decode("latin-1"), headers, raw_body,
+                                 scope.get("scheme", "http"))
             if too_large:
-                response = sim.dialect.error(413, "REQUEST_TOO_LARGE",
-                                             f"request body exceeds {MAX_BODY_BYTES} bytes")
+                response = dialect.error(413, "REQUEST_TOO_LARGE", f"request body exceeds {MAX_BODY_BYTES} bytes")
+            elif path.startswith(CONTROL_PREFIX):
+                response = await self.control_plane.handle(request)
+            elif dialect.is_public(request):
+                response = await dialect.handle_public(request)
+            elif (refusal := dialect.authenticate(request)) is not None:
+                response = refusal
             else:
-                response = await self._dispatch(request)
+                api = True
+                governor.in_flight += 1
+                in_flight = governor.in_flight
+                response = await self._serve(request)
             await self.group_commit.wait()
         except Exception:  # a bug must still answer in the vendor's shape and be journaled
-            log.exception("simulator error on %s %s", scope["method"], scope["path"])
-            response = sim.dialect.error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred in the simulator")
+            log.exception("simulator error on %s %s", method, path)
+            response = dialect.error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred in the simulator")
         finally:
-            sim.governor.in_flight -= 1
-        path = scope["path"]
+            if api:
+                governor.in_flight -= 1
+        if api:
+            dialect.tokens.answered()
         if not path.startswith(CONTROL_PREFIX):
-            sim.journal.add(JournalEntry(sim.journal.next_seq(), scope["method"], path, scope["query_string"],
-                                         response.status_code, started, time.time(), in_flight,
-                                         tuple(scope["headers"]), raw_body, tuple(response.raw_headers),
+            sim.journal.add(JournalEntry(sim.journal.next_seq(), method, path, dialect.access(method, path),
+                                         scope["query_string"], response.status_code, started, time.time(),
+                                         in_flight, tuple(scope["headers"]), raw_body, tuple(response.raw_headers),
                                          response.body))
         await response(scope, receive, send)
 
-    async def _dispatch(self, request: ApiRequest) -> Response:
+    async def _serve(self, request: ApiRequest) -> Response:
+        """An authenticated API request: governance, then the dialect's handler."""
         sim = self.simulator
         dialect = sim.dialect
-        if request.path.startswith(CONTROL_PREFIX):
-            return await self.control_plane.handle(request)
-        if dialect.is_public(request):
-            return await dialect.handle_public(request)
-        refusal = dialect.authenticate(request)
-        if refusal is not None:
-            return refusal
         rejection = sim.governor.admit()
         if rejection is not None:
             return dialect.throttled(rejection)

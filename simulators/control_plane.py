@@ -2,15 +2,19 @@
 
 Routes (JSON in and out; errors as {"error": {"code", "message"}}):
     GET  /_sim/health                  liveness (no token needed)
-    POST /_sim/reset                   drop records, journal, limits, clock offset, webhooks
+    POST /_sim/reset                   drop records, journal, limits, clock offset, webhooks, session expiry
     POST /_sim/seed                    bulk-create canonical records: {"records": {kind: [values...]}}
     GET  /_sim/state                   canonical state of every live record (money as exact strings)
-    GET  /_sim/journal                 ?method=&path=&status=&since=&limit=; DELETE clears it
+    GET  /_sim/journal                 ?method=&path=&status=&access=&since=&limit=; DELETE clears it
     GET|PUT /_sim/limits               governance limits (see simulators.governance.Limits)
     GET|PUT /_sim/clock                {"offset_s": seconds} moves the simulated clock
     GET|PUT /_sim/tls                  {"enabled": bool} starts or stops the HTTPS listener
     GET|POST /_sim/webhooks            subscriptions; DELETE /_sim/webhooks/{id}
     GET  /_sim/credentials             the SYNCERT_* environment for a connector
+    POST /_sim/credentials/rotate      fresh credentials, every access token revoked; answers the new environment
+    GET  /_sim/secrets                 {"secrets": [...]}: every secret issued since start (newest 100,000)
+    POST /_sim/sessions/expire         {"after_requests": N}: revoke the tokens issued so far once N more
+                                       authenticated API requests are answered (default 0: now)
     PATCH|DELETE /_sim/records/{kind}/{id}   change a record as a user would (canonical fields)
 In seed records, "_ref": "name" names a record and {"$ref": "name"} anywhere in a later record is
 replaced by that record's id.
@@ -23,6 +27,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
+
 from syncert.simulators.domain import DomainError
 from syncert.simulators.http import ApiRequest, BadRequest, json_response
 
@@ -67,6 +72,7 @@ class ControlPlane:
             sim.governor.reset()
             sim.clock.offset_s = 0.0
             sim.webhooks.clear()
+            sim.dialect.tokens.cancel_expiry()
             return json_response({"reset": True})
         if route == "seed" and method == "POST":
             return json_response({"ids": self._seed(request.json_object())}, 201)
@@ -120,6 +126,18 @@ class ControlPlane:
             return json_response(sim.engine.update(kind, record_id, request.json_object()), exact=True)
         if route == "credentials" and method == "GET":
             return json_response(sim.dialect.environment(request.base_url))
+        if route == "credentials/rotate" and method == "POST":
+            sim.dialect.rotate_credentials()
+            return json_response(sim.dialect.environment(request.base_url))
+        if route == "secrets" and method == "GET":
+            return json_response({"secrets": sim.dialect.secrets.values()})
+        if route == "sessions/expire" and method == "POST":
+            body = request.json_object() if request.body.strip() else {}
+            after = body.get("after_requests", 0)
+            if set(body) - {"after_requests"} or isinstance(after, bool) or not isinstance(after, int) or after < 0:
+                raise BadRequest("INVALID_REQUEST", "sessions/expire needs {\"after_requests\": <integer >= 0>}")
+            sim.dialect.tokens.expire_after(after)
+            return json_response({"after_requests": after, "expired": after == 0})
         return _error(404, "NOT_FOUND", f"no control-plane route {method} /_sim/{route}")
 
     def _journal(self, request: ApiRequest) -> Response:
@@ -134,7 +152,10 @@ class ControlPlane:
             limit = int(query["limit"]) if query.get("limit") else None
         except ValueError:
             raise BadRequest("INVALID_REQUEST", "status, since and limit must be integers") from None
-        entries = journal.select(query.get("method"), query.get("path"), status, since, limit)
+        access = query.get("access") or None
+        if access not in (None, "auth", "read", "write"):
+            raise BadRequest("INVALID_REQUEST", "access must be auth, read or write")
+        entries = journal.select(query.get("method"), query.get("path"), status, since, limit, access)
         return json_response({"entries": [e.as_dict() for e in entries], "dropped": journal.dropped})
 
     def _seed(self, body: dict[str, Any]) -> dict[str, list[str]]:

@@ -2,13 +2,15 @@
 
 `SimulatorHost` runs inside an asyncio loop (the `syncert sim` command); `run_in_background` runs
 one in a thread for tests and the harness. TLS uses a CA generated for the run (trustme); its PEM
-is written to `ca.pem` in the host's work directory and named by SYNCERT_CA_BUNDLE.
+is written to `ca.pem` in the host's work directory and named by SYNCERT_CA_BUNDLE; the server's
+private key to `server-key.pem`, readable by its owner only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import tempfile
@@ -20,6 +22,7 @@ from typing import Any
 
 import trustme
 import uvicorn
+
 from syncert.simulators.app import Simulator, SimulatorApp, build_simulator
 
 HOST = "127.0.0.1"
@@ -134,7 +137,10 @@ class SimulatorHost:
         issued = ca.issue_cert(HOST, "localhost")
         chain, key = self.work_dir / "server-chain.pem", self.work_dir / "server-key.pem"
         chain.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-        issued.private_key_pem.write_to_path(str(key))
+        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)  # a key file left by an earlier run keeps its mode otherwise
+            out.write(issued.private_key_pem.bytes())
         return chain, key
 
     async def start(self) -> None:

@@ -18,11 +18,14 @@ class JournalEntry(NamedTuple):
     """One answered request, kept raw; `as_dict` is the redacted view, the only one that leaves the process.
 
     Immutable values only, so the garbage collector stops tracking entries: a full journal costs no GC time.
+    `access` is the dialect's verdict: "auth" (token endpoint), "read" or "write" (may change state);
+    `in_flight` counts authenticated API requests being served, this one included if it is one.
     """
 
     seq: int
     method: str
     path: str
+    access: str
     raw_query: bytes
     status: int
     started_at: float
@@ -39,7 +42,7 @@ class JournalEntry(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         headers = redact_headers(self.raw_headers)
-        return {"seq": self.seq, "method": self.method, "path": self.path,
+        return {"seq": self.seq, "method": self.method, "path": self.path, "access": self.access,
                 "query": redact_query(self.raw_query.decode("latin-1")), "status": self.status,
                 "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
                 "in_flight": self.in_flight, "request_headers": headers,
@@ -115,13 +118,15 @@ class Journal:
         self.dropped = 0
 
     def select(self, method: str | None = None, path_contains: str | None = None, status: int | None = None,
-               since_seq: int = 0, limit: int | None = None) -> list[JournalEntry]:
+               since_seq: int = 0, limit: int | None = None, access: str | None = None) -> list[JournalEntry]:
         """Entries matching every given filter, oldest first."""
         found = []
         for entry in self._entries:
             if entry.seq <= since_seq:
                 continue
             if method and entry.method != method.upper():
+                continue
+            if access and entry.access != access:
                 continue
             if path_contains and path_contains not in entry.path:
                 continue

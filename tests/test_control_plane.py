@@ -1,4 +1,5 @@
-"""The control plane: admin token, seeding with references, journal redaction, clock, TLS, webhooks."""
+"""The control plane: admin token, seeding with references, journal redaction and access tags, clock, TLS,
+webhooks."""
 
 from __future__ import annotations
 
@@ -41,6 +42,42 @@ def test_journal_records_requests_without_secrets(sims: Sims) -> None:
     assert create["status"] == 201 and "Journaled" in create["request_body"]
     assert create["request_headers"]["authorization"] == "[REDACTED]"
     assert create["ended_at"] >= create["started_at"] and create["in_flight"] >= 1
+
+
+def test_journal_tags_each_request_auth_read_or_write(sims: Sims) -> None:
+    with sims.crm() as crm:
+        account_id = crm.post("/sobjects/Account/", json={"Name": "Tagged"}).json()["id"]
+        crm.get("/query", params={"q": "SELECT Id FROM Account"})
+        crm.get("/composite/sobjects/Account", params={"ids": account_id, "fields": "Name"})
+        crm.patch(f"/sobjects/Account/{account_id}", json={"Name": "Tagged Again"})
+    with sims.erp() as erp:
+        erp.post("/query/v1/suiteql", json={"q": "SELECT id FROM customer"}, headers={"Prefer": "transient"})
+        erp.put("/record/v1/customer/eid:T-1", json={"companyName": "Tagged"})
+    with sims.admin("crm") as crm_admin, sims.admin("erp") as erp_admin:
+        crm_entries = crm_admin.get("/_sim/journal").json()["entries"]
+        writes = crm_admin.get("/_sim/journal", params={"access": "write"}).json()["entries"]
+        assert crm_admin.get("/_sim/journal", params={"access": "delete"}).status_code == 400
+        erp_entries = erp_admin.get("/_sim/journal").json()["entries"]
+    assert [(e["method"], e["access"]) for e in crm_entries] == [
+        ("POST", "auth"), ("POST", "write"), ("GET", "read"), ("GET", "read"), ("PATCH", "write")]
+    assert [e["seq"] for e in writes] == [e["seq"] for e in crm_entries if e["access"] == "write"]
+    assert [(e["method"], e["access"]) for e in erp_entries] == [("POST", "auth"), ("POST", "read"), ("PUT", "write")]
+
+
+def test_dialects_classify_access(sims: Sims) -> None:
+    salesforce = sims.host.sides["crm"].simulator.dialect
+    netsuite = sims.host.sides["erp"].simulator.dialect
+    for method, path, access in [("POST", "/services/oauth2/token", "auth"), ("GET", "/services/data", "read"),
+                                 ("GET", "/services/data/v59.0/queryAll", "read"),
+                                 ("DELETE", "/services/data/v59.0/composite/sobjects", "write"),
+                                 ("PATCH", "/services/data/v59.0/sobjects/Account/Ext__c/1", "write")]:
+        assert salesforce.access(method, path) == access, (method, path)
+    for method, path, access in [("POST", "/services/rest/auth/oauth2/v1/token/", "auth"),
+                                 ("POST", "/services/rest/query/v1/suiteql", "read"),
+                                 ("POST", "/services/rest/record/v1/salesOrder/101/!transform/invoice", "write"),
+                                 ("DELETE", "/services/rest/record/v1/customer/101", "write"),
+                                 ("GET", "/services/rest/record/v1/customer", "read")]:
+        assert netsuite.access(method, path) == access, (method, path)
 
 
 def test_clock_offset_moves_timestamps(sims: Sims) -> None:

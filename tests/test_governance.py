@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -28,6 +31,32 @@ def test_netsuite_concurrency_limit_answers_429(sims: Sims) -> None:
     with sims.admin("erp") as admin:
         entries = admin.get("/_sim/journal", params={"path": "/record/v1/customer"}).json()["entries"]
     assert max(e["in_flight"] for e in entries) >= 3
+
+
+def _held_open(url: str, request_head: str) -> socket.socket:
+    """A connection whose request has its headers sent and its body not yet: the simulator is serving it."""
+    address = urlsplit(url)
+    connection = socket.create_connection((address.hostname, address.port))
+    connection.sendall(f"{request_head}\r\nHost: {address.netloc}\r\nContent-Length: 100\r\n\r\n{{".encode())
+    return connection
+
+
+def test_control_plane_and_token_requests_do_not_count_as_in_flight(sims: Sims) -> None:
+    with sims.admin("erp") as admin:
+        assert admin.put("/_sim/limits", json={"concurrency": 1}).status_code == 200
+    url = sims.plain_url("erp")
+    held = [_held_open(url, f"GET /_sim/state HTTP/1.1\r\nAuthorization: Bearer {sims.host.admin_token}"),
+            _held_open(url, "POST /services/rest/auth/oauth2/v1/token HTTP/1.1")]
+    try:
+        time.sleep(0.3)
+        with sims.erp() as erp:
+            assert erp.get("/record/v1/customer").status_code == 200
+    finally:
+        for connection in held:
+            connection.close()
+    with sims.admin("erp") as admin:
+        entries = admin.get("/_sim/journal", params={"path": "/record/v1/customer"}).json()["entries"]
+    assert [e["in_flight"] for e in entries] == [1]
 
 
 def test_salesforce_rate_limit_answers_403_request_limit_exceeded(sims: Sims) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from starlette.responses import Response
+
 from syncert.simulators.clock import Clock
 from syncert.simulators.engine import Engine
 from syncert.simulators.governance import Governor, Rejection
 from syncert.simulators.http import ApiRequest
+from syncert.simulators.tokens import IssuedSecrets, TokenStore
+
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 class ApiDialect(ABC):
@@ -16,11 +20,13 @@ class ApiDialect(ABC):
 
     name: str
     side: str  # "crm" | "erp"
+    tokens: TokenStore  # access tokens, created by each dialect with its vendor's prefix
 
     def __init__(self, engine: Engine, clock: Clock, governor: Governor):
         self.engine = engine
         self.clock = clock
         self.governor = governor
+        self.secrets = IssuedSecrets()
 
     @staticmethod
     @abstractmethod
@@ -34,6 +40,14 @@ class ApiDialect(ABC):
     @abstractmethod
     def environment(self, base_url: str) -> dict[str, str]:
         """The SYNCERT_* variables a connector needs to reach this service (includes secrets)."""
+
+    @abstractmethod
+    def rotate_credentials(self) -> None:
+        """Replace every connector credential with fresh values and revoke every access token."""
+
+    @abstractmethod
+    def access(self, method: str, path: str) -> str:
+        """What a request does, for the journal: "auth" (token endpoint), "write" (may change state) or "read"."""
 
     @abstractmethod
     def is_public(self, request: ApiRequest) -> bool:

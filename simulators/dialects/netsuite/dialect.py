@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
+
 from syncert.simulators import query_language as ql
 from syncert.simulators.clock import Clock
-from syncert.simulators.dialects.base import ApiDialect
+from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
 from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
 from syncert.simulators.dialects.netsuite.oauth1 import SignatureVerifier, TbaCredentials
 from syncert.simulators.dialects.netsuite.record_filter import FilterError, compile_filter
@@ -44,6 +45,8 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 _REFERENCE_KEYS = {"ref": {"id", "externalId", "refName"}, "enum": {"id", "refName"}}
 _ADDRESS_ITEM_KEYS = {"defaultBilling", "defaultShipping", "addressBookAddress"}
 _ADDRESS_KEYS = {"addr1", "city", "state", "zip", "country"}
+TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
+RECORD_PREFIX = "/services/rest/record/v1/"
 _RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                   405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
@@ -76,12 +79,9 @@ class NetSuiteDialect(ApiDialect):
 
     def __init__(self, engine: Engine, clock: Clock, governor: Governor):
         super().__init__(engine, clock, governor)
-        self.credentials = TbaCredentials(
-            account=f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1",
-            consumer_key=secrets.token_hex(32), consumer_secret=secrets.token_hex(32),
-            token_id=secrets.token_hex(32), token_secret=secrets.token_hex(32))
+        self.credentials = self._new_credentials(f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1")
         self.verifier = SignatureVerifier(self.credentials)
-        self.tokens = TokenStore(prefix="eyJ")
+        self.tokens = TokenStore(self.secrets, prefix="eyJ")
         self._suiteql = ql.Dialect("SuiteQL", bare_datetime_literals=False, date_functions=True, clock=clock.now)
 
     # -- identity --------------------------------------------------------------------------------
@@ -101,8 +101,25 @@ class NetSuiteDialect(ApiDialect):
 
     # -- auth ------------------------------------------------------------------------------------
 
+    def _new_credentials(self, account: str) -> TbaCredentials:
+        credentials = TbaCredentials(account=account, consumer_key=secrets.token_hex(32),
+                                     consumer_secret=secrets.token_hex(32), token_id=secrets.token_hex(32),
+                                     token_secret=secrets.token_hex(32))
+        self.secrets.add(credentials.consumer_key, credentials.consumer_secret, credentials.token_id,
+                         credentials.token_secret)
+        return credentials
+
+    def rotate_credentials(self) -> None:
+        self.credentials = self.verifier.credentials = self._new_credentials(self.credentials.account)
+        self.tokens.revoke_all()
+
+    def access(self, method: str, path: str) -> str:
+        if path.rstrip("/") == TOKEN_PATH:
+            return "auth"
+        return "write" if method in WRITE_METHODS and path.startswith(RECORD_PREFIX) else "read"
+
     def is_public(self, request: ApiRequest) -> bool:
-        return request.path.rstrip("/") == "/services/rest/auth/oauth2/v1/token"
+        return request.path.rstrip("/") == TOKEN_PATH
 
     async def handle_public(self, request: ApiRequest) -> Response:
         if request.method != "POST":

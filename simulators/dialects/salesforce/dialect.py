@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
+
 from syncert.simulators import query_language as ql
 from syncert.simulators.clock import Clock, format_datetime, parse_datetime
-from syncert.simulators.dialects.base import ApiDialect
+from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
 from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
 from syncert.simulators.domain import DomainError, short_repr
 from syncert.simulators.engine import Engine
@@ -40,6 +41,8 @@ _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATA_PATH = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
+_WRITE_PATH = re.compile(r"^/services/data/v[^/]+/(?:sobjects|composite)(?:/|$)")
+TOKEN_PATH = "/services/oauth2/token"
 _ROUTE_METHODS = tuple((re.compile(pattern), methods) for pattern, methods in (
     (r"^$", ("GET",)),
     (r"^/limits$", ("GET",)),
@@ -99,11 +102,9 @@ class SalesforceDialect(ApiDialect):
         super().__init__(engine, clock, governor)
         self.org_id = with_checksum("00D5g" + secrets.token_hex(5).upper())
         self.user_id = with_checksum("0055g" + secrets.token_hex(5).upper())
-        self.client_id = "3MVG9" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "B")
-        self.client_secret = secrets.token_hex(32).upper()
         self.username = "integration@syncert.example"
-        self.password = secrets.token_urlsafe(18)
-        self.tokens = TokenStore(prefix=self.org_id[:15] + "!")
+        self.tokens = TokenStore(self.secrets, prefix=self.org_id[:15] + "!")
+        self._new_credentials()
         self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
         self._query_dialect = ql.Dialect("SOQL", bare_datetime_literals=True, date_functions=False,
                                          clock=clock.now)
@@ -124,8 +125,23 @@ class SalesforceDialect(ApiDialect):
 
     # -- auth ------------------------------------------------------------------------------------
 
+    def _new_credentials(self) -> None:
+        self.client_id = "3MVG9" + secrets.token_urlsafe(30).replace("-", "A").replace("_", "B")
+        self.client_secret = secrets.token_hex(32).upper()
+        self.password = secrets.token_urlsafe(18)
+        self.secrets.add(self.client_id, self.client_secret, self.password)
+
+    def rotate_credentials(self) -> None:
+        self._new_credentials()
+        self.tokens.revoke_all()
+
+    def access(self, method: str, path: str) -> str:
+        if path.rstrip("/") == TOKEN_PATH:
+            return "auth"
+        return "write" if method in WRITE_METHODS and _WRITE_PATH.match(path) else "read"
+
     def is_public(self, request: ApiRequest) -> bool:
-        return request.path.rstrip("/") in ("/services/oauth2/token", "/services/data")
+        return request.path.rstrip("/") in (TOKEN_PATH, "/services/data")
 
     async def handle_public(self, request: ApiRequest) -> Response:
         versions = request.path.rstrip("/") == "/services/data"
@@ -159,6 +175,7 @@ class SalesforceDialect(ApiDialect):
         identity = f"{request.base_url}/id/{self.org_id}/{self.user_id}"
         signature = base64.b64encode(hmac.new(self.client_secret.encode(), (identity + issued_at).encode(),
                                               hashlib.sha256).digest()).decode()
+        self.secrets.add(signature)
         return json_response({"access_token": token, "instance_url": request.base_url, "id": identity,
                               "token_type": "Bearer", "issued_at": issued_at, "signature": signature,
                               "scope": "api"})

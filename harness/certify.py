@@ -1,37 +1,57 @@
-"""`syncert certify`: run the catalogue against a connector and write the certification report."""
+"""`syncert certify`: run the catalogue against a connector and write the certification report.
+
+SIGINT or SIGTERM stop the run cleanly: the connector and the simulators are stopped, temporary files
+removed, and the report is written with verdict `interrupted` for the scenarios that ended.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import random
 import secrets
+import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from syncert import __version__, connectors
+from syncert.harness.catalogue import CATALOGUE, CatalogueError, load_failure
+from syncert.harness.containment import become_subreaper
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
-from syncert.harness.pytest_plugin import ISSUED_SECRETS
+from syncert.harness.pytest_plugin import RunRecord, run_record
 from syncert.harness.reports import LEVELS, build_report, write_reports
 
-from syncert import connectors, scenarios
-
 REFERENCE_MANIFEST = Path(connectors.__file__).parent / "reference" / "connector.toml"
-CATALOGUE = Path(scenarios.__file__).parent
 
 
-class CatalogueError(RuntimeError):
-    """The catalogue itself could not run (a broken scenario module, a bad --only expression)."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached `syncert certify`; pytest stops and tears every fixture down."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def syncert_version() -> str:
-    try:
-        return version("syncert")
-    except PackageNotFoundError:
-        return "unknown"
+class _Recorder:
+    """A pytest plugin that keeps the session's RunRecord and any scenario module that failed to load."""
+
+    def __init__(self) -> None:
+        self.record: RunRecord | None = None
+        self.collection_errors: list[tuple[str, str]] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append((report.nodeid, report.longreprtext))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.record = run_record(session.config)
 
 
 def manifest_for(path: str | None) -> Manifest:
@@ -41,40 +61,69 @@ def manifest_for(path: str | None) -> Manifest:
     return manifest
 
 
-def certify(manifest: Manifest, report_root: Path, level: int, only: str | None, seed: int | None) -> tuple[dict, Path]:
-    """Run the scenarios, write the reports, return the report and its directory."""
+@contextlib.contextmanager
+def _stop_on_signals(received: list[int]) -> Iterator[None]:
+    """Turn the first SIGINT/SIGTERM into Interrupted; later ones only wait for the cleanup to end."""
+    def handler(signum: int, _: Any) -> None:
+        if received:
+            print(f"syncert certify: {signal.Signals(signum).name} again: still cleaning up", flush=True)
+            return
+        received.append(signum)
+        print(f"\nsyncert certify: {signal.Signals(signum).name}: stopping the connector and the simulators",
+              flush=True)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+def certify(manifest: Manifest, report_root: Path, level: int, only: str | None, seed: int | None,
+            keep_state: bool = False) -> tuple[dict, Path, int | None]:
+    """Run the scenarios and write the reports; returns the report, its directory and the signal that
+    interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue cannot load."""
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
     report_dir = report_root / run_id
     print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch:
-        results_path, junit_path = Path(scratch) / "results.json", Path(scratch) / "junit.xml"
+    become_subreaper()  # orphans of the connector are re-parented here, where containment finds them
+    received: list[int] = []
+    recorder = _Recorder()
+    with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch, _stop_on_signals(received):
+        junit_path = Path(scratch) / "junit.xml"
         ini = Path(scratch) / "pytest.ini"  # our settings, whatever pytest config the current directory has
         ini.write_text("[pytest]\n")
         args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path),
-                "--syncert-results", str(results_path), "--syncert-level", str(level), "--syncert-progress",
-                "--junitxml", str(junit_path),
+                "--syncert-level", str(level), "--syncert-progress", "--junitxml", str(junit_path),
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]
         if only:
             args += ["--syncert-only", only]
+        if keep_state:
+            args += ["--syncert-keep-state", str(report_dir / "state")]
         random.seed(seed)
-        exit_code = pytest.main(args)
-        if exit_code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        exit_code = pytest.main(args, plugins=[recorder])
+        record = recorder.record or RunRecord()
+        if recorder.collection_errors:
+            raise CatalogueError(load_failure(recorder.collection_errors))
+        if exit_code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) and not received:
             raise CatalogueError(f"the scenario catalogue could not run (pytest exit code {int(exit_code)}); "
                                  "see the messages above")
-        results = json.loads(results_path.read_text()) if results_path.exists() else []
         finished = time.time()
         report = build_report(
             run_id=run_id, started_at=_iso(started), finished_at=_iso(finished), duration_s=finished - started,
-            version=syncert_version(), seed=seed, requested_level=level, scenarios=results, selection=only,
+            version=__version__, seed=seed, requested_level=level, scenarios=record.results, selection=only,
+            interrupted=signal.Signals(received[0]).name if received else None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
                        "flows": list(manifest.flows)})
-        write_reports(report, report_dir, junit_path, secrets=sorted(ISSUED_SECRETS))
-    return report, report_dir
+        write_reports(report, report_dir, junit_path, record.scrubber)
+    return report, report_dir, received[0] if received else None
 
 
 def _iso(moment: float) -> str:

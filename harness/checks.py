@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deepdiff import DeepDiff
+
 from syncert.harness.runner import Evidence
 
 Record = dict[str, Any]
@@ -24,8 +25,9 @@ Record = dict[str, Any]
 
 @dataclass
 class Reconciliation:
-    """Outcome per business key."""
+    """Outcome per business key, and the linkage the keys were paired through."""
 
+    linkage: str
     outcomes: dict[str, str] = field(default_factory=dict)
     diffs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -36,11 +38,12 @@ class Reconciliation:
     def all_synced(self) -> bool:
         return bool(self.outcomes) and all(v == "synced" for v in self.outcomes.values())
 
-    def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
+    def summary(self) -> dict[str, Any]:
+        """Count per outcome, and the linkage looked for (so "missing" says what was missing)."""
+        counts: dict[str, Any] = defaultdict(int)
         for outcome in self.outcomes.values():
             counts[outcome] += 1
-        return dict(counts)
+        return {**counts, "linkage": self.linkage}
 
 
 def _normal(value: Any) -> Any:
@@ -54,9 +57,12 @@ def _normal(value: Any) -> Any:
 
 
 def reconcile(sources: list[Record], targets: list[Record], source_key: Callable[[Record], str | None],
-              target_key: Callable[[Record], str | None], expected: Callable[[Record], Record]) -> Reconciliation:
-    """Pair `sources` with `targets` by key and compare `expected(source)` with the target's fields."""
-    result = Reconciliation()
+              target_key: Callable[[Record], str | None], expected: Callable[[Record], Record],
+              linkage: str) -> Reconciliation:
+    """Pair `sources` with `targets` by key and compare `expected(source)` with the target's fields.
+
+    `linkage` says, in canonical terms, which fields pair them (e.g. "account.id = customer.crm_id")."""
+    result = Reconciliation(linkage)
     by_key: dict[str, list[Record]] = defaultdict(list)
     for target in targets:
         key = target_key(target)

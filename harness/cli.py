@@ -1,7 +1,8 @@
 """The `syncert` command line.
 
 Exit codes: 0 success (certified at the requested level; no regression), 1 not certified or a
-regression found, 2 usage or manifest error (one paragraph on stderr, no traceback).
+regression found, 2 usage, manifest or installation error (one paragraph on stderr, no traceback),
+130 / 143 interrupted by SIGINT / SIGTERM (the report is written, verdict `interrupted`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncert", description="Certify ERP<->CRM sync connectors against "
                                                                  "simulated vendor APIs.",
                                      epilog="exit codes: 0 certified / no regression, 1 not certified / "
-                                            "regression, 2 usage or manifest error")
+                                            "regression, 2 usage, manifest or installation error, 130/143 "
+                                            "interrupted (report written)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     certify = commands.add_parser(
         "certify", help="run the scenario catalogue against a connector and write a report",
@@ -39,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
     certify.add_argument("--baseline", type=Path, help="a previous report.json: exit 1 on any regression against it")
     certify.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
+    certify.add_argument("--keep-state", action="store_true",
+                         help="copy each scenario's connector state dir into the report (secrets scrubbed)")
     catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
                                     description="List the catalogue: id, level, category, flows and intent.")
     catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")
@@ -69,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from syncert.harness.certify import CatalogueError, certify, manifest_for
+    try:
+        from syncert.harness.catalogue import CatalogueError
+        from syncert.harness.certify import certify, manifest_for
+    except ImportError as error:
+        print(f"syncert certify: cannot import {error.name or error}: syncert's installation is incomplete. "
+              "Reinstall it with `pip install syncert` (all its runtime dependencies are declared).", file=sys.stderr)
+        return EXIT_USAGE
     from syncert.harness.compare import ReportError, load_report, regressions
     from syncert.harness.manifest import ManifestError
-    from syncert.harness.reports import level_text
+    from syncert.harness.reports import counts_text, level_text
 
     try:
         manifest = manifest_for(args.manifest)
@@ -81,14 +91,22 @@ def _certify(args: argparse.Namespace) -> int:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report, directory = certify(manifest, args.report_dir, args.level, args.only, args.seed)
+        report, directory, interrupted = certify(manifest, args.report_dir, args.level, args.only, args.seed,
+                                                 args.keep_state)
     except CatalogueError as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
-    counts = report["counts"]
-    print(f"\n{report['verdict'].upper()}: {level_text(report)}; "
-          f"{counts['passed']} passed, {counts['failed']} failed, {counts['not_applicable']} not applicable")
+    except KeyboardInterrupt as stop:  # a signal after the scenarios ended, while the report was written
+        signum = getattr(stop, "signum", signal.SIGINT)
+        print(f"syncert certify: interrupted by {signal.Signals(signum).name} while writing the report",
+              file=sys.stderr)
+        return 128 + signum
+    print(f"\n{report['verdict'].upper()}: {level_text(report)}; {counts_text(report)}")
+    for number, entry in report["levels"].items():
+        print(f"  level {number} {entry['name']:<17} {entry['status'].replace('_', ' '):<15} {entry['reason'][:160]}")
     print(f"report: {directory / 'report.html'}")
+    if interrupted is not None:
+        return 128 + interrupted
     if not report["scenarios"]:
         print("syncert certify: no scenario ran (check --only)", file=sys.stderr)
         return EXIT_FAILED
@@ -102,9 +120,13 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
-    from syncert.harness.catalogue import list_scenarios
+    from syncert.harness.catalogue import CatalogueError, list_scenarios
 
-    entries = list_scenarios()
+    try:
+        entries = list_scenarios()
+    except CatalogueError as error:
+        print(f"syncert scenarios: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(json.dumps(entries, indent=2))
         return EXIT_OK

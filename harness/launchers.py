@@ -1,40 +1,40 @@
-"""Run a connector the way its manifest says: command, service or python mode.
+"""Run a connector the way its manifest says: command, service or python mode, always in processes
+of its own.
 
-Every mode gets the same environment (PRODUCT.md, "Connector protocol"): the SYNCERT_* variables of
-the simulators (never the admin token), a private state dir kept across the cycles of one scenario,
-a dead-letter file, the scenario id, and for services a listen port and webhook secret. The harness
-puts its own Python first on PATH, so `python` in a command means the Python syncert runs on.
+Every mode gets the same environment (docs/protocol.md): the harness's own environment without any
+SYNCERT_* variable, then the credentials issued for the scenario (never the admin token), a private
+state dir, a dead-letter file, the scenario id and the containment marker SYNCERT_RUN_ID; services
+also get a listen port and a webhook secret. The harness puts its own Python first on PATH, so
+`python` in a command means the Python syncert runs on.
 
-Misbehaving connectors are contained: a cycle that outlives `timeout_s` is killed with its whole
-process group, output is captured up to a bound, and a crash or garbage output becomes evidence for
-the scenario's verdict, never an exception out of the harness.
+Misbehaving connectors are contained: output is drained through pipes and kept bounded
+(harness.capture); a cycle that outlives `timeout_s` is killed; every process a connector started is
+found and ended (harness.containment), and one that outlives its cycle or service is a leftover that
+fails the scenario. A python-mode connector runs in a child process (harness.python_shim): it can
+never reach harness objects, and a child that dies without answering is a failed cycle.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import io
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from syncert.harness.manifest import Manifest, ManifestError
 
-OUTPUT_LIMIT = 64 * 1024
+from syncert.harness.capture import OutputCapture
+from syncert.harness.containment import Containment, Leftover
+from syncert.harness.manifest import Manifest, ManifestError
+from syncert.harness.workspace import Workspace
 
 
 @dataclass
@@ -60,43 +60,14 @@ class CycleResult:
         return f"exit {self.exit_code} in {self.duration_s:.2f}s"
 
 
-@dataclass
-class Workspace:
-    """Per-scenario files given to the connector."""
-
-    root: Path
-    state_dir: Path = field(init=False)
-    dead_letter: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.state_dir = self.root / "state"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.dead_letter = self.root / "dead-letter.jsonl"
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        """Dead-letter entries; unreadable lines are kept as {"invalid_line": ...} evidence."""
-        if not self.dead_letter.exists():
-            return []
-        entries = []
-        for line in self.dead_letter.read_text(encoding="utf-8", errors="replace").splitlines():
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                entries.append(entry if isinstance(entry, dict) else {"invalid_line": line[:500]})
-            except ValueError:
-                entries.append({"invalid_line": line[:500]})
-        return entries
-
-
-def connector_environment(manifest: Manifest, simulators_env: dict[str, str], workspace: Workspace,
-                          scenario_id: str) -> dict[str, str]:
-    """The environment of PRODUCT.md's connector protocol (no admin token)."""
+def connector_environment(simulators_env: dict[str, str], workspace: Workspace, scenario_id: str,
+                          containment: Containment) -> dict[str, str]:
+    """The environment of the connector protocol (no admin token, nothing else of the harness's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCERT_")}
-    env.update({k: v for k, v in simulators_env.items() if k != "SYNCERT_ADMIN_TOKEN"})
+    env.update({k: v for k, v in simulators_env.items() if k.startswith("SYNCERT_") and k != "SYNCERT_ADMIN_TOKEN"})
     env.update(SYNCERT_STATE_DIR=str(workspace.state_dir), SYNCERT_DEAD_LETTER=str(workspace.dead_letter),
-               SYNCERT_SCENARIO=scenario_id)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+               SYNCERT_SCENARIO=scenario_id, **containment.environment())
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
 
 
@@ -106,72 +77,167 @@ def check_launchable(manifest: Manifest) -> None:
     if run.mode in ("command", "service"):
         program = run.command[0]
         local = manifest.directory / program
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         if not (("/" in program and local.exists()) or shutil.which(program, path=path)):
             raise ManifestError(f"{manifest.path}: `[run].command` starts with {program!r}, which is neither on "
                                 f"PATH nor a file beside the manifest.")
+    elif run.mode == "python":
+        _check_entrypoint(manifest)
     elif run.mode == "container":
         raise ManifestError(f"{manifest.path}: `[run].mode` \"container\" is not supported by this version of "
                             "syncert yet; use command, service or python.")
 
 
-def _read_bounded(handle: Any) -> str:
-    handle.seek(0, os.SEEK_END)
-    size = handle.tell()
-    handle.seek(max(0, size - OUTPUT_LIMIT))
-    text = handle.read().decode("utf-8", "replace")
-    return (f"[{size - OUTPUT_LIMIT} earlier bytes dropped]\n" + text) if size > OUTPUT_LIMIT else text
+def _check_entrypoint(manifest: Manifest) -> None:
+    """Import the entrypoint in a contained child (never here) and check it names something callable."""
+    containment = Containment()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCERT_")} | containment.environment()
+    read_fd, write_fd = os.pipe()
+    try:
+        process = subprocess.Popen(_shim_command(manifest, write_fd, check=True), cwd=manifest.directory, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   pass_fds=(write_fd,), start_new_session=True, preexec_fn=containment.enlist_self)
+        os.close(write_fd)
+        write_fd = -1
+        try:
+            _, stderr = process.communicate(timeout=manifest.run.startup_timeout_s)
+        except subprocess.TimeoutExpired:
+            stderr = b""
+        answer = _read_line(read_fd, 0.5)
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+        containment.close()
+    if answer is None or not answer.get("ready"):
+        reason = (answer or {}).get("error") or _last_line(stderr) or "it did not load in time"
+        raise ManifestError(f"{manifest.path}: `[run].entrypoint` {manifest.run.entrypoint!r} cannot be loaded: "
+                            f"{reason}.")
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+def _shim_command(manifest: Manifest, result_fd: int, check: bool = False) -> list[str]:
+    return [sys.executable, "-I", "-m", "syncert.harness.python_shim", "--directory", str(manifest.directory),
+            "--result-fd", str(result_fd), *(["--check"] if check else []), str(manifest.run.entrypoint)]
 
 
-class CommandLauncher:
-    """command mode: one sync cycle per invocation of `command`."""
+def _last_line(data: bytes) -> str:
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1][:300] if lines else ""
 
-    def __init__(self, manifest: Manifest, env: dict[str, str]):
-        self.manifest, self.env = manifest, env
+
+def _read_line(fd: int, timeout_s: float) -> dict[str, Any] | None:
+    """One JSON line from `fd` within `timeout_s`; None on timeout, end of file or garbage."""
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        data += chunk
+        if len(data) > 1 << 20:
+            return None
+    try:
+        answer = json.loads(data.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+class _Launcher:
+    """What every mode shares: the manifest, the environment, containment and captured output."""
+
+    def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
+        self.manifest, self.env, self.containment = manifest, env, containment
+        self.leftovers: list[Leftover] = []
+
+    def _spawn(self, command: list[str], stdout: OutputCapture, stderr: OutputCapture,
+               **options: Any) -> subprocess.Popen:
+        try:
+            return subprocess.Popen(command, cwd=self.manifest.directory, env=self.env, stdout=stdout.write_fd,
+                                    stderr=stderr.write_fd, start_new_session=True,
+                                    preexec_fn=self.containment.enlist_self, **options)
+        finally:
+            stdout.writer_handed_over()
+            stderr.writer_handed_over()
+
+    def _end_processes(self, process: subprocess.Popen | None, report: bool) -> None:
+        """Kill `process` and everything else the connector started. With `report`, whatever was still
+        running besides `process` (which was told to end, or has ended) counts as a leftover."""
+        if report:
+            main_pid = process.pid if process is not None else None
+            self.leftovers += [p for p in self.containment.end_all() if p.pid != main_pid]
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self.containment.end_all()
+
+    def close(self) -> list[Leftover]:
+        """Stop the connector and end everything it still runs; returns every leftover found."""
+        self.stop()
+        self.leftovers += self.containment.close()
+        return self.leftovers
+
+    def stop(self) -> None:
+        """Stop the connector's own processes (modes override)."""
+
+
+class CommandLauncher(_Launcher):
+    """command mode: one sync cycle per invocation of `command`; nothing may outlive the cycle."""
+
+    _running: subprocess.Popen | None = None
 
     def start(self) -> None:
         """Nothing to start: each cycle is its own process."""
 
     def stop(self) -> None:
-        """Nothing to stop."""
+        """End a cycle that was cut short (the run was interrupted while it ran)."""
+        if self._running is not None:
+            self._end_processes(self._running, report=False)
+            self._running = None
 
     def run_cycle(self) -> CycleResult:
         started = time.monotonic()
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                process = subprocess.Popen(list(self.manifest.run.command), cwd=self.manifest.directory, env=self.env,
-                                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
-            except OSError as error:
-                return CycleResult(None, time.monotonic() - started, error=f"cannot start the command: {error}")
-            timed_out = False
-            try:
-                process.wait(self.manifest.run.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            # the cycle is over: nothing it started may outlive it
-            _kill_group(process)
-            return CycleResult(None if timed_out else process.returncode, time.monotonic() - started,
-                               _read_bounded(out), _read_bounded(err), timed_out)
+        stdout, stderr = OutputCapture(), OutputCapture()
+        try:
+            process = self._spawn(list(self.manifest.run.command), stdout, stderr, stdin=subprocess.DEVNULL)
+        except OSError as error:
+            return CycleResult(None, time.monotonic() - started, stdout.finish(0), stderr.finish(0),
+                               error=f"cannot start the command: {error}")
+        timed_out = False
+        self._running = process
+        try:
+            process.wait(self.manifest.run.timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        self._running = None
+        duration = time.monotonic() - started
+        before = len(self.leftovers)
+        self._end_processes(process, report=not timed_out)
+        leftovers = self.leftovers[before:]
+        result = CycleResult(None if timed_out else process.returncode, duration, stdout.finish(), stderr.finish(),
+                             timed_out)
+        if leftovers:
+            result.error = ("the cycle left processes running after it exited: "
+                            + "; ".join(str(p) for p in leftovers[:5]))
+        return result
 
 
-class ServiceLauncher:
+class ServiceLauncher(_Launcher):
     """service mode: one long-running process per scenario; it syncs on its own (polling or webhooks)."""
 
-    def __init__(self, manifest: Manifest, env: dict[str, str]):
-        self.manifest = manifest
+    def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
         self.port = _free_port()
-        self.env = {**env, "SYNCERT_LISTEN_PORT": str(self.port),
-                    "SYNCERT_WEBHOOK_SECRET": env.get("SYNCERT_WEBHOOK_SECRET") or os.urandom(16).hex()}
+        super().__init__(manifest, {**env, "SYNCERT_LISTEN_PORT": str(self.port),
+                                    "SYNCERT_WEBHOOK_SECRET": os.urandom(16).hex()}, containment)
         self._process: subprocess.Popen | None = None
-        # kept open for the service's lifetime, closed in stop()
-        self._out = tempfile.TemporaryFile()  # noqa: SIM115
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._stdout, self._stderr = OutputCapture(), OutputCapture()
 
     @property
     def url(self) -> str:
@@ -179,9 +245,7 @@ class ServiceLauncher:
 
     def start(self) -> None:
         run = self.manifest.run
-        self._process = subprocess.Popen(list(run.command), cwd=self.manifest.directory, env=self.env,
-                                         stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
-                                         start_new_session=True)
+        self._process = self._spawn(list(run.command), self._stdout, self._stderr, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + run.startup_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -202,23 +266,21 @@ class ServiceLauncher:
                            error=None if alive else "the service process is no longer running")
 
     def output(self) -> tuple[str, str]:
-        return _read_bounded(self._out), _read_bounded(self._err)
+        """Everything kept of the service's output so far (bounded)."""
+        self._stdout.settle()
+        self._stderr.settle()
+        return self._stdout.take(), self._stderr.take()
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                _kill_group(self._process)
-        if self._process is not None:
-            _kill_group(self._process)
-
-    def close(self) -> None:
-        """Release the captured output (call after the evidence has been read)."""
-        self._out.close()
-        self._err.close()
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+        if process is not None:
+            self._end_processes(process, report=True)
+            self._process = None
 
 
 class ServiceFailed(RuntimeError):
@@ -227,75 +289,96 @@ class ServiceFailed(RuntimeError):
         self.output = output
 
 
-class PythonLauncher:
-    """python mode: `entrypoint` names a factory returning an object with sync()."""
+class PythonLauncher(_Launcher):
+    """python mode: the shim imports `entrypoint` in a child process and calls sync() once per cycle."""
 
-    _lock = threading.Lock()
-
-    def __init__(self, manifest: Manifest, env: dict[str, str]):
-        self.manifest, self.env = manifest, env
-        self._connector: Any = None
+    def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
+        super().__init__(manifest, env, containment)
+        self._process: subprocess.Popen | None = None
+        self._results_fd = -1
+        self._stdout, self._stderr = OutputCapture(), OutputCapture()
 
     def start(self) -> None:
-        module_name, _, factory_name = (self.manifest.run.entrypoint or "").partition(":")
-        directory = str(self.manifest.directory)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
-        with self._environment():
-            try:
-                factory = getattr(importlib.import_module(module_name), factory_name)
-            except (ImportError, AttributeError) as error:
-                raise ManifestError(f"{self.manifest.path}: `[run].entrypoint` {self.manifest.run.entrypoint!r} "
-                                    f"cannot be loaded: {error}.") from None
-            self._connector = factory()
-        if not callable(getattr(self._connector, "sync", None)):
-            raise ManifestError(f"{self.manifest.path}: `[run].entrypoint` returned {type(self._connector).__name__}, "
-                                "which has no sync() method.")
+        """The child starts with the first cycle (and again after one that died)."""
 
-    def stop(self) -> None:
-        close = getattr(self._connector, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
-
-    @contextlib.contextmanager
-    def _environment(self) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self.env)
+    def _launch(self) -> str | None:
+        """Start the child and wait for its factory; an error message when it could not."""
+        read_fd, write_fd = os.pipe()
+        self._stdout, self._stderr = OutputCapture(), OutputCapture()
         try:
-            yield
+            self._process = self._spawn(_shim_command(self.manifest, write_fd), self._stdout, self._stderr,
+                                        stdin=subprocess.PIPE, pass_fds=(write_fd,))
+        except OSError as error:
+            os.close(read_fd)
+            return f"cannot start the python-mode child: {error}"
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            os.close(write_fd)
+        self._results_fd = read_fd
+        answer = _read_line(read_fd, self.manifest.run.startup_timeout_s)
+        if answer is None or not answer.get("ready"):
+            reason = (answer or {}).get("error") or "it exited or hung before its factory returned"
+            self._end()
+            return f"the connector could not be loaded: {reason}"
+        return None
 
     def run_cycle(self) -> CycleResult:
         started = time.monotonic()
-        result: dict[str, Any] = {}
-        out, err = io.StringIO(), io.StringIO()
+        if self._process is None or self._process.poll() is not None:
+            self._end()
+            problem = self._launch()
+            if problem:
+                return self._result(started, error=problem)
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(b"sync\n")
+            self._process.stdin.flush()
+        except OSError:
+            pass  # the child is gone; reading its answer below says so
+        answer = _read_line(self._results_fd, self.manifest.run.timeout_s)
+        if answer is None:
+            code = self._process.poll()
+            if code is None and time.monotonic() - started >= self.manifest.run.timeout_s:
+                self._end()
+                return self._result(started, timed_out=True)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._process.wait(2)
+            self._end()
+            return self._result(started, code=code if code is not None else 1,
+                                error=f"the connector process ended (exit {code}) without finishing the cycle")
+        if answer.get("ok") is True:
+            return self._result(started, code=0)
+        return self._result(started, code=1, error=str(answer.get("error") or "sync() failed")[:2000])
 
-        def call() -> None:
-            try:
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                    self._connector.sync()
-                result["exit_code"] = 0
-            except Exception as error:  # a connector bug is evidence, not a harness crash
-                result["error"] = f"{type(error).__name__}: {error}"
-                err.write(traceback.format_exc())
+    def _result(self, started: float, code: int | None = None, timed_out: bool = False,
+                error: str | None = None) -> CycleResult:
+        self._stdout.settle()
+        self._stderr.settle()
+        return CycleResult(code, time.monotonic() - started, self._stdout.take(), self._stderr.take(), timed_out, error)
 
-        with self._lock, self._environment():
-            worker = threading.Thread(target=call, name="connector-sync", daemon=True)
-            worker.start()
-            worker.join(self.manifest.run.timeout_s)
-        timed_out = worker.is_alive()
-        return CycleResult(result.get("exit_code", None if timed_out else 1), time.monotonic() - started,
-                           out.getvalue()[-OUTPUT_LIMIT:], err.getvalue()[-OUTPUT_LIMIT:], timed_out,
-                           result.get("error"))
+    def _end(self, report: bool = False) -> None:
+        if self._process is not None:
+            self._end_processes(self._process, report)
+            self._process = None
+        if self._results_fd >= 0:
+            os.close(self._results_fd)
+            self._results_fd = -1
+
+    def stop(self) -> None:
+        process = self._process
+        if process is not None and process.poll() is None and process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()  # the shim calls close() on the connector and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+        self._end(report=True)
 
 
-def make_launcher(manifest: Manifest, env: dict[str, str]) -> CommandLauncher | ServiceLauncher | PythonLauncher:
+Launcher = CommandLauncher | ServiceLauncher | PythonLauncher
+
+
+def make_launcher(manifest: Manifest, env: dict[str, str], containment: Containment) -> Launcher:
     launchers = {"command": CommandLauncher, "service": ServiceLauncher, "python": PythonLauncher}
-    return launchers[manifest.run.mode](manifest, env)
+    return launchers[manifest.run.mode](manifest, env, containment)
 
 
 def _free_port() -> int:

@@ -2,36 +2,60 @@
 
     pytest scenarios --connector path/to/connector.toml [--syncert-results results.json]
 
-Fixtures: `sync` (a ScenarioRun for the current scenario, simulators reset and the connector ready),
-`syncert_host` (the simulators, one per session) and `syncert_manifest`. Scenarios carry the
-`scenario` marker (use the `scenario(...)` decorator); a scenario whose flows the connector does not
-declare is skipped as "not applicable", never counted as passed. Without --connector, scenarios skip.
+Fixtures: `sync` (a ScenarioRun for the current scenario: simulators reset, credentials issued for
+it, the connector ready), `syncert_host` (the simulators, one per session) and `syncert_manifest`.
+Scenarios carry the `scenario` marker (use the `scenario(...)` decorator). Statuses: passed; failed
+(an assertion of the scenario, a connector that crashed or hung, processes left running); error
+(evidence that cannot be read, or a fault of the scenario itself); not applicable (the connector does
+not declare the scenario's flows); skipped. After the scenarios, the run-wide security check
+SEC-LEAK-01 fails when the connector wrote any credential it was given to its output or dead letters.
+Without --connector, scenarios skip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, ManifestError, load_manifest
-from syncert.harness.runner import ScenarioInfo, ScenarioRun
+from syncert.harness.runner import LeftoverProcesses, ScenarioInfo, ScenarioRun
+from syncert.harness.secrets import SecretScrubber, head, scrub_tree, tail
+from syncert.harness.workspace import EvidenceError
 from syncert.simulators.host import SimulatorHost, run_in_background
 
 NOT_APPLICABLE = "not applicable: "
-SECRET_NAMES = ("SECRET", "TOKEN", "PASSWORD", "CLIENT_ID", "CONSUMER_KEY")
-ISSUED_SECRETS: set[str] = set()  # every credential this process's runs issued, scrubbed from reports
+SECURITY_CHECK = ScenarioInfo("SEC-LEAK-01", "security", (), 4,
+                              "The connector never writes a credential it was given (in any encoding) to its "
+                              "output or its dead letters")
+OUTPUT_IN_REPORT = 4000
 _RUN_KEY = pytest.StashKey[ScenarioRun]()
 _START_KEY = pytest.StashKey[float]()
 _RESULT_KEY = pytest.StashKey[dict[str, Any]]()
-_RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+_RECORD_KEY = pytest.StashKey["RunRecord"]()
+
+
+@dataclass
+class RunRecord:
+    """What one session of the catalogue produced: results, the secrets it issued, credential leaks found."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    scrubber: SecretScrubber = field(default_factory=lambda: SecretScrubber([]))
+    leaks: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_record(config: pytest.Config) -> RunRecord:
+    return config.stash[_RECORD_KEY]
 
 
 def scenario(id: str, category: str, flows: tuple[str, ...], level: int, intent: str) -> Callable:
@@ -52,11 +76,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--syncert-only", metavar="PATTERN",
                     help="run only scenarios whose id matches this glob, or contains it (ids or test names)")
     group.addoption("--syncert-progress", action="store_true", help="print one line per scenario as it ends")
+    group.addoption("--syncert-keep-state", metavar="DIR",
+                    help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(info): a syncert catalogue scenario")
-    config.stash[_RESULTS_KEY] = []
+    record = config.stash[_RECORD_KEY] = RunRecord()
+    config.pluginmanager.register(_InterruptionWatcher(record), "syncert-interruption-watcher")
 
 
 def _selected(item: pytest.Item, level: int | None, only: str | None) -> bool:
@@ -80,6 +107,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = keep
 
 
+class _InterruptionWatcher:
+    """Marks the run interrupted (SIGINT/SIGTERM): from then on, teardowns clean up and judge nothing."""
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        self.record.interrupted = True
+
+
 @pytest.fixture(scope="session")
 def syncert_manifest(pytestconfig: pytest.Config) -> Manifest:
     path = pytestconfig.getoption("--connector")
@@ -93,42 +130,61 @@ def syncert_manifest(pytestconfig: pytest.Config) -> Manifest:
     return manifest
 
 
-def _remember_secrets(env: dict[str, str]) -> None:
-    ISSUED_SECRETS.update(value for key, value in env.items()
-                          if key.startswith("SYNCERT_") and any(name in key for name in SECRET_NAMES))
-
-
 @pytest.fixture(scope="session")
 def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
     with tempfile.TemporaryDirectory(prefix="syncert-run-") as data_dir, \
             run_in_background(crm=syncert_manifest.crm, erp=syncert_manifest.erp, data_dir=Path(data_dir)) as host:
-        _remember_secrets(host.environment())
-        try:
-            yield host
-        finally:
-            for side in host.sides.values():
-                ISSUED_SECRETS.update(side.simulator.dialect.tokens.issued())
+        yield host
 
 
 @pytest.fixture
-def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest, syncert_host: SimulatorHost,
-         tmp_path: Path) -> Iterator[ScenarioRun]:
+def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest,
+         syncert_host: SimulatorHost) -> Iterator[ScenarioRun]:
     info = scenario_info(request.node)
     if info is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses `sync` without the scenario marker")
     missing = sorted(set(info.flows) - set(syncert_manifest.flows))
     if missing:
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
-    run = ScenarioRun(info, syncert_manifest, syncert_host, tmp_path)
-    _remember_secrets(run.launcher.env)
+    record = run_record(request.config)
+    keep_state = request.config.getoption("--syncert-keep-state")
+    run = ScenarioRun(info, syncert_manifest, syncert_host, Path(keep_state) if keep_state else None)
     request.node.stash[_RUN_KEY] = run
     try:
         yield run
     finally:
-        try:
-            run.collect()
-        finally:
-            run.close()
+        if record.interrupted:
+            _clean_up_after_interruption(run, record)
+        else:
+            try:
+                try:
+                    run.collect()
+                finally:
+                    record.scrubber.add(run.issued_secrets())
+                    record.leaks += _credential_leaks(run, record.scrubber)
+            finally:
+                run.close(record.scrubber.scrub)
+
+
+def _clean_up_after_interruption(run: ScenarioRun, record: RunRecord) -> None:
+    """Stop the connector and remove the scenario's files; nothing is judged or raised."""
+    with contextlib.suppress(Exception):
+        record.scrubber.add(run.issued_secrets())
+    with contextlib.suppress(LeftoverProcesses):
+        run.close(record.scrubber.scrub)
+
+
+def _credential_leaks(run: ScenarioRun, scrubber: SecretScrubber) -> list[dict[str, Any]]:
+    """Where the connector wrote a credential: its cycles' output, its service output, its dead letters."""
+    places = []
+    for number, cycle in enumerate(run.evidence.cycles, 1):
+        places += [(f"cycle {number} stdout", cycle.stdout), (f"cycle {number} stderr", cycle.stderr)]
+    if run.evidence.service_output:
+        places += [("service stdout", run.evidence.service_output[0]),
+                   ("service stderr", run.evidence.service_output[1])]
+    places.append(("dead-letter file", run.workspace.raw_dead_letters()))
+    return [{"scenario": run.info.id, "where": where, "line": leak.line, "form": leak.form, "excerpt": leak.excerpt}
+            for where, text in places if text for leak in scrubber.find(text)]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,19 +196,32 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
     info = scenario_info(item)
-    if info is None or not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+    if info is None:
         return report
+    result = item.stash.get(_RESULT_KEY, None)
+    if result is None:
+        result = {"id": info.id, "category": info.category, "flows": list(info.flows), "level": info.level,
+                  "intent": info.intent, "nodeid": item.nodeid, "status": "passed", "message": ""}
+        item.stash[_RESULT_KEY] = result
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")
-        status = "not_applicable" if reason.startswith(NOT_APPLICABLE) else "skipped"
-    else:
-        status = "passed" if report.passed else "failed"
-        reason = _failure_message(call) if report.failed else ""
-    item.stash[_RESULT_KEY] = {"id": info.id, "category": info.category, "flows": list(info.flows),
-                               "level": info.level, "intent": info.intent, "nodeid": item.nodeid,
-                               "status": status, "message": reason}
+        result.update(status="not_applicable" if reason.startswith(NOT_APPLICABLE) else "skipped", message=reason)
+    elif report.failed:
+        status = _failure_status(report.when, call)
+        if result["status"] in ("passed", "skipped") or status == "error":
+            result["status"] = status
+        result["message"] = "\n".join(filter(None, (result["message"], _failure_message(call))))
     return report
+
+
+def _failure_status(phase: str, call: pytest.CallInfo) -> str:
+    error = call.excinfo.value if call.excinfo else None
+    if isinstance(error, EvidenceError) or phase == "setup":
+        return "error"
+    if isinstance(error, AssertionError) and (phase == "call" or isinstance(error, LeftoverProcesses)):
+        return "failed"
+    return "error"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -160,27 +229,40 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     outcome = yield
     result = item.stash.get(_RESULT_KEY, None)
     if result is not None:
+        record = run_record(item.config)
         result["duration_s"] = round(time.monotonic() - item.stash.get(_START_KEY, time.monotonic()), 3)
         run = item.stash.get(_RUN_KEY, None)
-        result["evidence"] = _evidence(run) if run is not None else {}
-        item.config.stash[_RESULTS_KEY].append(result)
+        result["evidence"] = _evidence(run, record) if run is not None else {}
+        record.results.append(scrub_tree(result, record.scrubber))
         if item.config.getoption("--syncert-progress"):
-            detail = (result["message"] or "").strip().splitlines()[:1]
+            detail = record.scrubber.scrub(result["message"] or "").strip().splitlines()[:1]
             print(f"  {result['status'].replace('_', ' '):>14}  {result['id']:<14} {result['duration_s']:6.1f}s"
                   f"  {detail[0][:100] if detail else ''}", flush=True)
     return outcome
 
 
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    """With the terminal reporter off (syncert certify), collection errors must still be seen."""
-    if report.failed:
-        print(f"syncert: cannot load {report.nodeid}:\n{report.longreprtext}", file=sys.stderr, flush=True)
+def security_result(record: RunRecord) -> dict[str, Any]:
+    """SEC-LEAK-01 over every scenario that ran: failed when any credential reached output or dead letters."""
+    info = SECURITY_CHECK
+    leaks = record.leaks
+    message = "" if not leaks else (
+        f"security finding: the connector wrote a credential it was given to its output or dead letters "
+        f"{len(leaks)} time(s), first in {leaks[0]['scenario']} ({leaks[0]['where']}, line {leaks[0]['line']}, "
+        f"{leaks[0]['form']})")
+    return {"id": info.id, "category": info.category, "flows": [], "level": info.level, "intent": info.intent,
+            "nodeid": "", "status": "failed" if leaks else "passed", "message": message, "duration_s": 0.0,
+            "evidence": {"security_findings": leaks[:100], "places_checked": "the output of every cycle and "
+                         "service, and every dead-letter file, of every scenario that ran"}}
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    record = run_record(session.config)
+    if any(r["status"] in ("passed", "failed", "error") for r in record.results):
+        record.results.append(scrub_tree(security_result(record), record.scrubber))
     path = session.config.getoption("--syncert-results")
     if path:
-        Path(path).write_text(json.dumps(session.config.stash[_RESULTS_KEY], indent=2, default=str))
+        Path(path).write_text(json.dumps(record.results, indent=2, default=str))
 
 
 def _failure_message(call: pytest.CallInfo) -> str:
@@ -188,36 +270,43 @@ def _failure_message(call: pytest.CallInfo) -> str:
         return ""
     error = call.excinfo.value
     text = str(error).strip() or type(error).__name__
-    if isinstance(error, AssertionError):  # ConnectorFailed is an AssertionError too
+    if isinstance(error, AssertionError):  # ConnectorFailed and LeftoverProcesses are AssertionErrors too
         return text.split("\nassert ")[0][:2000]
+    if isinstance(error, EvidenceError):
+        return f"evidence error: {text}"[:2000]
     return f"{type(error).__name__}: {text}"[:2000]
 
 
-def _evidence(run: ScenarioRun) -> dict[str, Any]:
-    evidence = run.evidence
-    excerpt = {side: _journal_excerpt(entries) for side, entries in evidence.journal.items()}
+def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
+    evidence, scrubber = run.evidence, record.scrubber
+    excerpt = {side: _journal_excerpt(entries, scrubber) for side, entries in evidence.journal.items()}
     return {
         "converged": evidence.converged,
         "latency_s": round(evidence.latency_s, 3) if evidence.latency_s is not None else None,
         "cycles": [{"summary": c.summary(), "exit_code": c.exit_code, "timed_out": c.timed_out,
-                    "duration_s": round(c.duration_s, 3), "stdout": c.stdout[-4000:], "stderr": c.stderr[-4000:]}
+                    "duration_s": round(c.duration_s, 3), "stdout": tail(c.stdout, OUTPUT_IN_REPORT, scrubber),
+                    "stderr": tail(c.stderr, OUTPUT_IN_REPORT, scrubber)}
                    for c in evidence.cycles],
         "api_calls": {side: len(entries) for side, entries in evidence.journal.items()},
         "writes": {side: len(evidence.writes(side)) for side in evidence.journal},
         "dead_letters": evidence.dead_letters[:100],
         "checks": evidence.checks,
         "notes": evidence.notes,
+        "security_findings": [leak for leak in record.leaks if leak["scenario"] == run.info.id],
         "journal_excerpt": excerpt,
-        "service_output": {"stdout": evidence.service_output[0][-4000:], "stderr": evidence.service_output[1][-4000:]}
+        "service_output": {"stdout": tail(evidence.service_output[0], OUTPUT_IN_REPORT, scrubber),
+                           "stderr": tail(evidence.service_output[1], OUTPUT_IN_REPORT, scrubber)}
         if evidence.service_output else None,
     }
 
 
-def _journal_excerpt(entries: list[dict[str, Any]], size: int = 25) -> list[dict[str, Any]]:
-    """Errors first, then the latest requests; bodies shortened."""
+def _journal_excerpt(entries: list[dict[str, Any]], scrubber: SecretScrubber, size: int = 25) -> list[dict[str, Any]]:
+    """Errors first, then the latest requests; bodies shortened (after scrubbing)."""
     errors = [e for e in entries if e["status"] >= 400]
-    chosen = (errors[-size // 2:] + [e for e in entries if e not in errors][-(size - min(len(errors), size // 2)):])
+    others = [e for e in entries if e["status"] < 400]
+    chosen = errors[-size // 2:] + others[-(size - min(len(errors), size // 2)):]
     chosen.sort(key=lambda e: e["seq"])
-    return [{"seq": e["seq"], "method": e["method"], "path": e["path"], "query": e["query"][:200],
-             "status": e["status"], "duration_ms": e["duration_ms"], "in_flight": e["in_flight"],
-             "request_body": e["request_body"][:500], "response_body": e["response_body"][:500]} for e in chosen]
+    return [{"seq": e["seq"], "method": e["method"], "path": e["path"], "query": head(e["query"], 200, scrubber),
+             "status": e["status"], "access": e["access"], "duration_ms": e["duration_ms"],
+             "in_flight": e["in_flight"], "request_body": head(e["request_body"], 500, scrubber),
+             "response_body": head(e["response_body"], 500, scrubber)} for e in chosen]

@@ -3,12 +3,20 @@
 report.json fields:
   schema, run_id, started_at, finished_at, duration_s, syncert_version, seed,
   connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached,
-  selection (the --only pattern or null), verdict ("certified" | "not certified"; for a partial run
-  chosen with --only: "passed" | "failed", about the selected scenarios),
-  counts {passed, failed, not_applicable, skipped},
+  selection (the --only pattern or null), verdict ("certified" | "not certified" | "interrupted"; for a
+  partial run chosen with --only: "passed" | "failed", about the selected scenarios),
+  levels {"1".."4": {name, status (passed | failed | not_applicable | not_run), reason, scenarios}},
+  flows_certified, flows_not_certified,
+  counts {passed, failed, error, not_applicable, skipped},
   metrics {sync_latency_p50_s, sync_latency_p99_s, api_calls_per_synced_record, scenarios_run},
   scenarios [{id, category, level, flows, intent, status, duration_s, message, evidence}]
-Secrets known to the run are replaced by [REDACTED] in every file before it is written.
+Secrets known to the run are replaced by [REDACTED], in every encoding, in every file before it is written.
+
+Levels: for each level L, the applicable scenarios are those of level L whose flows the connector
+declares. A level is failed when one of them failed or errored, passed when at least one passed and
+none failed, not applicable when none applies. The level reached is the highest L whose own status is
+passed while every level up to L is passed or not applicable. SEC-LEAK-01 (level 4, every connector)
+fails on any credential the connector wrote to its output or dead letters.
 """
 
 from __future__ import annotations
@@ -20,20 +28,56 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from syncert.harness.secrets import SecretScrubber, scrub_tree
+
 SCHEMA = "syncert.report/1"
 LEVELS = {1: "Visibility", 2: "One-way sync", 3: "Two-way sync", 4: "Production-ready"}
-REDACTED = "[REDACTED]"
 
 
-def level_reached(scenarios: list[dict[str, Any]]) -> int:
-    """Highest level L such that every applicable scenario of levels 1..L passed and one of level L ran."""
-    reached = 0
-    for level in sorted(LEVELS):
-        ran = [s for s in scenarios if s["level"] == level and s["status"] in ("passed", "failed")]
-        if not ran or any(s["status"] != "passed" for s in ran):
-            break
-        reached = level
-    return reached
+RAN = ("passed", "failed", "error")
+
+
+def assess_levels(scenarios: list[dict[str, Any]], declared_flows: list[str],
+                  requested_level: int) -> tuple[int, dict[str, dict[str, Any]]]:
+    """The level reached and, per level, its status and the reason for it (see the module docstring)."""
+    levels: dict[str, dict[str, Any]] = {}
+    reached, blocked_by = 0, None
+    for level, name in LEVELS.items():
+        of_level = [s for s in scenarios if s["level"] == level]
+        ran = [s for s in of_level if s["status"] in RAN]
+        failed = [s for s in ran if s["status"] != "passed"]
+        if level > requested_level and not ran:
+            status, reason = "not_run", f"above the requested level {requested_level}"
+        elif failed:
+            status = "failed"
+            reason = "; ".join(f"{s['id']} {s['status']}: {_first_line(s['message'])}" for s in failed[:5])
+        elif ran:
+            status, reason = "passed", f"{len(ran)} applicable scenario(s) passed"
+        else:
+            status = "not_applicable"
+            needs = sorted({", ".join(s["flows"]) for s in of_level if s["status"] == "not_applicable"})
+            reason = (f"no scenario of this level applies to the declared flows ({', '.join(declared_flows)})"
+                      + (f"; its scenarios need: {' | '.join(needs)}" if needs else ""))
+        if status == "passed" and blocked_by is None:
+            reached = level
+        elif status == "passed":
+            reason += f", but level {blocked_by} failed, so this level is not reached"
+        if status in ("failed", "not_run") and blocked_by is None:
+            blocked_by = level
+        levels[str(level)] = {"name": name, "status": status, "reason": reason,
+                              "scenarios": [s["id"] for s in ran]}
+    return reached, levels
+
+
+def certified_flows(scenarios: list[dict[str, Any]], declared_flows: list[str], reached: int) -> list[str]:
+    """Declared flows exercised by a passed scenario at or below the level reached."""
+    exercised = {flow for s in scenarios if s["status"] == "passed" and s["level"] <= reached for flow in s["flows"]}
+    return [flow for flow in declared_flows if flow in exercised]
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
@@ -57,36 +101,38 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
                  connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]],
-                 selection: str | None = None) -> dict[str, Any]:
-    reached = level_reached(scenarios)
+                 selection: str | None = None, interrupted: str | None = None) -> dict[str, Any]:
+    """The report.json document; `interrupted` names the signal that stopped the run, if one did."""
+    reached, levels = assess_levels(scenarios, connector["flows"], requested_level)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
-              for status in ("passed", "failed", "not_applicable", "skipped")}
-    if selection:
-        verdict = "passed" if counts["passed"] and not counts["failed"] else "failed"
+              for status in ("passed", "failed", "error", "not_applicable", "skipped")}
+    if interrupted:
+        verdict = "interrupted"
+    elif selection:
+        verdict = "passed" if counts["passed"] and not counts["failed"] and not counts["error"] else "failed"
     else:
         verdict = "certified" if reached >= requested_level else "not certified"
+    flows = certified_flows(scenarios, connector["flows"], reached)
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
             "requested_level": requested_level, "level_reached": reached, "selection": selection,
-            "verdict": verdict, "counts": counts,
+            "verdict": verdict, "interrupted_by": interrupted, "levels": levels, "flows_certified": flows,
+            "flows_not_certified": [f for f in connector["flows"] if f not in flows], "counts": counts,
             "metrics": metrics(scenarios), "scenarios": scenarios}
 
 
-def scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, scrubber: SecretScrubber) -> None:
+    """Write every report file into `directory` and point `<directory>/../latest` at it.
 
-
-def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, secrets: list[str]) -> None:
-    """Write every report file into `directory` and point `<directory>/../latest` at it."""
+    The report is scrubbed as data first, then every file again as text."""
     directory.mkdir(parents=True, exist_ok=True)
+    report = scrub_tree(report, scrubber)
     files = {"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
              "summary.md": render_summary(report)}
     if junit_xml is not None and junit_xml.exists():
-        files["junit.xml"] = junit_xml.read_text(encoding="utf-8")
+        files["junit.xml"] = junit_xml.read_text(encoding="utf-8", errors="replace")
     for name, text in files.items():
-        (directory / name).write_text(scrub(text, secrets), encoding="utf-8")
+        (directory / name).write_text(scrubber.scrub(text), encoding="utf-8")
     latest = directory.parent / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()
@@ -94,21 +140,37 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
 
 
 def level_text(report: dict[str, Any]) -> str:
+    if report.get("interrupted_by"):
+        return f"interrupted by {report['interrupted_by']}: the scenarios that ended are reported, no level assessed"
     if report.get("selection"):
         return f"partial run (--only {report['selection']}): level not assessed"
+    flows = ", ".join(report["flows_certified"]) or "none"
     return (f"level reached {report['level_reached']} ({LEVELS.get(report['level_reached'], 'none')}), "
-            f"requested {report['requested_level']}")
+            f"requested {report['requested_level']}; flows certified: {flows}")
+
+
+def counts_text(report: dict[str, Any]) -> str:
+    counts = report["counts"]
+    return (f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} error, "
+            f"{counts['not_applicable']} not applicable")
+
+
+def level_lines(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(level, name, status, reason) per level, for the text and HTML reports."""
+    return [(level, entry["name"], entry["status"].replace("_", " "), entry["reason"])
+            for level, entry in report["levels"].items()]
 
 
 def render_summary(report: dict[str, Any]) -> str:
     connector, m = report["connector"], report["metrics"]
     lines = [f"## syncert: {connector['name']} {connector['version']} — **{report['verdict'].upper()}**", "",
-             f"{level_text(report).capitalize()}. "
-             f"{report['counts']['passed']} passed, {report['counts']['failed']} failed, "
-             f"{report['counts']['not_applicable']} not applicable. Run `{report['run_id']}`.", "",
+             f"{level_text(report).capitalize()}. {counts_text(report)}. Run `{report['run_id']}`.", "",
              f"Sync latency p50 {_fmt(m['sync_latency_p50_s'])} s, p99 {_fmt(m['sync_latency_p99_s'])} s; "
              f"API calls per synced record {_fmt(m['api_calls_per_synced_record'])}.", "",
-             "| scenario | level | status | time | detail |", "|---|---|---|---|---|"]
+             "| level | | status | why |", "|---|---|---|---|"]
+    lines += [f"| {level} | {name} | {status} | {reason.replace('|', '/')[:200]} |"
+              for level, name, status, reason in level_lines(report)]
+    lines += ["", "| scenario | level | status | time | detail |", "|---|---|---|---|---|"]
     for s in report["scenarios"]:
         detail = (s["message"] or s["intent"]).replace("|", "\\|").replace("\n", " ")[:160]
         lines.append(f"| {s['id']} | {s['level']} | {s['status'].replace('_', ' ')} | {s['duration_s']:.1f}s | "
@@ -127,7 +189,8 @@ header h1{margin:0 0 4px;font-size:26px} header p{margin:2px 0;opacity:.92}
 main{padding:20px 32px;max-width:1200px} table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border-bottom:1px solid #e3e6ea;padding:6px 10px;text-align:left;vertical-align:top}
 th{background:#eef1f4} .passed{color:#1f7a4d;font-weight:600} .failed{color:#b3261e;font-weight:600}
-.not_applicable,.skipped{color:#6b7280} .metrics{display:flex;gap:16px;margin:16px 0}
+.not_applicable,.skipped,.not_run{color:#6b7280} .error{color:#8a4b00;font-weight:600}
+.metrics{display:flex;gap:16px;margin:16px 0}
 .metric{background:#fff;border:1px solid #e3e6ea;border-radius:6px;padding:10px 14px}
 .metric b{display:block;font-size:20px} details{background:#fff;border:1px solid #e3e6ea;border-radius:6px;
 margin:10px 0;padding:8px 12px} summary{cursor:pointer;font-weight:600} pre{background:#f3f4f6;padding:8px;
@@ -146,6 +209,9 @@ def render_html(report: dict[str, Any]) -> str:
         f"<td class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</td><td>{s['duration_s']:.2f}s</td>"
         f"<td>{e(s['intent'])}</td></tr>" for s in report["scenarios"])
     details = "".join(_scenario_html(s) for s in report["scenarios"])
+    levels = "".join(f"<tr><td>{e(level)}</td><td>{e(name)}</td><td class='{e(status.replace(' ', '_'))}'>"
+                     f"{e(status)}</td><td>{e(reason)}</td></tr>"
+                     for level, name, status, reason in level_lines(report))
     metric_boxes = "".join(
         f"<div class='metric'>{e(label)}<b>{e(_fmt(value))}</b></div>" for label, value in (
             ("sync latency p50 (s)", m["sync_latency_p50_s"]), ("sync latency p99 (s)", m["sync_latency_p99_s"]),
@@ -155,9 +221,11 @@ def render_html(report: dict[str, Any]) -> str:
 <header class="{'certified' if certified else 'not'}"><h1 id="verdict">{e(report['verdict'].upper())}</h1>
 <p>{e(connector['name'])} {e(connector['version'])} ({e(connector['mode'])} mode, {e(connector['crm'])} &harr;
 {e(connector['erp'])}) &mdash; {e(level_text(report))}</p>
-<p>{report['counts']['passed']} passed, {report['counts']['failed']} failed, {report['counts']['not_applicable']}
-not applicable &middot; run {e(report['run_id'])} &middot; seed {report['seed']} &middot; {report['duration_s']}s</p>
+<p>{e(counts_text(report))} &middot; run {e(report['run_id'])} &middot; seed {report['seed']} &middot;
+{report['duration_s']}s</p>
 </header><main><div class="metrics">{metric_boxes}</div>
+<table id="levels"><thead><tr><th>level</th><th></th><th>status</th><th>why</th></tr></thead><tbody>{levels}</tbody>
+</table><p></p>
 <table id="scenarios"><thead><tr><th>scenario</th><th>level</th><th>category</th><th>status</th><th>time</th>
 <th>intent</th></tr></thead><tbody>{rows}</tbody></table><h2>Evidence</h2>{details}</main></body></html>
 """
@@ -177,6 +245,9 @@ def _scenario_html(s: dict[str, Any]) -> str:
         parts.append(f"<p>{e(note)}</p>")
     if evidence.get("dead_letters"):
         parts.append(f"<p><b>dead letters</b></p><pre>{e(json.dumps(evidence['dead_letters'], indent=2))}</pre>")
+    if evidence.get("security_findings"):
+        parts.append(f"<p><b>credentials written by the connector (redacted)</b></p>"
+                     f"<pre>{e(json.dumps(evidence['security_findings'], indent=2))}</pre>")
     for index, cycle in enumerate(evidence.get("cycles", []), 1):
         output = (cycle["stdout"] + cycle["stderr"]).strip()
         parts.append(f"<p>cycle {index}: {e(cycle['summary'])}</p>" + (f"<pre>{e(output[-3000:])}</pre>"

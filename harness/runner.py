@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from syncert.harness.containment import Containment
 from syncert.harness.launchers import (
     CycleResult,
     ServiceFailed,
     ServiceLauncher,
-    Workspace,
     connector_environment,
     make_launcher,
 )
 from syncert.harness.manifest import Manifest
+from syncert.harness.workspace import Workspace
 from syncert.simulators.host import SimulatorHost
 
 State = dict[str, dict[str, list[dict[str, Any]]]]  # side -> kind -> records
@@ -58,28 +60,36 @@ class Evidence:
 
 
 def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The journal entries that change data (token requests excluded)."""
-    return [e for e in entries if e["method"] in ("POST", "PATCH", "PUT", "DELETE") and "/oauth2/" not in e["path"]]
+    """The journal entries that can change data, as the simulator tagged them (queries are reads)."""
+    return [e for e in entries if e["access"] == "write"]
 
 
 class ConnectorFailed(AssertionError):
     """The connector crashed, hung or could not start; the evidence says how."""
 
 
+class LeftoverProcesses(AssertionError):
+    """Processes the connector started were still running when they should have ended."""
+
+
 class ScenarioRun:
     """The harness side of one scenario (the `sync` fixture)."""
 
-    def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, work_dir: Path):
+    def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, keep_state: Path | None = None):
         self.info, self.manifest, self.host = info, manifest, host
-        self.workspace = Workspace(work_dir)
+        self.keep_state = keep_state
         self.evidence = Evidence()
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
                                           headers={"Authorization": f"Bearer {host.admin_token}"})
                        for side in ("crm", "erp")}
+        credentials = {k: v for k, v in host.environment().items() if k == "SYNCERT_CA_BUNDLE"}
         for side in ("crm", "erp"):
             self._control(side, "POST", "/_sim/reset")
-        env = connector_environment(manifest, host.environment(), self.workspace, info.id)
-        self.launcher = make_launcher(manifest, env)
+            credentials.update(self._control(side, "POST", "/_sim/credentials/rotate"))
+        self.workspace = Workspace()
+        self.containment = Containment()
+        self.env = connector_environment(credentials, self.workspace, info.id, self.containment)
+        self.launcher = make_launcher(manifest, self.env, self.containment)
         self._started = False
 
     # -- arranging and acting (as users do, through the control plane) -----------------------------
@@ -101,6 +111,10 @@ class ScenarioRun:
 
     def set_limits(self, side: str, **limits: Any) -> None:
         self._control(side, "PUT", "/_sim/limits", json=limits)
+
+    def expire_sessions(self, side: str, after_requests: int = 0) -> None:
+        """Expire every access token of `side` once it has answered `after_requests` more API requests."""
+        self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
     def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
         return self._control(side, "GET", "/_sim/state")["records"]
@@ -174,18 +188,37 @@ class ScenarioRun:
         self.evidence.checks[name] = {"summary": summary, "diffs": diffs or {}}
 
     def collect(self) -> Evidence:
-        """Freeze the evidence: final state of both sides, journals, dead letters, service output."""
+        """Freeze the evidence: final state of both sides, journals, dead letters, service output.
+
+        Raises EvidenceError when the dead-letter file breaks the protocol."""
         for side in ("crm", "erp"):
             self.evidence.state[side] = self.state(side)
             self.evidence.journal[side] = self.journal(side)
-        self.evidence.dead_letters = self.workspace.dead_letters()
         if isinstance(self.launcher, ServiceLauncher):
             self.evidence.service_output = self.launcher.output()
+        self.evidence.dead_letters = self.workspace.dead_letters()
         return self.evidence
 
-    def close(self) -> None:
-        self.launcher.stop()
-        if isinstance(self.launcher, ServiceLauncher):
-            self.launcher.close()
-        for client in self._admin.values():
-            client.close()
+    def issued_secrets(self) -> list[str]:
+        """Every secret both simulators have issued (credentials, tokens, signatures), and the admin token."""
+        return [self.host.admin_token, *(secret for side in ("crm", "erp")
+                                         for secret in self._control(side, "GET", "/_sim/secrets")["secrets"])]
+
+    def close(self, scrub: Callable[[str], str]) -> None:
+        """End the connector and everything it started, revoke its credentials, remove its files.
+
+        Raises LeftoverProcesses when something it started was still running."""
+        try:
+            leftovers = self.launcher.close()
+            for side in ("crm", "erp"):
+                self._control(side, "POST", "/_sim/credentials/rotate")  # revokes what the connector held
+        finally:
+            if self.keep_state is not None:
+                self.workspace.keep_state(self.keep_state / self.info.id, scrub)
+            self.workspace.remove()
+            for client in self._admin.values():
+                client.close()
+        if leftovers:
+            self.evidence.notes.append("leftover processes: " + "; ".join(map(str, leftovers[:10])))
+            raise LeftoverProcesses(f"{len(leftovers)} process(es) the connector started were still running when "
+                                    f"they should have ended: " + "; ".join(map(str, leftovers[:5])))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
 from syncert.simulators.domain import ChangeEvent
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from syncert.simulators.host import SimulatorHost, run_in_background
 
 

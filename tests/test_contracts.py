@@ -13,9 +13,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
 from syncert.contracts import contract_path
 from syncert.simulators.host import SimulatorHost
-
 from tests.conftest import Sims
 
 EXAMPLES = 30

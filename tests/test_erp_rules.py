@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from syncert.simulators.clock import Clock
 from syncert.simulators.domain import DomainError
 from syncert.simulators.erp_engine import ErpEngine, erp_store

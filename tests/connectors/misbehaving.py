@@ -1,12 +1,9 @@
-"""Connectors that misbehave on purpose: `python misbehaving.py hang|crash|idle|garbage|leak`."""
+"""Connectors that misbehave on purpose: `python misbehaving.py hang|crash|idle|garbage`."""
 
-import json
 import os
 import subprocess
 import sys
 import time
-
-import httpx
 
 behaviour = sys.argv[1]
 if behaviour == "hang":
@@ -19,16 +16,4 @@ elif behaviour == "crash":
 elif behaviour == "garbage":
     sys.stdout.buffer.write(os.urandom(200_000))
     sys.exit(0)
-elif behaviour == "leak":
-    token = httpx.post(f"{os.environ['SYNCERT_CRM_URL']}/services/oauth2/token",
-                       data={"grant_type": "client_credentials"},
-                       auth=(os.environ["SYNCERT_CRM_CLIENT_ID"], os.environ["SYNCERT_CRM_CLIENT_SECRET"])).json()
-    secrets = {k: v for k, v in os.environ.items() if k.startswith("SYNCERT_") and any(
-        word in k for word in ("SECRET", "TOKEN", "PASSWORD"))}
-    secrets["ACCESS_TOKEN"] = token["access_token"]
-    with open(os.environ["LEAK_FILE"], "a") as handle:
-        handle.write(json.dumps(secrets) + "\n")
-    print(f"debug: {secrets}")
-    print(f"Authorization: Bearer {token['access_token']}", file=sys.stderr)
-    sys.exit(1)
 # "idle": exit 0 having done nothing

@@ -1,0 +1,176 @@
+"""Containment: find and end every process a connector started, even one that left with setsid.
+
+Each scenario gets a `Containment`. Every connector process starts with `SYNCERT_RUN_ID=<marker>` in
+its environment and, where the machine lets us create one, inside a cgroup of its own (joined
+before exec, so a child cannot fork before it is counted). A process belongs to the scenario when it
+is in that cgroup or carries the marker; a daemon that double-forks, calls setsid and even clears
+its environment is still in the cgroup. Where no cgroup can be made, `syncert certify` makes itself
+the "child subreaper" of its process tree (Linux prctl): an orphaned connector process is then
+re-parented to the harness instead of init, and every child of the harness that is not one of its own
+launches belongs to the scenario. `end_all()` stops such processes (SIGSTOP, so they cannot fork while
+they are being killed), kills them (SIGKILL) and returns their command lines as evidence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+MARKER_VARIABLE = "SYNCERT_RUN_ID"
+_PROC = Path("/proc")
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Adopt this process's orphaned descendants (Linux); call only in a process that runs nothing but
+    the catalogue, since its other children would then count as the connector's."""
+    global _subreaper
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper = False
+    return _subreaper
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A process found still running after the connector should have ended."""
+
+    pid: int
+    command_line: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid}: {self.command_line}"
+
+
+class Containment:
+    """The processes of one scenario's connector."""
+
+    def __init__(self) -> None:
+        self.marker = secrets.token_hex(16)
+        self._needle = f"{MARKER_VARIABLE}={self.marker}".encode()
+        self.cgroup = _create_cgroup(f"syncert-{self.marker}")
+
+    def environment(self) -> dict[str, str]:
+        return {MARKER_VARIABLE: self.marker}
+
+    def enlist_self(self) -> None:
+        """Join the cgroup; runs in the child between fork and exec (os calls only)."""
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+
+    def processes(self) -> list[int]:
+        """Live processes of this scenario (zombies excluded), never the harness itself."""
+        found: set[int] = set()
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                found.update(int(pid) for pid in (self.cgroup / "cgroup.procs").read_text().split())
+        me = os.getpid()
+        for entry in _PROC.iterdir():
+            if entry.name.isdigit() and int(entry.name) not in found:
+                with contextlib.suppress(OSError):
+                    if self._needle in (entry / "environ").read_bytes() or (_subreaper and _parent(entry) == me):
+                        found.add(int(entry.name))
+        found.discard(os.getpid())
+        return sorted(pid for pid in found if not _is_zombie(pid))
+
+    def end_all(self, rounds: int = 50) -> list[Leftover]:
+        """Kill every process of the scenario; returns what was found running (empty when none)."""
+        seen: dict[int, Leftover] = {}
+        for _ in range(rounds):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                seen.setdefault(pid, Leftover(pid, _command_line(pid)))
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGSTOP)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+            for pid in pids:  # adopted orphans are ours to reap
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+        return list(seen.values())
+
+    def close(self) -> list[Leftover]:
+        """End everything and remove the cgroup."""
+        leftovers = self.end_all()
+        if self.cgroup is not None:
+            for _ in range(50):
+                try:
+                    self.cgroup.rmdir()
+                    break
+                except OSError:  # busy until the kernel has released the last killed task
+                    time.sleep(0.02)
+        return leftovers
+
+
+def _create_cgroup(name: str) -> Path | None:
+    """A new cgroup under ours (cgroup v2, else v1's pids hierarchy), or None where we may not."""
+    for mount, own_path in _cgroup_hierarchies():
+        path = mount / own_path.lstrip("/") / name
+        try:
+            path.mkdir()
+        except OSError:
+            continue
+        if (path / "cgroup.procs").exists():
+            return path
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    return None
+
+
+def _cgroup_hierarchies() -> list[tuple[Path, str]]:
+    try:
+        memberships = [line.split(":", 2) for line in Path("/proc/self/cgroup").read_text().splitlines()]
+        mounts = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return []
+    unified = next((path for _, controllers, path in memberships if controllers == ""), None)
+    pids = next((path for _, controllers, path in memberships if "pids" in controllers.split(",")), None)
+    found = []
+    for fields in mounts:
+        if len(fields) < 4:
+            continue
+        mount_point, kind, options = Path(fields[1]), fields[2], fields[3].split(",")
+        if kind == "cgroup2" and unified is not None:
+            found.insert(0, (mount_point, unified))
+        elif kind == "cgroup" and "pids" in options and pids is not None:
+            found.append((mount_point, pids))
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
+
+
+def _parent(entry: Path) -> int:
+    stat = (entry / "stat").read_text()
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()[:300] or "?"

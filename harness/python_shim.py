@@ -1,0 +1,88 @@
+"""The child-process side of python mode: import the connector's factory and call it on request.
+
+    python -I -m syncert.harness.python_shim --directory DIR --result-fd N [--check] ENTRYPOINT
+
+The harness never imports a connector: it starts this shim in a process of its own, with the same
+environment as command mode, and sends one command per line on stdin ("sync"). The shim answers
+each with one JSON line on the result pipe: {"ready": true} once the factory has returned, then
+{"ok": true} or {"ok": false, "error": "..."} per cycle. The connector's prints go to the shim's
+stdout and stderr, which the harness captures. A shim that dies without answering is a failed cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+from typing import Any, TextIO
+
+
+def _send(channel: TextIO, message: dict[str, Any]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def _load(entrypoint: str) -> Any:
+    module_name, _, factory_name = entrypoint.partition(":")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    if not callable(factory):
+        raise TypeError(f"{entrypoint} is a {type(factory).__name__}, not a callable factory")
+    return factory
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python_shim")
+    parser.add_argument("--directory", required=True)
+    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("--check", action="store_true", help="only check that the entrypoint can be loaded")
+    parser.add_argument("entrypoint")
+    args = parser.parse_args()
+    results = os.fdopen(args.result_fd, "w", encoding="utf-8")
+    extra_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:0] = [args.directory, *extra_path]
+    try:
+        factory = _load(args.entrypoint)
+        if args.check:
+            _send(results, {"ready": True})
+            return 0
+        connector = factory()
+        if not callable(getattr(connector, "sync", None)):
+            raise TypeError(f"{args.entrypoint} returned a {type(connector).__name__}, which has no sync() method")
+    except BaseException as error:  # anything the connector raises is reported, not a shim crash
+        traceback.print_exc()
+        _send(results, {"ready": False, "error": _describe(error)})
+        return 3
+    _send(results, {"ready": True})
+    for line in sys.stdin:
+        if line.strip() != "sync":
+            _send(results, {"ok": False, "error": f"unknown command {line.strip()[:40]!r}"})
+            continue
+        try:
+            connector.sync()
+        except SystemExit as stop:
+            if stop.code in (0, None):
+                _send(results, {"ok": True})
+            else:
+                _send(results, {"ok": False, "error": f"sync() raised SystemExit({stop.code!r})"})
+        except BaseException as error:
+            traceback.print_exc()
+            _send(results, {"ok": False, "error": _describe(error)})
+        else:
+            _send(results, {"ok": True})
+    close = getattr(connector, "close", None)
+    if callable(close):
+        close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Connectors that attack the harness on purpose.
+
+Command mode: `python hostile.py BEHAVIOUR`; python mode: entrypoint `hostile:BEHAVIOUR_FACTORY`.
+What a behaviour observed is appended as JSON lines to $HOSTILE_OUT (an ordinary inherited variable).
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _note(**facts: object) -> None:
+    with open(os.environ["HOSTILE_OUT"], "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(facts) + "\n")
+
+
+def _crm_login(client_id: str, client_secret: str) -> httpx.Response:
+    return httpx.post(f"{os.environ['SYNCERT_CRM_URL']}/services/oauth2/token",
+                      data={"grant_type": "client_credentials"}, auth=(client_id, client_secret), timeout=10)
+
+
+class PatchesTheHarness:
+    """python mode: tries to certify itself by patching syncert and to find the admin token; syncs nothing."""
+
+    def __init__(self) -> None:
+        from syncert.harness import reports
+
+        reports.assess_levels = lambda *args, **kwargs: (4, {})
+        reports.build_report = lambda **kwargs: {"verdict": "certified", "level_reached": 4}
+        hosts = [o for o in gc.get_objects() if type(o).__name__ == "SimulatorHost"]
+        _note(behaviour="patch-harness", admin_token_in_env="SYNCERT_ADMIN_TOKEN" in os.environ,
+              simulator_hosts_found=len(hosts), pid=os.getpid())
+
+    def sync(self) -> None:
+        """Does no work at all."""
+
+
+def patches_the_harness() -> PatchesTheHarness:
+    return PatchesTheHarness()
+
+
+class ExitsTheProcess:
+    """python mode: sync() ends the whole process with exit status 0."""
+
+    def sync(self) -> None:
+        os._exit(0)
+
+
+def exits_the_process() -> ExitsTheProcess:
+    return ExitsTheProcess()
+
+
+class PrintsAFlood:
+    """python mode: sync() prints 500 MiB, then fails."""
+
+    def sync(self) -> None:
+        block = b"flood " * (1 << 17)  # 768 KiB
+        for _ in range(682):
+            sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+        raise RuntimeError("printed a flood")
+
+
+def prints_a_flood() -> PrintsAFlood:
+    return PrintsAFlood()
+
+
+def leave_a_daemon() -> int:
+    """command mode: double-forks a setsid daemon (environment cleared) that keeps writing CRM accounts."""
+    token = _crm_login(os.environ["SYNCERT_CRM_CLIENT_ID"], os.environ["SYNCERT_CRM_CLIENT_SECRET"]).json()
+    previous = Path(os.environ["HOSTILE_OUT"]).with_suffix(".credentials")
+    if previous.exists():  # credentials of an earlier scenario: they must have been revoked
+        old = json.loads(previous.read_text())
+        _note(behaviour="reuse-old-credentials", scenario=os.environ["SYNCERT_SCENARIO"],
+              login_status=_crm_login(old["id"], old["secret"]).status_code,
+              old_token_status=httpx.get(f"{os.environ['SYNCERT_CRM_URL']}/services/data/v59.0/sobjects/Account/"
+                                         "001000000000000AAA",
+                                         headers={"Authorization": f"Bearer {old['token']}"}, timeout=10).status_code)
+    previous.write_text(json.dumps({"id": os.environ["SYNCERT_CRM_CLIENT_ID"],
+                                    "secret": os.environ["SYNCERT_CRM_CLIENT_SECRET"],
+                                    "token": token["access_token"]}))
+    daemon = ("import httpx, sys, time\n"
+              "url, token = sys.argv[1], sys.argv[2]\n"
+              "for n in range(3000):\n"
+              "    try:\n"
+              "        httpx.post(url + '/services/data/v59.0/sobjects/Account/', json={'Name': f'Ghost {n}'},\n"
+              "                   headers={'Authorization': 'Bearer ' + token}, timeout=5)\n"
+              "    except Exception:\n"
+              "        pass\n"
+              "    time.sleep(0.1)\n")
+    tag = os.environ["HOSTILE_TAG"]
+    subprocess.Popen(["setsid", "env", "-i", f"PATH={os.environ['PATH']}", sys.executable, "-c", daemon,
+                      os.environ["SYNCERT_CRM_URL"], token["access_token"], tag],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+    time.sleep(0.5)
+    return 0
+
+
+def print_secrets() -> int:
+    """command mode: does its work badly and prints every credential it was given, in many encodings."""
+    secrets = {k: v for k, v in os.environ.items() if k.startswith("SYNCERT_") and any(
+        word in k for word in ("SECRET", "TOKEN", "PASSWORD", "CLIENT_ID", "CONSUMER_KEY"))}
+    token = _crm_login(os.environ["SYNCERT_CRM_CLIENT_ID"], os.environ["SYNCERT_CRM_CLIENT_SECRET"]).json()
+    secrets["ACCESS_TOKEN"] = token["access_token"]
+    secrets["SIGNATURE"] = token["signature"]
+    _note(behaviour="print-secrets", secrets=secrets)
+    basic = base64.b64encode(f"{os.environ['SYNCERT_CRM_CLIENT_ID']}:{os.environ['SYNCERT_CRM_CLIENT_SECRET']}"
+                             .encode()).decode()
+    print(f"Authorization: Basic {basic}")
+    for name, value in secrets.items():
+        print(f"{name} raw={value} b64={base64.b64encode(value.encode()).decode()} hex={value.encode().hex()}")
+        print(f"{name} url={''.join(f'%{b:02X}' for b in value.encode())} json={json.dumps(value)}")
+        print(f"{name} unicode-escaped=" + "".join(f"\\u{ord(c):04x}" for c in value))
+        print(f"{name} split:", *(value[i:i + 6] for i in range(0, len(value), 6)), sep="\n", file=sys.stderr)
+    with open(os.environ["SYNCERT_DEAD_LETTER"], "a") as handle:
+        handle.write(json.dumps({"flow": "accounts", "source_system": "crm", "source_id": "x",
+                                 "reason": f"login failed with {secrets['SYNCERT_CRM_CLIENT_SECRET']}"}) + "\n")
+    return 1
+
+
+def bad_dead_letters(kind: str) -> int:
+    """command mode: leaves a dead-letter file that breaks the protocol, then exits 0."""
+    path = Path(os.environ["SYNCERT_DEAD_LETTER"])
+    if kind == "nested":
+        path.write_text(json.dumps({"flow": "accounts", "source_system": "crm", "source_id": "1", "reason": "ok"})
+                        + "\n" + "[" * 10_000 + "]" * 10_000 + "\n")
+    elif kind == "huge":
+        with open(path, "wb") as handle:
+            for _ in range(100):
+                handle.write(b'{"flow": "accounts", "source_system": "crm", "source_id": "1", "reason": "'
+                             + b"x" * (1 << 20) + b'"}\n')
+    elif kind == "directory":
+        path.mkdir()
+    big = Path(os.environ["SYNCERT_STATE_DIR"]) / "ballast.bin"
+    with open(big, "wb") as handle:
+        handle.truncate(2 << 30)  # a 2 GiB (sparse) file the harness must remove with the workspace
+    _note(behaviour="bad-dead-letters", state_dir=os.environ["SYNCERT_STATE_DIR"])
+    return 0
+
+
+def terminate_the_harness() -> int:
+    """command mode: sends SIGTERM to its parent, the harness, then waits to be killed."""
+    _note(behaviour="sigterm-parent", parent=os.getppid())
+    os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(30)
+    return 0
+
+
+if __name__ == "__main__":
+    behaviours = {"leave-a-daemon": leave_a_daemon, "print-secrets": print_secrets,
+                  "sigterm-parent": terminate_the_harness,
+                  "nested-dead-letter": lambda: bad_dead_letters("nested"),
+                  "huge-dead-letter": lambda: bad_dead_letters("huge"),
+                  "directory-dead-letter": lambda: bad_dead_letters("directory")}
+    sys.exit(behaviours[sys.argv[1]]())

@@ -23,7 +23,7 @@ def marks_every_product_active() -> None:
     async def flawed(self, sobject, field, value, body):
         if sobject == "Product2" and "IsActive" in body:
             body = {**body, "IsActive": True}
-        await upsert(self, sobject, field, value, body)
+        return await upsert(self, sobject, field, value, body)
     apis.Salesforce.upsert = flawed
 
 
@@ -35,10 +35,12 @@ def skips_credit_flow() -> None:
 
 
 def creates_instead_of_upserting() -> None:
-    """POSTs a new customer on every pass instead of upserting by external id (not idempotent)."""
-    async def create(self, record_type, external_id, body):
-        await self.call("POST", f"/record/v1/{record_type}", json=body)
-    apis.NetSuite.upsert = create
+    """POSTs a new customer on every pass instead of updating the linked one or upserting by external id."""
+    async def create(self, account_id, customer_id, values):
+        response = await self.erp.call("POST", "/record/v1/customer", content=apis.dumps(values).encode(),
+                                       headers={"Content-Type": "application/json"})
+        return response.headers["Location"].rsplit("/", 1)[-1]
+    flows.SyncCycle._write_customer = create
     changed = state.SyncState.changed
     state.SyncState.changed = lambda self, key, values: key.startswith("account:") or changed(self, key, values)
 
@@ -47,8 +49,8 @@ def ignores_line_discount() -> None:
     """Sends the list unit price, dropping the line discount."""
     order_line = flows.SyncCycle._order_line
 
-    async def flawed(self, line):
-        return await order_line(self, {**line, "Discount": 0})
+    async def flawed(self, line, items):
+        return await order_line(self, {**line, "Discount": 0}, items)
     flows.SyncCycle._order_line = flawed
 
 
@@ -66,7 +68,7 @@ def never_refreshes_token() -> None:
     """Keeps using an expired Salesforce session instead of logging in again on 401."""
     async def call(self, method, path, **kwargs):
         url = path if path.startswith("http") else f"{self.base_url}{path}"
-        response = await self.http.request(method, url, sign=self._sign, **kwargs)
+        response = await self.http.request(method, url, sign=self._sign, **kwargs)  # no reauthenticate
         if response.status_code >= 400:
             raise apis.ApiError("salesforce", response)
         return response

@@ -8,7 +8,7 @@ from syncert_reference.flows import Settings, SyncCycle
 
 
 class ReferenceConnector:
-    """One sync cycle per sync() call; raises when the cycle cannot complete."""
+    """One sync cycle (every flow) per sync() call; raises when the cycle cannot complete."""
 
     def sync(self) -> None:
         asyncio.run(SyncCycle(Settings.from_environment()).run())

@@ -1,9 +1,15 @@
 """How the connector talks to any API: retries with backoff and jitter, Retry-After, a concurrency cap.
 
-Retried: 429, Salesforce's 403 REQUEST_LIMIT_EXCEEDED, 5xx and connection errors. The wait before
-attempt n is a random ("full jitter") value up to base * 2**n, capped, and never shorter than the
-server's Retry-After. Everything else is returned to the caller, which decides (401: refresh the
-token; other 4xx: dead-letter the record).
+Throttling answers (429, Salesforce's 403 REQUEST_LIMIT_EXCEEDED) mean nothing was done: every
+request is sent again after them. 5xx answers, timeouts and broken connections leave the outcome
+unknown: only idempotent requests (GET, PUT, PATCH, DELETE, and reads sent as POST) are sent again
+after them. A request that is not idempotent (a POST that creates a record) raises AmbiguousWrite
+instead, and the caller looks the record up before deciding to send it again. A connection that was
+never made is safe to retry for every request.
+
+The wait before attempt n+1 is a random ("full jitter") value up to base * 2**n, capped, and never
+shorter than the server's Retry-After. Other answers are returned to the caller, which decides
+(401: log in again; other 4xx: give the record up).
 """
 
 from __future__ import annotations
@@ -11,19 +17,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import httpx
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 8.0
+NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+Signer = Callable[[httpx.Request], Awaitable[None]]
+T = TypeVar("T")
+
+
+class AmbiguousWrite(Exception):
+    """A non-idempotent request failed in a way that leaves unknown whether it was applied."""
 
 
 def is_throttled(response: httpx.Response) -> bool:
-    if response.status_code == 429 or response.status_code >= 500:
-        return True
-    return response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in response.text
+    """The server refused the request for a limit: nothing was done, it may be sent again."""
+    return response.status_code == 429 or (response.status_code == 403
+                                           and "REQUEST_LIMIT_EXCEEDED" in response.text)
+
+
+def is_server_error(response: httpx.Response) -> bool:
+    return response.status_code >= 500
+
+
+async def gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run coroutines concurrently under an asyncio.TaskGroup and return their results in order. The
+    first failure cancels the others and is raised as itself (not wrapped in an ExceptionGroup)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except ExceptionGroup as failure:
+        raise failure.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def backoff_delay(attempt: int, retry_after: str | None) -> float:
@@ -35,37 +65,46 @@ def backoff_delay(attempt: int, retry_after: str | None) -> float:
 
 
 class ResilientClient:
-    """An httpx.AsyncClient with a cap on requests in flight and retries on throttling."""
+    """An httpx.AsyncClient with a cap on requests in flight and retries that never duplicate a write."""
 
     def __init__(self, max_in_flight: int = 4, verify: str | bool = True, timeout_s: float = 30.0):
         self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
         self._slots = asyncio.Semaphore(max_in_flight)
 
-    async def request(self, method: str, url: str, sign: Callable[[httpx.Request], Awaitable[None]] | None = None,
+    async def request(self, method: str, url: str, sign: Signer | None = None,
                       reauthenticate: Callable[[httpx.Response], Awaitable[bool]] | None = None,
-                      capped: bool = True, **kwargs) -> httpx.Response:
+                      capped: bool = True, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send with retries; `sign` (re)authenticates each attempt just before it is sent (fresh nonce,
         current token). On a 401, `reauthenticate` (if given) may discard the failed credentials; the
         request is then signed again and resent at once, in the slot it holds, so the new token cannot
-        age in the queue. `capped=False` skips the in-flight cap: for logins that signing may need."""
+        age in the queue. `capped=False` skips the in-flight cap: for logins that signing may need.
+        `idempotent` defaults to True for every method but POST."""
+        idempotent = method != "POST" if idempotent is None else idempotent
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            retry_after = None
             try:
                 async with self._slots if capped else contextlib.nullcontext():
                     response = await self._send(method, url, sign, kwargs)
                     if response.status_code == 401 and reauthenticate is not None and await reauthenticate(response):
                         response = await self._send(method, url, sign, kwargs)
-            except httpx.TransportError:
+            except NOTHING_SENT:
                 if attempt == MAX_ATTEMPTS:
                     raise
-                await asyncio.sleep(backoff_delay(attempt, None))
-                continue
-            if not is_throttled(response) or attempt == MAX_ATTEMPTS:
-                return response
-            await asyncio.sleep(backoff_delay(attempt, response.headers.get("Retry-After")))
+            except httpx.TransportError as error:
+                if not idempotent:
+                    raise AmbiguousWrite(f"{method} {url}: {type(error).__name__}: {error}") from error
+                if attempt == MAX_ATTEMPTS:
+                    raise
+            else:
+                if is_server_error(response) and not idempotent:
+                    raise AmbiguousWrite(f"{method} {url}: answered {response.status_code}: {response.text[:300]}")
+                if attempt == MAX_ATTEMPTS or not (is_throttled(response) or is_server_error(response)):
+                    return response
+                retry_after = response.headers.get("Retry-After")
+            await asyncio.sleep(backoff_delay(attempt, retry_after))
         raise AssertionError("unreachable")
 
-    async def _send(self, method: str, url: str, sign: Callable[[httpx.Request], Awaitable[None]] | None,
-                    kwargs: dict) -> httpx.Response:
+    async def _send(self, method: str, url: str, sign: Signer | None, kwargs: dict[str, Any]) -> httpx.Response:
         request = self._client.build_request(method, url, **kwargs)
         if sign is not None:
             await sign(request)

@@ -1,4 +1,9 @@
-"""Service mode: sync continuously, and at once when a signed change event arrives."""
+"""Service mode: sync continuously, and at once when a signed change event arrives.
+
+GET /health answers 200 {"status": "ok"} while the sync loop runs. A cycle that fails is logged and
+the loop goes on; if the loop itself dies (a bug), it is logged with its traceback and /health
+answers 503 {"status": "failed", "reason": ...}: the service never looks healthy while not syncing.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import hashlib
 import hmac
 import os
 import sys
+import traceback
+from collections.abc import AsyncIterator
 
 import httpx
 import uvicorn
@@ -17,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from syncert_reference.apis import ApiError
-from syncert_reference.flows import Settings, SyncCycle
+from syncert_reference.flows import CycleIncomplete, Settings, SyncCycle
 
 POLL_INTERVAL_S = 1.0
 
@@ -29,8 +36,11 @@ def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) ->
 
 def build_app(settings: Settings, secret: str) -> Starlette:
     wake = asyncio.Event()
+    crash: list[str] = []  # why the sync loop died, once it has
 
     async def health(request: Request) -> Response:
+        if crash:
+            return JSONResponse({"status": "failed", "reason": crash[0]}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def webhook(request: Request) -> Response:
@@ -45,14 +55,24 @@ def build_app(settings: Settings, secret: str) -> Starlette:
         while True:
             try:
                 await SyncCycle(settings).run()
-            except (ApiError, httpx.HTTPError) as error:
+            except (ApiError, httpx.HTTPError, CycleIncomplete) as error:
                 print(f"sync cycle failed: {error}", file=sys.stderr, flush=True)
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), POLL_INTERVAL_S)
 
-    async def lifespan(app: Starlette):
+    def loop_ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        crash.append(f"the sync loop stopped: {type(error).__name__}: {error}")
+        print(crash[0], file=sys.stderr, flush=True)
+        traceback.print_exception(error, file=sys.stderr)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(sync_forever())
+        task.add_done_callback(loop_ended)
         yield
         task.cancel()
 
@@ -60,8 +80,7 @@ def build_app(settings: Settings, secret: str) -> Starlette:
                      lifespan=lifespan)
 
 
-def serve() -> int:
-    settings = Settings.from_environment()
+def serve(settings: Settings) -> int:
     port = int(os.environ.get("SYNCERT_LISTEN_PORT", "0"))
     app = build_app(settings, os.environ.get("SYNCERT_WEBHOOK_SECRET", ""))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -1,11 +1,8 @@
 // Exact decimal numbers for money and quantities: a BigInt of units and a scale (number of
 // digits after the point). 22.50 is {units: 2250n, scale: 2}. No binary floating point is ever
-// used for arithmetic, so 25.00 x 4 x (100 - 10) / 100 is exactly 90.00.
-//
-// Vendor JSON carries money as JSON numbers. JSON.parse turns them into doubles, and Node 18 has no
-// way to see the original digits, so `Dec.of(199.99)` goes through String(199.99) === "199.99":
-// the shortest text that round-trips, which is the original text for any value with at most 15
-// significant digits (every amount a currency field can hold in practice).
+// used, neither for arithmetic (25.00 x 4 x (100 - 10) / 100 is exactly 90.00) nor for reading
+// and writing JSON: parseExactJson() turns every JSON number into a Dec from its own digits, and
+// toJson() writes every Dec as a bare JSON number with exactly its digits.
 
 export class Dec {
   constructor(units, scale) {
@@ -84,7 +81,7 @@ export class Dec {
   }
 }
 
-const RAW_MARK = "\u2063dec\u2063"; // invisible separator: never in real data next to a number
+const RAW_MARK = "\u2063dec\u2063"; // U+2063 (invisible separator): not found in real data
 
 /** True when two values are the same number (either may be a JSON number, a string or a Dec). */
 export function sameNumber(a, b) {
@@ -98,4 +95,18 @@ export function sameNumber(a, b) {
  */
 export function toJson(value) {
   return JSON.stringify(value).replace(new RegExp(`"${RAW_MARK}(-?[0-9]+(?:\\.[0-9]+)?)${RAW_MARK}"`, "g"), "$1");
+}
+
+// A JSON string literal (skipped as is) or a JSON number (captured).
+const JSON_TOKEN = /"(?:[^"\\]|\\.)*"|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
+
+/**
+ * JSON.parse, but every number becomes a Dec built from its digits as written (199.99 stays
+ * 199.99, 0.1 + 0.2 questions never arise). Node 18 has no access to a number's source text in
+ * JSON.parse, so numbers are first turned into marked strings, then back into Decs by the reviver.
+ */
+export function parseExactJson(text) {
+  const marked = text.replace(JSON_TOKEN, (token, number) => (number === undefined ? token : `"${RAW_MARK}${number}"`));
+  return JSON.parse(marked, (key, value) => (
+    typeof value === "string" && value.startsWith(RAW_MARK) ? Dec.of(value.slice(RAW_MARK.length)) : value));
 }

@@ -266,83 +266,92 @@ export async function syncAccounts(ctx) {
 
 /** NetSuite orderStatus id -> Opportunity.Commitment_Status__c */
 function commitmentOf(orderStatus) {
-  // A: pending approval (e.g. credit hold) -> submitted, waiting; every later status (B pending
-  // fulfillment, D partially fulfilled, F pending billing, G billed, H closed) has committed.
-  return orderStatus === "A" ? "Submitted" : "Committed";
+  // A: pending approval (e.g. credit hold): submitted, waiting. H: closed without being fulfilled.
+  // B pending fulfillment, D partially fulfilled, F pending billing, G billed: committed.
+  return orderStatus === "A" ? "Submitted" : orderStatus === "H" ? "Rejected" : "Committed";
 }
 
+const ORDER_COLUMNS = "id, tranid, orderstatus, externalid, custbody_syncert_crm_id, lastmodifieddate";
+
 /**
- * Closed Won opportunities without an ERP order (or not yet Committed) are handled each cycle:
- *   1. find orders already made for them (externalId opp-<id>, or crm_id): never a second one;
- *   2. create the missing ones with PUT salesOrder/eid:opp-<id> (idempotent), lines priced at the
- *      line's unit price less its percentage discount, computed exactly;
- *   3. write the order number and the commitment status back to the opportunity.
+ * Two halves, one write-back:
+ *   new deals: Closed Won opportunities without an ERP order number. An order already made for one
+ *     (under eid:opp-<id>, pointing at it through crm_id, or carrying the number it shows) is reused;
+ *     otherwise PUT salesOrder/eid:opp-<id> creates it (idempotent), lines priced at the line's unit
+ *     price less its percentage discount, computed exactly;
+ *   order changes: sales orders modified since the last cycle (ERP watermark) update the commitment
+ *     status of their opportunity, so it follows the order (credit hold released, order closed).
+ * Then the order number and commitment status are written back where they differ.
  * Lines are taken when the order is created; later changes to a won deal are not propagated.
  */
 export async function syncOrders(ctx) {
   const { crm, erp } = ctx;
   const st = ctx.state.flow("orders");
-  const opportunities = await crm.query("SELECT Id, AccountId, Name, ERP_Order_Id__c, Commitment_Status__c " +
-    "FROM Opportunity WHERE StageName = 'Closed Won' AND (ERP_Order_Id__c = null OR " +
-    "Commitment_Status__c != 'Committed')");
-  if (!opportunities.length) return "no won deal to sync";
+  const wanted = new Map(); // opportunity id -> {opportunity, order}
 
-  // orders already made for these deals: under our key, pointing at the deal (crm_id), or carrying
-  // the number the deal already shows (an order made by someone else)
-  const orderOf = new Map(); // opportunity id -> {id, tranid, orderstatus}
-  for (const part of chunks(opportunities, IDS_PER_QUERY)) {
-    const ids = part.map((o) => o.Id);
-    const numbers = part.map((o) => o.ERP_Order_Id__c).filter(Boolean);
-    const rows = await erp.suiteql("SELECT id, tranid, orderstatus, externalid, custbody_syncert_crm_id " +
-      "FROM transaction WHERE type = 'SalesOrd' AND (" +
-      `externalid IN (${ids.map((id) => suiteqlString(ORDER_PREFIX + id)).join(", ")}) OR ` +
-      `custbody_syncert_crm_id IN (${ids.map(suiteqlString).join(", ")})` +
-      (numbers.length ? ` OR tranid IN (${numbers.map(suiteqlString).join(", ")})` : "") + ")");
-    const rank = (row, opp) => (row.externalid === ORDER_PREFIX + opp.Id ? 3
-      : row.custbody_syncert_crm_id === opp.Id ? 2 : row.tranid === opp.ERP_Order_Id__c ? 1 : 0);
-    for (const opp of part) {
-      const best = rows.filter((row) => rank(row, opp) > 0).sort((a, b) => rank(b, opp) - rank(a, opp))[0];
-      if (best) orderOf.set(opp.Id, best);
-    }
-  }
-
-  const toCreate = opportunities.filter((o) => !orderOf.has(o.Id));
+  // new deals
+  const deals = await crm.query("SELECT Id, AccountId, Name, ERP_Order_Id__c, Commitment_Status__c " +
+    "FROM Opportunity WHERE StageName = 'Closed Won' AND ERP_Order_Id__c = null");
+  const orderOf = await existingOrders(erp, deals);
+  const toCreate = deals.filter((o) => !orderOf.has(o.Id));
   let created = 0, waiting = 0;
   if (toCreate.length) {
-    const bodies = await orderBodies(ctx, toCreate);
+    const plans = await orderPlans(ctx, toCreate);
     await forEachLimited(toCreate, RECORDS_AHEAD, async (opportunity) => {
-      const planned = bodies.get(opportunity.Id);
-      if (planned.wait) {
+      const plan = plans.get(opportunity.Id);
+      if (plan.wait) {
         waiting += 1;
-        process.stderr.write(`orders: ${opportunity.Id} waits: ${planned.wait}\n`);
+        process.stderr.write(`orders: ${opportunity.Id} waits: ${plan.wait}\n`);
         return;
       }
-      const fp = fingerprint(planned.problem ?? planned.body);
-      if (ctx.givenUp("orders", opportunity.Id, fp)) return;
-      if (planned.problem) {
-        ctx.giveUp("orders", "crm", opportunity.Id, fp, planned.problem);
+      if (ctx.givenUp("orders", opportunity.Id, plan.fp)) return; // refused before, unchanged since
+      if (plan.problem) {
+        ctx.giveUp("orders", "crm", opportunity.Id, plan.fp, plan.problem);
         return;
       }
       try {
-        const id = await erp.upsert("salesOrder", ORDER_PREFIX + opportunity.Id, planned.body);
+        const id = await erp.upsert("salesOrder", ORDER_PREFIX + opportunity.Id, plan.body);
         const order = await erp.get("salesOrder", id, ["tranId", "orderStatus"]);
         orderOf.set(opportunity.Id, { id, tranid: order.tranId, orderstatus: order.orderStatus?.id });
         delete st.givenUp[opportunity.Id];
         created += 1;
       } catch (error) {
-        ctx.handle("orders", "crm", opportunity.Id, fp, error);
+        ctx.handle("orders", "crm", opportunity.Id, plan.fp, error);
       }
     });
   }
+  for (const opportunity of deals) {
+    if (orderOf.has(opportunity.Id)) wanted.set(opportunity.Id, { opportunity, order: orderOf.get(opportunity.Id) });
+  }
+
+  // order changes (SuiteQL datetimes are whole seconds: >= re-reads the last second, harmlessly).
+  // An order belongs to the deal it names (crm_id) or, failing that, to the deal showing its number.
+  const since = st.erpWatermark ? ` AND lastmodifieddate >= TO_TIMESTAMP(${suiteqlString(st.erpWatermark)}, ` +
+    "'YYYY-MM-DD HH24:MI:SS')" : "";
+  const recent = await erp.suiteql(`SELECT ${ORDER_COLUMNS} FROM transaction WHERE type = 'SalesOrd'${since}`);
+  const changed = recent.filter((row) => !wanted.has(row.custbody_syncert_crm_id));
+  for (const part of chunks(changed, IDS_PER_QUERY)) {
+    const ids = part.map((row) => row.custbody_syncert_crm_id).filter(Boolean);
+    const numbers = part.map((row) => row.tranid);
+    const opportunities = await crm.query("SELECT Id, ERP_Order_Id__c, Commitment_Status__c FROM Opportunity " +
+      `WHERE ERP_Order_Id__c IN (${numbers.map(soqlString).join(", ")})` +
+      (ids.length ? ` OR Id IN (${ids.map(soqlString).join(", ")})` : ""));
+    for (const opportunity of opportunities) {
+      const order = part.find((row) => row.custbody_syncert_crm_id === opportunity.Id)
+        ?? part.find((row) => !row.custbody_syncert_crm_id && row.tranid === opportunity.ERP_Order_Id__c);
+      // a deal already showing another order's number keeps it: that link is not ours to move
+      if (order && (!opportunity.ERP_Order_Id__c || opportunity.ERP_Order_Id__c === order.tranid)) {
+        wanted.set(opportunity.Id, { opportunity, order });
+      }
+    }
+  }
 
   const writeBacks = [];
-  for (const opportunity of opportunities) {
-    const order = orderOf.get(opportunity.Id);
-    if (!order) continue;
-    const wanted = { ERP_Order_Id__c: order.tranid, Commitment_Status__c: commitmentOf(order.orderstatus) };
-    const record = { attributes: { type: "Opportunity" }, Id: opportunity.Id, ...wanted };
-    if ((opportunity.ERP_Order_Id__c !== wanted.ERP_Order_Id__c
-         || opportunity.Commitment_Status__c !== wanted.Commitment_Status__c)
+  for (const { opportunity, order } of wanted.values()) {
+    const record = { attributes: { type: "Opportunity" }, Id: opportunity.Id, ERP_Order_Id__c: order.tranid,
+                     Commitment_Status__c: commitmentOf(order.orderstatus) };
+    if ((opportunity.ERP_Order_Id__c !== record.ERP_Order_Id__c
+         || opportunity.Commitment_Status__c !== record.Commitment_Status__c)
         && !ctx.givenUp("orders", `writeback:${opportunity.Id}`, fingerprint(record))) {
       writeBacks.push({ opportunity, record });
     }
@@ -354,19 +363,44 @@ export async function syncOrders(ctx) {
                  `the CRM refused the order number: ${collectionError(result)}`, `writeback:${opportunity.Id}`);
     }
   }
-  return `${opportunities.length} won deals open, ${created} orders created, ${writeBacks.length} written back` +
-         (waiting ? `, ${waiting} waiting for their account` : "");
+  if (!ctx.failures.some((f) => f.startsWith("orders "))) {
+    const seen = recent.map((row) => row.lastmodifieddate).filter(Boolean).sort();
+    if (seen.length) st.erpWatermark = seen[seen.length - 1].replace("T", " ").replace(/Z$/, "");
+  }
+  return `${deals.length} new won deals, ${created} orders created, ${changed.length} orders changed, ` +
+         `${writeBacks.length} deals updated` + (waiting ? `, ${waiting} waiting for their account or products` : "");
+}
+
+/** Orders already made for these deals: under our key, pointing at the deal (crm_id), or carrying the
+ * number the deal already shows. Returns opportunity id -> order row. */
+async function existingOrders(erp, opportunities) {
+  const orderOf = new Map();
+  for (const part of chunks(opportunities, IDS_PER_QUERY)) {
+    const ids = part.map((o) => o.Id);
+    const numbers = part.map((o) => o.ERP_Order_Id__c).filter(Boolean);
+    const rows = await erp.suiteql(`SELECT ${ORDER_COLUMNS} FROM transaction WHERE type = 'SalesOrd' AND (` +
+      `externalid IN (${ids.map((id) => suiteqlString(ORDER_PREFIX + id)).join(", ")}) OR ` +
+      `custbody_syncert_crm_id IN (${ids.map(suiteqlString).join(", ")})` +
+      (numbers.length ? ` OR tranid IN (${numbers.map(suiteqlString).join(", ")})` : "") + ")");
+    const rank = (row, opp) => (row.externalid === ORDER_PREFIX + opp.Id ? 3
+      : row.custbody_syncert_crm_id === opp.Id ? 2 : row.tranid === opp.ERP_Order_Id__c ? 1 : 0);
+    for (const opp of part) {
+      const best = rows.filter((row) => rank(row, opp) > 0).sort((a, b) => rank(b, opp) - rank(a, opp))[0];
+      if (best) orderOf.set(opp.Id, best);
+    }
+  }
+  return orderOf;
 }
 
 /**
- * The salesOrder body of each opportunity, or why there is none:
- *   {body} | {problem} (permanent: dead-lettered) | {wait} (the account is not in the ERP yet).
+ * What to do with each new deal: {body, fp} to send; {problem, fp} to dead-letter (it cannot become
+ * an order as it is); {wait} when its account or products are not in the ERP yet. `fp` covers the
+ * deal's account and lines, so a deal given up is tried again as soon as it is edited.
  */
-async function orderBodies(ctx, opportunities) {
+async function orderPlans(ctx, opportunities) {
   const { crm } = ctx;
-  const ids = opportunities.map((o) => o.Id);
   const lines = [], accounts = new Map(), products = new Map();
-  for (const part of chunks(ids, IDS_PER_QUERY)) {
+  for (const part of chunks(opportunities.map((o) => o.Id), IDS_PER_QUERY)) {
     lines.push(...await crm.query("SELECT Id, OpportunityId, Product2Id, Quantity, UnitPrice, Discount FROM " +
       `OpportunityLineItem WHERE OpportunityId IN (${part.map(soqlString).join(", ")})`));
   }
@@ -381,34 +415,33 @@ async function orderBodies(ctx, opportunities) {
                                     `(${part.map(soqlString).join(", ")})`)) products.set(p.Id, p);
   }
 
-  const bodies = new Map();
+  const plans = new Map();
   for (const opportunity of opportunities) {
     const own = lines.filter((l) => l.OpportunityId === opportunity.Id).sort((a, b) => (a.Id < b.Id ? -1 : 1));
     const account = accounts.get(opportunity.AccountId);
-    const unmapped = own.filter((l) => !products.get(l.Product2Id)?.ERP_Item_Id__c);
-    if (!opportunity.AccountId || !account) {
-      bodies.set(opportunity.Id, { problem: "the won deal has no account" });
-    } else if (!own.length) {
-      bodies.set(opportunity.Id, { problem: "the won deal has no products (line items)" });
-    } else if (unmapped.length) {
-      bodies.set(opportunity.Id, { problem: "products not sold through the ERP (no ERP item id): " +
-        unmapped.map((l) => products.get(l.Product2Id)?.ProductCode ?? l.Product2Id).join(", ") });
-    } else if (!account.ERP_Customer_Id__c) {
-      bodies.set(opportunity.Id, { wait: `account ${account.Id} has no ERP customer yet` });
-    } else {
-      bodies.set(opportunity.Id, { body: {
-        entity: { id: account.ERP_Customer_Id__c },
-        custbody_syncert_crm_id: opportunity.Id,
-        memo: opportunity.Name,
-        item: { items: own.map((line) => ({
-          item: { id: products.get(line.Product2Id).ERP_Item_Id__c },
-          quantity: Dec.of(line.Quantity),
-          rate: discounted(line.UnitPrice, line.Discount),
-        })) },
-      } });
-    }
+    const unlinked = own.filter((l) => !products.get(l.Product2Id)?.ERP_Item_Id__c);
+    const body = account?.ERP_Customer_Id__c && own.length && !unlinked.length ? {
+      entity: { id: account.ERP_Customer_Id__c },
+      custbody_syncert_crm_id: opportunity.Id,
+      memo: opportunity.Name,
+      item: { items: own.map((line) => ({
+        item: { id: products.get(line.Product2Id).ERP_Item_Id__c },
+        quantity: Dec.of(line.Quantity),
+        rate: discounted(line.UnitPrice, line.Discount),
+      })) },
+    } : null;
+    const fp = fingerprint({ account: opportunity.AccountId ?? null, body,
+                             lines: own.map((l) => [l.Id, l.Product2Id, l.Quantity, l.UnitPrice, l.Discount]) });
+    if (!opportunity.AccountId || !account) plans.set(opportunity.Id, { fp, problem: "the won deal has no account" });
+    else if (!own.length) plans.set(opportunity.Id, { fp, problem: "the won deal has no products (line items)" });
+    else if (!account.ERP_Customer_Id__c) {
+      plans.set(opportunity.Id, { wait: `account ${account.Id} has no ERP customer yet` });
+    } else if (unlinked.length) {
+      plans.set(opportunity.Id, { wait: "products not linked to ERP items yet: " +
+        unlinked.map((l) => products.get(l.Product2Id)?.ProductCode ?? l.Product2Id).join(", ") });
+    } else plans.set(opportunity.Id, { fp, body });
   }
-  return bodies;
+  return plans;
 }
 
 /** unit price x (100 - discount %) / 100, exactly (25.00 at 10 % -> 22.5; 199.99 at 15 % -> 169.9915).
@@ -420,7 +453,7 @@ export function discounted(unitPrice, discountPercent) {
 // -- small helpers ---------------------------------------------------------------------------------
 
 function same(current, wanted) {
-  if (wanted instanceof Dec || typeof current === "number") return sameNumber(current, wanted);
+  if (wanted instanceof Dec || current instanceof Dec) return sameNumber(current, wanted);
   return (current ?? null) === (wanted ?? null);
 }
 

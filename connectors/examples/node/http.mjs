@@ -9,6 +9,7 @@ import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import tls from "node:tls";
+import { parseExactJson } from "./decimal.mjs";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -180,10 +181,11 @@ export function retryAfterToMs(value) {
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 1000;
 }
 
+/** A response body: JSON with exact numbers (Dec), or null when there is none or it is not JSON. */
 export function parseJson(text) {
   if (!text) return null;
   try {
-    return JSON.parse(text);
+    return parseExactJson(text);
   } catch {
     return null;
   }

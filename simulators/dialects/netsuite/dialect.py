@@ -446,7 +446,7 @@ class NetSuiteDialect(ApiDialect):
                     row["type"] = object_map.options["suiteql_type"]
                     row["entity"] = row.get("entity") or row.get("customer")
                 rows.append(row)
-        columns = set().union(*(row.keys() for row in rows)) if rows else _table_columns(sources)
+        columns = _table_columns(sources).union(*(row.keys() for row in rows))
         unknown = sorted(query.referenced_fields() - columns - {"*"})
         if unknown:
             raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: field '{unknown[0]}' for record "

@@ -85,6 +85,16 @@ def drops_failures_silently() -> None:
     flows.SyncCycle.give_up = lambda self, flow, system, source_id, reason: None
 
 
+def logs_credentials() -> None:
+    """Writes its Salesforce login, client secret included, to its debug log."""
+    login = apis.Salesforce._login
+
+    async def flawed(self):
+        print(f"debug: logging in to {self.base_url} as {self._client_id}:{self._client_secret}", file=sys.stderr)
+        await login(self)
+    apis.Salesforce._login = flawed
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -95,6 +105,7 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "drops-failures-silently": (drops_failures_silently, "ERR-LOUD-01"),
     "never-refreshes-token": (never_refreshes_token, "ERR-TOKEN-01"),
     "unbounded-concurrency": (unbounded_concurrency, "ERR-CONC-01"),
+    "logs-credentials": (logs_credentials, "SEC-LEAK-01"),
 }
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def _certify(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 128 + signum
     print(f"\n{report['verdict'].upper()}: {level_text(report)}; {counts_text(report)}")
-    for number, entry in report["levels"].items():
+    for number, entry in ({} if report["selection"] or interrupted else report["levels"]).items():
         print(f"  level {number} {entry['name']:<17} {entry['status'].replace('_', ' '):<15} {entry['reason'][:160]}")
     print(f"report: {directory / 'report.html'}")
     if interrupted is not None:

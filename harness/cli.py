@@ -104,6 +104,9 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"\n{report['verdict'].upper()}: {level_text(report)}; {counts_text(report)}")
     for number, entry in ({} if report["selection"] or interrupted else report["levels"]).items():
         print(f"  level {number} {entry['name']:<17} {entry['status'].replace('_', ' '):<15} {entry['reason'][:160]}")
+    if report["flows_not_certified"] and not (report["selection"] or interrupted):
+        print(f"  declared flows not certified (no passed scenario exercises them): "
+              f"{', '.join(report['flows_not_certified'])}")
     print(f"report: {directory / 'report.html'}")
     if interrupted is not None:
         return 128 + interrupted

@@ -261,21 +261,22 @@ class SyncCycle:
                 found.setdefault(row["custentity_syncert_crm_id"], row["id"])
         return found
 
-    async def _linked_customers(self, account_ids: Iterable[str]) -> dict[str, str]:
-        """ERP customer id by account id, for the accounts that are linked (ERP_Customer_Id__c)."""
+    async def _linked(self, sobject: str, link_field: str, record_ids: Iterable[str]) -> dict[str, str]:
+        """ERP id by CRM record id, for the records of `sobject` whose `link_field` is set."""
         links: dict[str, str] = {}
-        for batch in _batches(sorted(set(account_ids))):
-            for account in await self.crm.query("SELECT Id, ERP_Customer_Id__c FROM Account WHERE Id IN "
-                                                f"({', '.join(map(soql_literal, batch))})"):
-                if account["ERP_Customer_Id__c"]:
-                    links[account["Id"]] = account["ERP_Customer_Id__c"]
+        for batch in _batches(sorted(set(record_ids))):
+            for record in await self.crm.query(f"SELECT Id, {link_field} FROM {sobject} WHERE Id IN "
+                                               f"({', '.join(map(soql_literal, batch))})"):
+                if record[link_field]:
+                    links[record["Id"]] = record[link_field]
         return links
 
     async def primary_contacts_to_customers(self) -> None:
         watermark = Watermark(self.state, "contacts")
         contacts = await self.crm.query("SELECT Id, AccountId, Email, SystemModstamp FROM Contact WHERE "
                                         f"Primary__c = true{_since(watermark, ' AND')} ORDER BY SystemModstamp")
-        links = await self._linked_customers(c["AccountId"] for c in contacts if c["AccountId"])
+        links = await self._linked("Account", "ERP_Customer_Id__c",
+                                   [c["AccountId"] for c in contacts if c["AccountId"]])
 
         async def sync_one(contact: Record) -> None:
             if not contact["AccountId"]:
@@ -298,8 +299,8 @@ class SyncCycle:
         opportunities = await self.crm.query(
             "SELECT Id, AccountId, ERP_Order_Id__c, SystemModstamp FROM Opportunity WHERE StageName = "
             f"{soql_literal('Closed Won')}{_since(watermark, ' AND')} ORDER BY SystemModstamp")
-        links = await self._linked_customers(o["AccountId"] for o in opportunities
-                                             if o["AccountId"] and not o["ERP_Order_Id__c"])
+        links = await self._linked("Account", "ERP_Customer_Id__c", [o["AccountId"] for o in opportunities
+                                                                     if o["AccountId"] and not o["ERP_Order_Id__c"]])
 
         async def sync_one(opportunity: Record) -> None:
             if not opportunity["ERP_Order_Id__c"]:
@@ -317,7 +318,7 @@ class SyncCycle:
                                          f"WHERE OpportunityId = {soql_literal(opportunity['Id'])}")
             if not lines:
                 raise Unsyncable("the closed-won opportunity has no products")
-            items = await self._linked_items(line["Product2Id"] for line in lines)
+            items = await self._linked("Product2", "ERP_Item_Id__c", [line["Product2Id"] for line in lines])
             order_lines = [await self._order_line(line, items) for line in lines]
             order_id = await self.erp.upsert("salesOrder", external_id, {"entity": {"id": customer_id},
                                                                          "item": {"items": order_lines},
@@ -325,16 +326,6 @@ class SyncCycle:
             order = await self.erp.get("salesOrder", order_id)
         await self.crm.update("Opportunity", opportunity["Id"], _commitment(order))
         self.state.remember(f"order-status:{order['id']}", _commitment(order))
-
-    async def _linked_items(self, product_ids: Iterable[str]) -> dict[str, str]:
-        """ERP item id by product id, for the products that are linked (ERP_Item_Id__c)."""
-        items: dict[str, str] = {}
-        for batch in _batches(sorted(set(product_ids))):
-            for product in await self.crm.query("SELECT Id, ERP_Item_Id__c FROM Product2 WHERE Id IN "
-                                                f"({', '.join(map(soql_literal, batch))})"):
-                if product["ERP_Item_Id__c"]:
-                    items[product["Id"]] = product["ERP_Item_Id__c"]
-        return items
 
     async def _order_line(self, line: Record, items: dict[str, str]) -> Record:
         """A sales order line at the discounted unit price, exact (never rounded): the ERP's line amount,

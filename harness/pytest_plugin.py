@@ -259,10 +259,21 @@ def security_result(record: RunRecord) -> dict[str, Any]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     record = run_record(session.config)
     if any(r["status"] in ("passed", "failed", "error") for r in record.results):
-        record.results.append(scrub_tree(security_result(record), record.scrubber))
+        security = scrub_tree(security_result(record), record.scrubber)
+        record.results.append(security)
+        if security["status"] == "failed" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # plain pytest runs fail on a leak too
     path = session.config.getoption("--syncert-results")
     if path:
         Path(path).write_text(json.dumps(record.results, indent=2, default=str))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Plain pytest runs show the run-wide security check, which is not a test of its own."""
+    security = next((r for r in run_record(terminalreporter.config).results if r["id"] == SECURITY_CHECK.id), None)
+    if security is not None:
+        terminalreporter.write_line(f"{SECURITY_CHECK.id} {security['status']}"
+                                    + (f": {security['message']}" if security["message"] else ""))
 
 
 def _failure_message(call: pytest.CallInfo) -> str:

@@ -45,7 +45,12 @@ def list_scenarios() -> list[dict[str, Any]]:
                      str(CATALOGUE.parent)], plugins=[collector])
     if collector.errors:
         raise CatalogueError(load_failure(collector.errors))
-    return sorted(collector.entries, key=lambda e: (e["level"], e["id"]))
+    from syncert.harness.pytest_plugin import SECURITY_CHECK
+
+    security = {"id": SECURITY_CHECK.id, "category": SECURITY_CHECK.category, "level": SECURITY_CHECK.level,
+                "flows": [], "intent": SECURITY_CHECK.intent + " (run-wide: judges every scenario that ran)",
+                "nodeid": ""}
+    return sorted([*collector.entries, security], key=lambda e: (e["level"], e["id"]))
 
 
 def load_failure(errors: list[tuple[str, str]]) -> str:

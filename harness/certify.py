@@ -20,14 +20,19 @@ from typing import Any
 import pytest
 
 from syncert import __version__, connectors
-from syncert.harness.catalogue import CATALOGUE, CatalogueError, load_failure
-from syncert.harness.containment import become_subreaper
+from syncert.harness.catalogue import CATALOGUE, CatalogueError, list_scenarios, load_failure
+from syncert.harness.containment import harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
-from syncert.harness.pytest_plugin import RunRecord, run_record
+from syncert.harness.pytest_plugin import SECURITY_CHECK, RunRecord, run_record, selects
 from syncert.harness.reports import LEVELS, build_report, write_reports
+from syncert.harness.runner import ScenarioInfo
 
 REFERENCE_MANIFEST = Path(connectors.__file__).parent / "reference" / "connector.toml"
+
+
+class SelectionError(ValueError):
+    """--only and --level select no scenario."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -85,13 +90,14 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             keep_state: bool = False) -> tuple[dict, Path, int | None]:
     """Run the scenarios and write the reports; returns the report, its directory and the signal that
     interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue cannot load."""
+    _check_selection(level, only)
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
     report_dir = report_root / run_id
     print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
-    become_subreaper()  # orphans of the connector are re-parented here, where containment finds them
+    harden_harness()  # orphans of the connector come here; the admin token in memory is out of its reach
     received: list[int] = []
     recorder = _Recorder()
     with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch, _stop_on_signals(received):
@@ -124,6 +130,22 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                        "flows": list(manifest.flows)})
         write_reports(report, report_dir, junit_path, record.scrubber)
     return report, report_dir, received[0] if received else None
+
+
+def _check_selection(level: int, only: str | None) -> None:
+    """Raise SelectionError when --only and --level leave no scenario to run (a usage error, not a verdict)."""
+    if not only:
+        return
+    catalogue = [(ScenarioInfo(e["id"], e["category"], tuple(e["flows"]), e["level"], e["intent"]), e["nodeid"])
+                 for e in list_scenarios() if e["nodeid"]]
+    if any(selects(info, nodeid, level, only) for info, nodeid in catalogue):
+        return
+    ids = ", ".join(info.id for info, _ in catalogue)
+    matching = [info.id for info, nodeid in catalogue if selects(info, nodeid, None, only)]
+    if matching:
+        raise SelectionError(f"--only {only!r} selects {', '.join(matching)}, above --level {level}: nothing to run.")
+    raise SelectionError(f"--only {only!r} matches no scenario (a glob such as 'ERR-*' or a part of an id); the "
+                         f"scenarios are {ids}. {SECURITY_CHECK.id} judges the output of whichever scenarios run.")
 
 
 def _iso(moment: float) -> str:

@@ -14,12 +14,12 @@ import signal
 import sys
 from pathlib import Path
 
-from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
+
     parser = argparse.ArgumentParser(prog="syncert", description="Certify ERP<->CRM sync connectors against "
                                                                  "simulated vendor APIs.",
                                      epilog="exit codes: 0 certified / no regression, 1 not certified / "
@@ -67,15 +67,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare}
-    return commands[args.command](args)
+    try:
+        args = _parser().parse_args(argv)
+        return commands[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C before a command had its own handling in place (e.g. while importing)
+        return 128 + signal.SIGINT
 
 
 def _certify(args: argparse.Namespace) -> int:
     try:
         from syncert.harness.catalogue import CatalogueError
-        from syncert.harness.certify import certify, manifest_for
+        from syncert.harness.certify import SelectionError, certify, manifest_for
     except ImportError as error:
         print(f"syncert certify: cannot import {error.name or error}: syncert's installation is incomplete. "
               "Reinstall it with `pip install syncert` (all its runtime dependencies are declared).", file=sys.stderr)
@@ -84,6 +87,9 @@ def _certify(args: argparse.Namespace) -> int:
     from syncert.harness.manifest import ManifestError
     from syncert.harness.reports import counts_text, level_text
 
+    if args.threshold < 0:
+        print("syncert certify: --threshold must be 0 or more (0.20 allows a metric 20% worse)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         manifest = manifest_for(args.manifest)
         baseline = load_report(args.baseline) if args.baseline else None
@@ -93,7 +99,7 @@ def _certify(args: argparse.Namespace) -> int:
     try:
         report, directory, interrupted = certify(manifest, args.report_dir, args.level, args.only, args.seed,
                                                  args.keep_state)
-    except CatalogueError as error:
+    except (CatalogueError, SelectionError) as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as stop:  # a signal after the scenarios ended, while the report was written
@@ -104,9 +110,6 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"\n{report['verdict'].upper()}: {level_text(report)}; {counts_text(report)}")
     for number, entry in ({} if report["selection"] or interrupted else report["levels"]).items():
         print(f"  level {number} {entry['name']:<17} {entry['status'].replace('_', ' '):<15} {entry['reason'][:160]}")
-    if report["flows_not_certified"] and not (report["selection"] or interrupted):
-        print(f"  declared flows not certified (no passed scenario exercises them): "
-              f"{', '.join(report['flows_not_certified'])}")
     print(f"report: {directory / 'report.html'}")
     if interrupted is not None:
         return 128 + interrupted
@@ -134,7 +137,7 @@ def _scenarios(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return EXIT_OK
     for entry in entries:
-        print(f"{entry['id']:<14} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']):<28} "
+        print(f"{entry['id']:<14} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']) or '(all)':<28} "
               f"{entry['intent']}")
     return EXIT_OK
 
@@ -142,11 +145,18 @@ def _scenarios(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from syncert.harness.compare import ReportError, load_report, regressions
 
+    if args.threshold < 0:
+        print("syncert compare: --threshold must be 0 or more (0.20 allows a metric 20% worse)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         baseline, current = load_report(args.baseline), load_report(args.current)
     except ReportError as error:
         print(f"syncert compare: {error}", file=sys.stderr)
         return EXIT_USAGE
+    names = [report.get("connector", {}).get("name") for report in (baseline, current)]
+    if names[0] != names[1]:
+        print(f"syncert compare: warning: the baseline is of connector {names[0]!r}, the current report of "
+              f"{names[1]!r}", file=sys.stderr)
     found = regressions(baseline, current, args.threshold)
     for line in found:
         print(f"REGRESSION {line}")
@@ -163,8 +173,11 @@ def _sim(args: argparse.Namespace) -> int:
         if not 0 <= getattr(args, option) <= 65535:
             print(f"syncert sim: --{option.replace('_', '-')} must be 0-65535", file=sys.stderr)
             return EXIT_USAGE
-    host = SimulatorHost(args.crm, args.erp, data_dir=args.data_dir, memory=args.memory, crm_port=args.crm_port,
-                         erp_port=args.erp_port, tls=args.tls)
+    try:
+        host = SimulatorHost(args.crm, args.erp, data_dir=args.data_dir, memory=args.memory, crm_port=args.crm_port,
+                             erp_port=args.erp_port, tls=args.tls)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -175,6 +188,7 @@ def _sim(args: argparse.Namespace) -> int:
             await host.start()
         except OSError as error:
             print(f"syncert sim: {error}", file=sys.stderr)
+            host.remove_work_dir()
             return EXIT_USAGE
         env = host.environment()
         if args.json:
@@ -192,8 +206,12 @@ def _sim(args: argparse.Namespace) -> int:
             print("simulators stopped", file=sys.stderr)
         return EXIT_OK
 
-    with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-        return runner.run(serve())
+    try:
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            return runner.run(serve())
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        host.remove_work_dir()
+        return 128 + signal.SIGINT
 
 
 def _fast_loop_factory():

@@ -7,8 +7,15 @@ is in that cgroup or carries the marker; a daemon that double-forks, calls setsi
 its environment is still in the cgroup. Where no cgroup can be made, `syncert certify` makes itself
 the "child subreaper" of its process tree (Linux prctl): an orphaned connector process is then
 re-parented to the harness instead of init, and every child of the harness that is not one of its own
-launches belongs to the scenario. `end_all()` stops such processes (SIGSTOP, so they cannot fork while
-they are being killed), kills them (SIGKILL) and returns their command lines as evidence.
+launches belongs to the scenario. `end_all()` kills the whole cgroup at once (cgroup.kill, so fork
+chains die too), stops the other processes found (SIGSTOP, so they cannot fork while they are being
+killed), kills them (SIGKILL), reaps adopted orphans, and returns their command lines as evidence.
+
+The harness also makes itself non-dumpable and drops CAP_SYS_PTRACE (with CAP_SYS_ADMIN and two
+others) from every connector's capability bounding set, so that even a connector running as root
+cannot read the harness's memory (where the admin token lives) through /proc or ptrace. Known limit:
+a connector running as the same user can still send the harness signals (SIGSTOP freezes the run);
+running connectors as another user needs that user's access to the connector's files.
 """
 
 from __future__ import annotations
@@ -24,19 +31,28 @@ from pathlib import Path
 
 MARKER_VARIABLE = "SYNCERT_RUN_ID"
 _PROC = Path("/proc")
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER = 4, 24, 36
+# dropped from a connector's capability bounding set (matters when syncert runs as root): reading or
+# tracing other processes' memory, namespaces/mounts/cgroup administration, raw devices
+_DROPPED_CAPABILITIES = (19, 21, 16, 17)  # CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO
 _subreaper = False
+try:
+    _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _libc = None
 
 
-def become_subreaper() -> bool:
-    """Adopt this process's orphaned descendants (Linux); call only in a process that runs nothing but
-    the catalogue, since its other children would then count as the connector's."""
+def _prctl(option: int, value: int) -> bool:
+    return _libc is not None and hasattr(_libc, "prctl") and _libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def harden_harness() -> bool:
+    """Make this process (it runs nothing but the catalogue) adopt the connector's orphans, and make its
+    memory, environment and file descriptors unreadable through /proc to processes without CAP_SYS_PTRACE
+    (every connector process). Returns whether orphans will be adopted (Linux)."""
     global _subreaper
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        _subreaper = False
+    _prctl(_PR_SET_DUMPABLE, 0)
+    _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     return _subreaper
 
 
@@ -63,7 +79,10 @@ class Containment:
         return {MARKER_VARIABLE: self.marker}
 
     def enlist_self(self) -> None:
-        """Join the cgroup; runs in the child between fork and exec (os calls only)."""
+        """Join the cgroup and give up the capabilities a connector has no use for; runs in the child
+        between fork and exec (os and libc calls only)."""
+        for capability in _DROPPED_CAPABILITIES:
+            _prctl(_PR_CAPBSET_DROP, capability)
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
@@ -96,27 +115,36 @@ class Containment:
                 break
             for pid in pids:
                 seen.setdefault(pid, Leftover(pid, _command_line(pid)))
+            self._kill_cgroup()  # every member at once, fork chains included (cgroup v2 with cgroup.kill)
+            for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGSTOP)
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.02)
-            for pid in pids:  # adopted orphans are ours to reap
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
+            reap_adopted()
         return list(seen.values())
 
+    def _kill_cgroup(self) -> None:
+        if self.cgroup is not None and (self.cgroup / "cgroup.kill").exists():
+            with contextlib.suppress(OSError):
+                (self.cgroup / "cgroup.kill").write_text("1")
+
     def close(self) -> list[Leftover]:
-        """End everything and remove the cgroup."""
+        """End everything and remove the cgroup; a cgroup that cannot be emptied is a leftover in itself."""
         leftovers = self.end_all()
         if self.cgroup is not None:
-            for _ in range(50):
+            for _ in range(100):
                 try:
                     self.cgroup.rmdir()
                     break
                 except OSError:  # busy until the kernel has released the last killed task
+                    self._kill_cgroup()
+                    reap_adopted()
                     time.sleep(0.02)
+            else:
+                leftovers.append(Leftover(0, f"cgroup {self.cgroup} could not be emptied"))
         return leftovers
 
 
@@ -156,11 +184,38 @@ def _cgroup_hierarchies() -> list[tuple[Path, str]]:
 
 
 def _is_zombie(pid: int) -> bool:
+    """Dead and only waiting to be reaped: a zombie leader whose other threads still run is alive."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
+        if stat[stat.rfind(")") + 2:][:1] not in ("Z", "X"):
+            return False
+        return len(list((_PROC / str(pid) / "task").iterdir())) <= 1
     except OSError:
         return True
-    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
+
+
+_managed: set[int] = set()
+
+
+def manage(pid: int) -> None:
+    """A child the harness waits for itself (subprocess.Popen): never reaped by reap_adopted()."""
+    _managed.add(pid)
+
+
+def release(pid: int) -> None:
+    _managed.discard(pid)
+
+
+def reap_adopted() -> None:
+    """Reap the zombie children this process adopted as subreaper (orphans of the connector)."""
+    if not _subreaper:
+        return
+    me = os.getpid()
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit() and int(entry.name) not in _managed:
+            with contextlib.suppress(OSError, ValueError, IndexError, ChildProcessError):
+                if _parent(entry) == me and _is_zombie(int(entry.name)):
+                    os.waitpid(int(entry.name), os.WNOHANG)
 
 
 def _parent(entry: Path) -> int:

@@ -17,6 +17,7 @@ never reach harness objects, and a child that dies without answering is a failed
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import json
 import os
 import select
@@ -32,7 +33,7 @@ from typing import Any
 import httpx
 
 from syncert.harness.capture import OutputCapture
-from syncert.harness.containment import Containment, Leftover
+from syncert.harness.containment import Containment, Leftover, manage, reap_adopted, release
 from syncert.harness.manifest import Manifest, ManifestError
 from syncert.harness.workspace import Workspace
 
@@ -89,40 +90,19 @@ def check_launchable(manifest: Manifest) -> None:
 
 
 def _check_entrypoint(manifest: Manifest) -> None:
-    """Import the entrypoint in a contained child (never here) and check it names something callable."""
-    containment = Containment()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCERT_")} | containment.environment()
-    read_fd, write_fd = os.pipe()
-    try:
-        process = subprocess.Popen(_shim_command(manifest, write_fd, check=True), cwd=manifest.directory, env=env,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   pass_fds=(write_fd,), start_new_session=True, preexec_fn=containment.enlist_self)
-        os.close(write_fd)
-        write_fd = -1
-        try:
-            _, stderr = process.communicate(timeout=manifest.run.startup_timeout_s)
-        except subprocess.TimeoutExpired:
-            stderr = b""
-        answer = _read_line(read_fd, 0.5)
-    finally:
-        os.close(read_fd)
-        if write_fd >= 0:
-            os.close(write_fd)
-        containment.close()
-    if answer is None or not answer.get("ready"):
-        reason = (answer or {}).get("error") or _last_line(stderr) or "it did not load in time"
-        raise ManifestError(f"{manifest.path}: `[run].entrypoint` {manifest.run.entrypoint!r} cannot be loaded: "
-                            f"{reason}.")
+    """Check that the entrypoint's top-level module can be found, without running any of its code (that
+    happens only in a scenario, in the child, with the connector's environment)."""
+    top_level = str(manifest.run.entrypoint).partition(":")[0].split(".")[0]
+    search = [str(manifest.directory), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+              *sys.path[1:]]
+    if importlib.machinery.PathFinder.find_spec(top_level, search) is None:
+        raise ManifestError(f"{manifest.path}: `[run].entrypoint` {manifest.run.entrypoint!r} names the module "
+                            f"{top_level!r}, which is neither beside the manifest nor importable by syncert's Python.")
 
 
-def _shim_command(manifest: Manifest, result_fd: int, check: bool = False) -> list[str]:
+def _shim_command(manifest: Manifest, result_fd: int) -> list[str]:
     return [sys.executable, "-I", "-m", "syncert.harness.python_shim", "--directory", str(manifest.directory),
-            "--result-fd", str(result_fd), *(["--check"] if check else []), str(manifest.run.entrypoint)]
-
-
-def _last_line(data: bytes) -> str:
-    lines = data.decode("utf-8", "replace").strip().splitlines()
-    return lines[-1][:300] if lines else ""
+            "--result-fd", str(result_fd), str(manifest.run.entrypoint)]
 
 
 def _read_line(fd: int, timeout_s: float) -> dict[str, Any] | None:
@@ -159,12 +139,14 @@ class _Launcher:
     def _spawn(self, command: list[str], stdout: OutputCapture, stderr: OutputCapture,
                **options: Any) -> subprocess.Popen:
         try:
-            return subprocess.Popen(command, cwd=self.manifest.directory, env=self.env, stdout=stdout.write_fd,
-                                    stderr=stderr.write_fd, start_new_session=True,
-                                    preexec_fn=self.containment.enlist_self, **options)
+            process = subprocess.Popen(command, cwd=self.manifest.directory, env=self.env, stdout=stdout.write_fd,
+                                       stderr=stderr.write_fd, start_new_session=True,
+                                       preexec_fn=self.containment.enlist_self, **options)
         finally:
             stdout.writer_handed_over()
             stderr.writer_handed_over()
+        manage(process.pid)
+        return process
 
     def _end_processes(self, process: subprocess.Popen | None, report: bool) -> None:
         """Kill `process` and everything else the connector started. With `report`, whatever was still
@@ -176,6 +158,7 @@ class _Launcher:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            release(process.pid)
         self.containment.end_all()
 
     def close(self) -> list[Leftover]:
@@ -210,12 +193,13 @@ class CommandLauncher(_Launcher):
         except OSError as error:
             return CycleResult(None, time.monotonic() - started, stdout.finish(0), stderr.finish(0),
                                error=f"cannot start the command: {error}")
-        timed_out = False
         self._running = process
-        try:
-            process.wait(self.manifest.run.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        deadline = started + self.manifest.run.timeout_s
+        while process.poll() is None and time.monotonic() < deadline:
+            reap_adopted()  # a connector that forks fast must not fill the process table
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+        timed_out = process.poll() is None
         self._running = None
         duration = time.monotonic() - started
         before = len(self.leftovers)

@@ -34,6 +34,7 @@ from syncert.harness.workspace import EvidenceError
 from syncert.simulators.host import SimulatorHost, run_in_background
 
 NOT_APPLICABLE = "not applicable: "
+RAN = ("passed", "failed", "error")
 SECURITY_CHECK = ScenarioInfo("SEC-LEAK-01", "security", (), 4,
                               "The connector never writes a credential it was given (in any encoding) to its "
                               "output or its dead letters")
@@ -86,16 +87,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_InterruptionWatcher(record), "syncert-interruption-watcher")
 
 
-def _selected(item: pytest.Item, level: int | None, only: str | None) -> bool:
-    info = scenario_info(item)
-    if info is None:
-        return True
+def selects(info: ScenarioInfo, nodeid: str, level: int | None, only: str | None) -> bool:
+    """Whether --syncert-level and --syncert-only keep this scenario."""
     if level is not None and info.level > level:
         return False
     if only:
         pattern = only.lower()
-        return fnmatch(info.id.lower(), pattern) or pattern in info.id.lower() or pattern in item.nodeid.lower()
+        return fnmatch(info.id.lower(), pattern) or pattern in info.id.lower() or pattern in nodeid.lower()
     return True
+
+
+def _selected(item: pytest.Item, level: int | None, only: str | None) -> bool:
+    info = scenario_info(item)
+    return info is None or selects(info, item.nodeid, level, only)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -257,10 +261,14 @@ def security_result(record: RunRecord) -> dict[str, Any]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    record = run_record(session.config)
-    if any(r["status"] in ("passed", "failed", "error") for r in record.results):
+    record, config = run_record(session.config), session.config
+    level = config.getoption("--syncert-level")
+    if (level is None or level >= SECURITY_CHECK.level) and any(r["status"] in RAN for r in record.results):
         security = scrub_tree(security_result(record), record.scrubber)
         record.results.append(security)
+        if config.getoption("--syncert-progress"):
+            print(f"  {security['status']:>14}  {security['id']:<14} {'':>6}   {security['message'][:100]}",
+                  flush=True)
         if security["status"] == "failed" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # plain pytest runs fail on a leak too
     path = session.config.getoption("--syncert-results")

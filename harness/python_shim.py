@@ -1,6 +1,6 @@
 """The child-process side of python mode: import the connector's factory and call it on request.
 
-    python -I -m syncert.harness.python_shim --directory DIR --result-fd N [--check] ENTRYPOINT
+    python -I -m syncert.harness.python_shim --directory DIR --result-fd N ENTRYPOINT
 
 The harness never imports a connector: it starts this shim in a process of its own, with the same
 environment as command mode, and sends one command per line on stdin ("sync"). The shim answers
@@ -43,18 +43,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python_shim")
     parser.add_argument("--directory", required=True)
     parser.add_argument("--result-fd", type=int, required=True)
-    parser.add_argument("--check", action="store_true", help="only check that the entrypoint can be loaded")
     parser.add_argument("entrypoint")
     args = parser.parse_args()
     results = os.fdopen(args.result_fd, "w", encoding="utf-8")
     extra_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:0] = [args.directory, *extra_path]
     try:
-        factory = _load(args.entrypoint)
-        if args.check:
-            _send(results, {"ready": True})
-            return 0
-        connector = factory()
+        connector = _load(args.entrypoint)()
         if not callable(getattr(connector, "sync", None)):
             raise TypeError(f"{args.entrypoint} returned a {type(connector).__name__}, which has no sync() method")
     except BaseException as error:  # anything the connector raises is reported, not a shim crash

@@ -27,6 +27,7 @@ import os
 import statistics
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from syncert.harness.secrets import SecretScrubber, scrub_tree
 
@@ -61,7 +62,8 @@ def assess_levels(scenarios: list[dict[str, Any]], declared_flows: list[str],
         if status == "passed" and blocked_by is None:
             reached = level
         elif status == "passed":
-            reason += f", but level {blocked_by} failed, so this level is not reached"
+            reason += (f", but level {blocked_by} {levels[str(blocked_by)]['status'].replace('_', ' ')}, "
+                       "so this level is not reached")
         if status in ("failed", "not_run") and blocked_by is None:
             blocked_by = level
         levels[str(level)] = {"name": name, "status": status, "reason": reason,
@@ -107,12 +109,12 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
               for status in ("passed", "failed", "error", "not_applicable", "skipped")}
     if interrupted:
-        verdict = "interrupted"
+        verdict, reached = "interrupted", None
     elif selection:
         verdict = "passed" if counts["passed"] and not counts["failed"] and not counts["error"] else "failed"
     else:
         verdict = "certified" if reached >= requested_level else "not certified"
-    flows = certified_flows(scenarios, connector["flows"], reached)
+    flows = certified_flows(scenarios, connector["flows"], reached or 0)
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
             "requested_level": requested_level, "level_reached": reached, "selection": selection,
@@ -130,7 +132,7 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
     files = {"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
              "summary.md": render_summary(report)}
     if junit_xml is not None and junit_xml.exists():
-        files["junit.xml"] = junit_xml.read_text(encoding="utf-8", errors="replace")
+        files["junit.xml"] = junit_for_ci(junit_xml.read_text(encoding="utf-8", errors="replace"), report)
     for name, text in files.items():
         (directory / name).write_text(scrubber.scrub(text), encoding="utf-8")
     latest = directory.parent / "latest"
@@ -139,14 +141,37 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
     os.symlink(directory.name, latest)
 
 
+def junit_for_ci(junit: str, report: dict[str, Any]) -> str:
+    """pytest's junit.xml with scenario ids as test names, plus the run-wide checks (SEC-LEAK-01) as cases."""
+    root = ElementTree.fromstring(junit)
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        return junit
+    by_nodeid = {s["nodeid"]: s for s in report["scenarios"] if s.get("nodeid")}
+    for case in suite.iter("testcase"):
+        scenario = by_nodeid.get(f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name')}")
+        if scenario is not None:
+            case.set("name", f"{scenario['id']} {case.get('name')}")
+    for check in (s for s in report["scenarios"] if not s.get("nodeid")):
+        case = ElementTree.SubElement(suite, "testcase", classname="syncert.run_wide_checks", name=check["id"],
+                                      time="0")
+        if check["status"] != "passed":
+            ElementTree.SubElement(case, "failure", message=check["message"][:500]).text = check["message"]
+            suite.set("failures", str(int(suite.get("failures", "0")) + 1))
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+
 def level_text(report: dict[str, Any]) -> str:
     if report.get("interrupted_by"):
         return f"interrupted by {report['interrupted_by']}: the scenarios that ended are reported, no level assessed"
     if report.get("selection"):
         return f"partial run (--only {report['selection']}): level not assessed"
     flows = ", ".join(report["flows_certified"]) or "none"
+    uncovered = (f" (declared but not certified, no passed scenario exercises them: "
+                 f"{', '.join(report['flows_not_certified'])})" if report["flows_not_certified"] else "")
     return (f"level reached {report['level_reached']} ({LEVELS.get(report['level_reached'], 'none')}), "
-            f"requested {report['requested_level']}; flows certified: {flows}")
+            f"requested {report['requested_level']}; flows certified: {flows}{uncovered}")
 
 
 def counts_text(report: dict[str, Any]) -> str:

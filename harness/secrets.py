@@ -54,8 +54,9 @@ import ahocorasick
 REDACTED = "[REDACTED]"
 EXCERPT_LENGTH = 200
 _ANCHOR_LENGTH = 16  # characters of each pattern the automaton holds; candidates are checked in full
-# Whitespace, and the \n \r \t escapes of a serialized string (the lookahead is only for speed).
-_SEPARATORS = re.compile(r"(?=[\s\\])((?:\s|\\+[nrt])+)")
+# Whitespace, and the \n \r \t escapes of a serialized string (the lookahead is only for speed; the
+# lookbehind starts a run of backslashes at its first one, which keeps long runs linear, not quadratic).
+_SEPARATORS = re.compile(r"(?=[\s\\])((?:\s|(?<!\\)\\+[nrt])+)")
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _URLSAFE = str.maketrans("+/", "-_")

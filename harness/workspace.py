@@ -9,6 +9,7 @@ file and the line, never silently dropped evidence.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
 DEAD_LETTER_MAX_LINE = 64 * 1024
@@ -40,37 +41,52 @@ class Workspace:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every dead letter the connector wrote; raises EvidenceError on a file that breaks the protocol."""
-        path = self.dead_letter
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
+        name = self.dead_letter.name
+        handle = self._open_dead_letters()
+        if handle is None:
             return []
-        except OSError as error:
-            raise EvidenceError(f"dead-letter file {path.name}: cannot be read ({error.strerror})") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise EvidenceError(f"dead-letter file {path.name}: is not a regular file (the connector put a "
-                                f"{_file_kind(info.st_mode)} in its place)")
-        if info.st_size > DEAD_LETTER_MAX_BYTES:
-            raise EvidenceError(f"dead-letter file {path.name}: {info.st_size:,} bytes, over the "
-                                f"{DEAD_LETTER_MAX_BYTES:,}-byte cap (one line per record given up on)")
-        entries: list[dict[str, Any]] = []
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > DEAD_LETTER_MAX_BYTES:
+                raise EvidenceError(f"dead-letter file {name}: {size:,} bytes, over the "
+                                    f"{DEAD_LETTER_MAX_BYTES:,}-byte cap (one line per record given up on)")
+            entries: list[dict[str, Any]] = []
+            for number, raw in enumerate(handle.read(DEAD_LETTER_MAX_BYTES + 1).splitlines(), 1):
                 if not raw.strip():
                     continue
                 if len(entries) >= DEAD_LETTER_MAX_ENTRIES:
-                    raise EvidenceError(f"dead-letter file {path.name}: more than {DEAD_LETTER_MAX_ENTRIES:,} "
-                                        "entries")
-                entries.append(_dead_letter(path.name, number, raw))
+                    raise EvidenceError(f"dead-letter file {name}: more than {DEAD_LETTER_MAX_ENTRIES:,} entries")
+                entries.append(_dead_letter(name, number, raw))
         return entries
 
     def raw_dead_letters(self) -> str:
         """The dead-letter file as text, up to its cap (for the credential-leak check)."""
-        with contextlib.suppress(OSError):
-            if stat.S_ISREG(self.dead_letter.lstat().st_mode):
-                with open(self.dead_letter, "rb") as handle:
+        with contextlib.suppress(OSError, EvidenceError):
+            handle = self._open_dead_letters()
+            if handle is not None:
+                with handle:
                     return handle.read(DEAD_LETTER_MAX_BYTES).decode("utf-8", "replace")
         return ""
+
+    def _open_dead_letters(self) -> BinaryIO | None:
+        """The dead-letter file opened safely: never following a link, never blocking on a pipe, and checked
+        on the descriptor itself, so a connector swapping files meanwhile cannot slip anything else in."""
+        path = self.dead_letter
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            kind = "symbolic link" if error.errno == errno.ELOOP else None
+            raise EvidenceError(f"dead-letter file {path.name}: "
+                                + (f"is not a regular file (the connector put a {kind} in its place)" if kind
+                                   else f"cannot be read ({error.strerror})")) from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise EvidenceError(f"dead-letter file {path.name}: is not a regular file (the connector put a "
+                                f"{_file_kind(mode)} in its place)")
+        return os.fdopen(fd, "rb")
 
     def keep_state(self, destination: Path, scrub: Callable[[str], str]) -> None:
         """Copy the state dir's regular files (up to a total cap) to `destination`, secrets scrubbed."""

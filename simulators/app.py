@@ -26,7 +26,7 @@ from syncert.simulators.domain import DomainError
 from syncert.simulators.erp_engine import ErpEngine, erp_store
 from syncert.simulators.governance import Governor
 from syncert.simulators.http import ApiRequest, BadRequest
-from syncert.simulators.journal import Journal, JournalEntry
+from syncert.simulators.journal import Journal, JournalEntry, kept
 from syncert.simulators.store import Store
 from syncert.simulators.webhooks import WebhookDispatcher
 
@@ -152,8 +152,8 @@ class SimulatorApp:
         if not path.startswith(CONTROL_PREFIX):
             sim.journal.add(JournalEntry(sim.journal.next_seq(), method, path, dialect.access(method, path),
                                          scope["query_string"], response.status_code, started, time.time(),
-                                         in_flight, tuple(scope["headers"]), raw_body, tuple(response.raw_headers),
-                                         response.body))
+                                         in_flight, tuple(scope["headers"]), kept(raw_body),
+                                         tuple(response.raw_headers), kept(response.body)))
         await response(scope, receive, send)
 
     async def _serve(self, request: ApiRequest) -> Response:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 import threading
@@ -117,6 +118,7 @@ class SimulatorHost:
     def __init__(self, crm: str = "salesforce", erp: str = "netsuite", data_dir: Path | None = None,
                  memory: bool = False, crm_port: int = 0, erp_port: int = 0, tls: bool = False,
                  admin_token: str | None = None):
+        self._owns_work_dir = data_dir is None
         self.work_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="syncert-sim-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.admin_token = admin_token or secrets.token_urlsafe(24)
@@ -155,6 +157,12 @@ class SimulatorHost:
             await side.listener.stop()
             await side.simulator.webhooks.close()
             side.simulator.engine.store.close()
+        self.remove_work_dir()
+
+    def remove_work_dir(self) -> None:
+        """Delete the work dir (stores, CA, TLS key) when this host made it; a --data-dir is the user's."""
+        if self._owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def url(self, side: str) -> str:
         entry = self.sides[side]

@@ -7,7 +7,8 @@ import re
 from collections import deque
 from typing import Any, NamedTuple
 
-BODY_LIMIT = 64 * 1024
+BODY_LIMIT = 64 * 1024  # bytes of each body the journal keeps
+BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies the whole journal keeps; the oldest entries drop off past it
 REDACTED = "[REDACTED]"
 SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
 _SENSITIVE_KEY = re.compile(r"secret|password|token|assertion|signature|session", re.IGNORECASE)
@@ -57,7 +58,7 @@ def redact_text(body: bytes, content_type: str = "") -> str:
         return ""
     text = body[:BODY_LIMIT].decode("utf-8", "replace")
     if len(body) > BODY_LIMIT:
-        text += f"...[{len(body) - BODY_LIMIT} more bytes]"
+        text += "...[truncated]"
     lowered = body[:BODY_LIMIT].lower()
     if not any(marker in lowered for marker in _SENSITIVE_MARKERS):
         return text
@@ -95,12 +96,19 @@ def redact_query(query: str) -> str:
                   rf"\1={REDACTED}", query, flags=re.IGNORECASE)
 
 
+def kept(body: bytes) -> bytes:
+    """What the journal stores of a body: BODY_LIMIT bytes and one more, to know it was cut."""
+    return body[:BODY_LIMIT + 1]
+
+
 class Journal:
-    """A bounded, in-memory log of requests; the oldest entries drop off past `capacity`."""
+    """A bounded, in-memory log of requests: the oldest entries drop off past `capacity` entries or past
+    BYTES_LIMIT bytes of bodies (each body is kept up to BODY_LIMIT, see `kept`)."""
 
     def __init__(self, capacity: int = 200_000):
         self._entries: deque[JournalEntry] = deque(maxlen=capacity)
         self._next_seq = 1
+        self._bytes = 0
         self.dropped = 0
 
     def next_seq(self) -> int:
@@ -110,11 +118,19 @@ class Journal:
 
     def add(self, entry: JournalEntry) -> None:
         if len(self._entries) == self._entries.maxlen:
-            self.dropped += 1
+            self._forget(self._entries[0])
         self._entries.append(entry)
+        self._bytes += len(entry.raw_request_body) + len(entry.raw_response_body)
+        while self._bytes > BYTES_LIMIT and len(self._entries) > 1:
+            self._forget(self._entries.popleft())
+
+    def _forget(self, entry: JournalEntry) -> None:
+        self._bytes -= len(entry.raw_request_body) + len(entry.raw_response_body)
+        self.dropped += 1
 
     def clear(self) -> None:
         self._entries.clear()
+        self._bytes = 0
         self.dropped = 0
 
     def select(self, method: str | None = None, path_contains: str | None = None, status: int | None = None,

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from syncert.simulators.journal import BODY_LIMIT, BYTES_LIMIT, Journal, JournalEntry
 from tests.conftest import Sims
 
 
@@ -140,3 +141,27 @@ def test_webhooks_are_signed_and_retried_until_delivered(sims: Sims) -> None:
     expected = hmac.new(subscription["secret"].encode(), headers["X-Syncert-Timestamp"].encode() + b"." + body,
                         hashlib.sha256).hexdigest()
     assert headers["X-Syncert-Signature"] == f"sha256={expected}"
+
+
+def test_the_journal_keeps_bounded_bodies_of_unauthenticated_requests(sims: Sims) -> None:
+    body = b'{"Name": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    response = httpx.post(f"{sims.plain_url('crm')}/services/data/v59.0/sobjects/Account/", content=body,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 401
+    journal = sims.host.sides["crm"].simulator.journal
+    [entry] = journal.select()
+    assert len(entry.raw_request_body) == BODY_LIMIT + 1
+    with sims.admin("crm") as admin:
+        [shown] = admin.get("/_sim/journal").json()["entries"]
+    assert shown["request_body"].endswith("...[truncated]")
+
+
+def test_the_journal_drops_its_oldest_entries_past_its_byte_budget() -> None:
+    journal = Journal()
+    body = b"x" * (BODY_LIMIT + 1)
+    count = BYTES_LIMIT // len(body) + 10
+    for seq in range(1, count + 1):
+        journal.add(JournalEntry(seq, "POST", "/p", "write", b"", 200, 0.0, 0.0, 1, (), body, (), b""))
+    kept_entries = journal.select()
+    assert len(kept_entries) == BYTES_LIMIT // len(body) and journal.dropped == 10
+    assert kept_entries[-1].seq == count

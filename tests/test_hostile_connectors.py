@@ -175,6 +175,42 @@ def test_sigterm_to_the_harness_writes_an_interrupted_report_and_cleans_up(tmp_p
     assert run.leftovers_in_tmp() == []
 
 
+def test_a_connector_cannot_read_the_harness_memory_or_environment(tmp_path: Path) -> None:
+    run = Run(tmp_path, _command(tmp_path, "read-the-harness"), "--only", "E2E-ACC-01")
+    run.finish()
+    seen = run.observations()
+    assert seen and all(cycle["harness"] == run.process.pid for cycle in seen)
+    assert all(cycle["outcomes"]["mem"].startswith("refused") for cycle in seen), seen
+    assert all(cycle["outcomes"]["environ holds an admin token"] is not True for cycle in seen), seen
+
+
+def test_a_daemon_whose_main_thread_exited_is_still_found_and_killed(tmp_path: Path) -> None:
+    run = Run(tmp_path, _command(tmp_path, "leave-a-headless-daemon"), "--only", "E2E-ACC-01")
+    code, _, _ = run.finish()
+    scenario = _scenario(run.report(), "E2E-ACC-01")
+    assert code == 1 and "left processes running" in json.dumps(scenario["evidence"]["cycles"]), scenario
+    [daemon] = [o for o in run.observations() if o["behaviour"] == "headless-daemon"]
+    task = Path(f"/proc/{daemon['pid']}/task")
+    assert not task.exists() or len(list(task.iterdir())) <= 1, "the daemon's threads outlived the run"
+
+
+def test_a_line_of_backslashes_does_not_stall_the_scrubber(tmp_path: Path) -> None:
+    run = Run(tmp_path, _command(tmp_path, "print-backslashes"), "--only", "E2E-ACC-01")
+    code, _, _ = run.finish(timeout_s=120)
+    assert code == 1 and _scenario(run.report(), "E2E-ACC-01")["duration_s"] < 60
+
+
+def test_a_service_printing_its_webhook_secret_fails_the_security_check(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, "webhook", mode="service", webhook_path="/hooks", timeout_s=20,
+                         command=["python", str(HOSTILE), "service-printing-its-webhook-secret"])
+    run = Run(tmp_path, manifest, "--only", "E2E-ACC-01")
+    code, _, _ = run.finish()
+    report = run.report()
+    assert code == 1 and _scenario(report, "SEC-LEAK-01")["status"] == "failed"
+    text = (run.reports / "latest" / "report.json").read_text()
+    assert "webhook secret: [REDACTED]" in text
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

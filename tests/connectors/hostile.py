@@ -107,6 +107,43 @@ def leave_a_daemon() -> int:
     return 0
 
 
+def read_the_harness() -> int:
+    """command mode: tries to read the harness's memory (where the admin token lives) and environment."""
+    parent = os.getppid()
+    outcomes = {}
+    try:
+        with open(f"/proc/{parent}/mem", "rb") as handle:
+            outcomes["mem"] = f"read {len(handle.read(4096))} bytes"
+    except OSError as error:
+        outcomes["mem"] = f"refused: {error.strerror}"
+    try:
+        environ = Path(f"/proc/{parent}/environ").read_bytes()
+        outcomes["environ holds an admin token"] = b"ADMIN_TOKEN" in environ
+    except OSError as error:
+        outcomes["environ holds an admin token"] = f"refused: {error.strerror}"
+    _note(behaviour="read-the-harness", harness=parent, outcomes=outcomes)
+    return 0
+
+
+def leave_a_headless_daemon() -> int:
+    """command mode: a setsid daemon whose main thread exits while another thread runs on, so its
+    process looks like a zombie in /proc/PID/stat."""
+    daemon = ("import ctypes, os, sys, threading, time\n"
+              "open(sys.argv[1], 'a').write('{\"behaviour\": \"headless-daemon\", \"pid\": %d}\\n' % os.getpid())\n"
+              "threading.Thread(target=time.sleep, args=(600,)).start()\n"
+              "ctypes.CDLL(None).pthread_exit(None)\n")
+    subprocess.Popen(["setsid", sys.executable, "-c", daemon, os.environ["HOSTILE_OUT"]], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(0.5)
+    return 0
+
+
+def print_backslashes() -> int:
+    """command mode: prints 200,000 backslashes on one line (a worst case for careless scrubbing), then fails."""
+    print("\\" * 200_000)
+    return 1
+
+
 def print_secrets() -> int:
     """command mode: does its work badly and prints every credential it was given, in many encodings."""
     secrets = {k: v for k, v in os.environ.items() if k.startswith("SYNCERT_") and any(
@@ -149,6 +186,24 @@ def bad_dead_letters(kind: str) -> int:
     return 0
 
 
+def serve_and_leak() -> int:
+    """service mode: answers /health and prints the webhook secret it was given."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    print(f"webhook secret: {os.environ['SYNCERT_WEBHOOK_SECRET']}", flush=True)
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    HTTPServer(("127.0.0.1", int(os.environ["SYNCERT_LISTEN_PORT"])), Health).serve_forever()
+    return 0
+
+
 def terminate_the_harness() -> int:
     """command mode: sends SIGTERM to its parent, the harness, then waits to be killed."""
     _note(behaviour="sigterm-parent", parent=os.getppid())
@@ -159,6 +214,8 @@ def terminate_the_harness() -> int:
 
 if __name__ == "__main__":
     behaviours = {"leave-a-daemon": leave_a_daemon, "print-secrets": print_secrets,
+                  "read-the-harness": read_the_harness, "leave-a-headless-daemon": leave_a_headless_daemon,
+                  "print-backslashes": print_backslashes, "service-printing-its-webhook-secret": serve_and_leak,
                   "sigterm-parent": terminate_the_harness,
                   "nested-dead-letter": lambda: bad_dead_letters("nested"),
                   "huge-dead-letter": lambda: bad_dead_letters("huge"),

@@ -64,7 +64,7 @@ class Leftover:
     command_line: str
 
     def __str__(self) -> str:
-        return f"pid {self.pid}: {self.command_line}"
+        return f"pid {self.pid}: {self.command_line}" if self.pid else self.command_line
 
 
 class Containment:
@@ -111,10 +111,14 @@ class Containment:
         seen: dict[int, Leftover] = {}
         for _ in range(rounds):
             pids = self.processes()
-            if not pids:
+            populated = self._cgroup_populated()
+            if not pids and not populated:
                 break
             for pid in pids:
                 seen.setdefault(pid, Leftover(pid, _command_line(pid)))
+            if populated and not pids:  # a fork chain: each listed process had already handed over and exited
+                seen.setdefault(0, Leftover(0, f"processes in the scenario's cgroup {self.cgroup.name} that "
+                                               "forked and exited faster than they could be listed"))
             self._kill_cgroup()  # every member at once, fork chains included (cgroup v2 with cgroup.kill)
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -125,6 +129,15 @@ class Containment:
             time.sleep(0.02)
             reap_adopted()
         return list(seen.values())
+
+    def _cgroup_populated(self) -> bool:
+        """Whether a live process is left in the cgroup (cgroup v2 keeps count in cgroup.events)."""
+        if self.cgroup is None:
+            return False
+        try:
+            return "populated 1" in (self.cgroup / "cgroup.events").read_text()
+        except OSError:
+            return False
 
     def _kill_cgroup(self) -> None:
         if self.cgroup is not None and (self.cgroup / "cgroup.kill").exists():

@@ -194,6 +194,14 @@ def test_a_daemon_whose_main_thread_exited_is_still_found_and_killed(tmp_path: P
     assert not task.exists() or len(list(task.iterdir())) <= 1, "the daemon's threads outlived the run"
 
 
+def test_a_fork_chain_fails_its_cycle_and_is_ended(tmp_path: Path) -> None:
+    run = Run(tmp_path, _command(tmp_path, "fork-a-chain"), "--only", "E2E-ACC-01")
+    code, _, _ = run.finish()
+    cycles = _scenario(run.report(), "E2E-ACC-01")["evidence"]["cycles"]
+    assert code == 1 and "left processes running" in cycles[0]["summary"], cycles
+    assert _tagged_processes("fork-a-chain") == []
+
+
 def test_a_line_of_backslashes_does_not_stall_the_scrubber(tmp_path: Path) -> None:
     run = Run(tmp_path, _command(tmp_path, "print-backslashes"), "--only", "E2E-ACC-01")
     code, _, _ = run.finish(timeout_s=120)

@@ -138,6 +138,16 @@ def leave_a_headless_daemon() -> int:
     return 0
 
 
+def fork_a_chain() -> int:
+    """command mode: a chain of processes, each forking its successor and exiting at once (5,000 hops)."""
+    for hop in range(5000):
+        if os.fork() != 0:
+            os._exit(0)
+        if hop % 100 == 0:
+            time.sleep(0.01)
+    os._exit(0)
+
+
 def print_backslashes() -> int:
     """command mode: prints 200,000 backslashes on one line (a worst case for careless scrubbing), then fails."""
     print("\\" * 200_000)
@@ -215,7 +225,7 @@ def terminate_the_harness() -> int:
 if __name__ == "__main__":
     behaviours = {"leave-a-daemon": leave_a_daemon, "print-secrets": print_secrets,
                   "read-the-harness": read_the_harness, "leave-a-headless-daemon": leave_a_headless_daemon,
-                  "print-backslashes": print_backslashes, "service-printing-its-webhook-secret": serve_and_leak,
+                  "print-backslashes": print_backslashes, "fork-a-chain": fork_a_chain, "service-printing-its-webhook-secret": serve_and_leak,
                   "sigterm-parent": terminate_the_harness,
                   "nested-dead-letter": lambda: bad_dead_letters("nested"),
                   "huge-dead-letter": lambda: bad_dead_letters("huge"),

@@ -225,7 +225,8 @@ def terminate_the_harness() -> int:
 if __name__ == "__main__":
     behaviours = {"leave-a-daemon": leave_a_daemon, "print-secrets": print_secrets,
                   "read-the-harness": read_the_harness, "leave-a-headless-daemon": leave_a_headless_daemon,
-                  "print-backslashes": print_backslashes, "fork-a-chain": fork_a_chain, "service-printing-its-webhook-secret": serve_and_leak,
+                  "print-backslashes": print_backslashes, "fork-a-chain": fork_a_chain,
+                  "service-printing-its-webhook-secret": serve_and_leak,
                   "sigterm-parent": terminate_the_harness,
                   "nested-dead-letter": lambda: bad_dead_letters("nested"),
                   "huge-dead-letter": lambda: bad_dead_letters("huge"),

@@ -141,3 +141,25 @@ def test_scenarios_for_undeclared_flows_are_not_applicable_not_passed(tmp_path: 
     assert all(statuses[i] == "failed" for i in statuses if i not in needs_more)
     assert finished.returncode == 1 and report["level_reached"] == 0 and report["counts"]["passed"] == 1
     assert report["levels"]["1"]["status"] == "not_applicable" and report["levels"]["2"]["status"] == "failed"
+
+
+def test_a_catalogue_that_cannot_load_is_an_installation_error_not_a_verdict(tmp_path: Path) -> None:
+    import os
+
+    broken = tmp_path / "site" / "deepdiff"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'deepdiff'\", name='deepdiff')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    for command in (["certify", "--report-dir", str(tmp_path / "reports")], ["scenarios"]):
+        finished = syncert(*command, env=env)
+        assert finished.returncode == 2, finished.stdout + finished.stderr
+        assert "deepdiff" in finished.stderr and "cannot be loaded" in finished.stderr, finished.stderr
+        assert "Traceback" not in finished.stderr and finished.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "reports" / "latest").exists(), "a catalogue that cannot load gave a verdict"
+
+
+def test_keep_state_copies_each_scenario_state_into_the_report(tmp_path: Path) -> None:
+    finished = syncert("certify", "--only", "E2E-ACC-01", "--keep-state", "--report-dir", str(tmp_path))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    kept = list((tmp_path / "latest" / "state" / "E2E-ACC-01").rglob("*"))
+    assert any(path.is_file() for path in kept), kept

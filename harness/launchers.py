@@ -16,6 +16,7 @@ never reach harness objects, and a child that dies without answering is a failed
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.machinery
 import json
@@ -26,8 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -175,6 +178,7 @@ class CommandLauncher(_Launcher):
     """command mode: one sync cycle per invocation of `command`; nothing may outlive the cycle."""
 
     _running: subprocess.Popen | None = None
+    webhook_url = None
 
     def start(self) -> None:
         """Nothing to start: each cycle is its own process."""
@@ -227,6 +231,10 @@ class ServiceLauncher(_Launcher):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def webhook_url(self) -> str | None:
+        return self.url + self.manifest.run.webhook_path if self.manifest.run.webhook_path else None
+
     def start(self) -> None:
         run = self.manifest.run
         self._process = self._spawn(list(run.command), self._stdout, self._stderr, stdin=subprocess.DEVNULL)
@@ -274,16 +282,45 @@ class ServiceFailed(RuntimeError):
 
 
 class PythonLauncher(_Launcher):
-    """python mode: the shim imports `entrypoint` in a child process and calls sync() once per cycle."""
+    """python mode: the shim imports `entrypoint` in a child process and calls sync() once per cycle.
+
+    With `webhook_path`, the harness receives the simulators' change events on a port of its own and
+    hands each to the connector's handle_webhook(headers, body), one command at a time with the cycles."""
 
     def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
-        super().__init__(manifest, env, containment)
+        webhooks = manifest.run.webhook_path is not None
+        super().__init__(manifest, {**env, "SYNCERT_WEBHOOK_SECRET": os.urandom(16).hex()} if webhooks else env,
+                         containment)
         self._process: subprocess.Popen | None = None
         self._results_fd = -1
         self._stdout, self._stderr = OutputCapture(), OutputCapture()
+        self._commands = threading.Lock()
+        self._receiver = _WebhookReceiver(self) if webhooks else None
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self._receiver.url + str(self.manifest.run.webhook_path) if self._receiver else None
 
     def start(self) -> None:
         """The child starts with the first cycle (and again after one that died)."""
+        if self._receiver is not None:
+            self._receiver.start()
+
+    def deliver(self, headers: dict[str, str], body: bytes) -> int:
+        """Hand one change event to handle_webhook(); the HTTP status to answer the simulator with."""
+        if not self._commands.acquire(timeout=10):
+            return 503  # a cycle is running: the simulator retries the delivery
+        try:
+            if self._process is None or self._process.poll() is not None or self._process.stdin is None:
+                return 503
+            command = {"op": "webhook", "headers": headers, "body": base64.b64encode(body).decode()}
+            with contextlib.suppress(OSError):
+                self._process.stdin.write(json.dumps(command).encode() + b"\n")
+                self._process.stdin.flush()
+            answer = _read_line(self._results_fd, self.manifest.run.timeout_s)
+            return 200 if answer is not None and answer.get("ok") is True else 500
+        finally:
+            self._commands.release()
 
     def _launch(self) -> str | None:
         """Start the child and wait for its factory; an error message when it could not."""
@@ -306,6 +343,10 @@ class PythonLauncher(_Launcher):
         return None
 
     def run_cycle(self) -> CycleResult:
+        with self._commands:
+            return self._cycle()
+
+    def _cycle(self) -> CycleResult:
         started = time.monotonic()
         if self._process is None or self._process.poll() is not None:
             self._end()
@@ -314,7 +355,7 @@ class PythonLauncher(_Launcher):
                 return self._result(started, error=problem)
         assert self._process is not None and self._process.stdin is not None
         try:
-            self._process.stdin.write(b"sync\n")
+            self._process.stdin.write(b'{"op": "sync"}\n')
             self._process.stdin.flush()
         except OSError:
             pass  # the child is gone; reading its answer below says so
@@ -348,13 +389,52 @@ class PythonLauncher(_Launcher):
             self._results_fd = -1
 
     def stop(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None and process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()  # the shim calls close() on the connector and exits
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
-        self._end(report=True)
+        if self._receiver is not None:
+            self._receiver.stop()
+        with self._commands:
+            process = self._process
+            if process is not None and process.poll() is None and process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()  # the shim calls close() on the connector and exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(5)
+            self._end(report=True)
+
+
+class _WebhookReceiver:
+    """An HTTP endpoint on 127.0.0.1 that passes the simulators' change events to a python-mode connector."""
+
+    MAX_BODY = 1024 * 1024
+
+    def __init__(self, launcher: PythonLauncher):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if self.path != launcher.manifest.run.webhook_path or not 0 <= length <= receiver.MAX_BODY:
+                    self.send_response(404 if self.path != launcher.manifest.run.webhook_path else 413)
+                else:
+                    headers = {name.lower(): value for name, value in self.headers.items()}
+                    self.send_response(launcher.deliver(headers, self.rfile.read(length)))
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                """Deliveries are in the simulators' journal; nothing to print."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="syncert-webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
 
 
 Launcher = CommandLauncher | ServiceLauncher | PythonLauncher

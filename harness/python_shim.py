@@ -3,20 +3,24 @@
     python -I -m syncert.harness.python_shim --directory DIR --result-fd N ENTRYPOINT
 
 The harness never imports a connector: it starts this shim in a process of its own, with the same
-environment as command mode, and sends one command per line on stdin ("sync"). The shim answers
-each with one JSON line on the result pipe: {"ready": true} once the factory has returned, then
-{"ok": true} or {"ok": false, "error": "..."} per cycle. The connector's prints go to the shim's
-stdout and stderr, which the harness captures. A shim that dies without answering is a failed cycle.
+environment as command mode, and sends one JSON command per line on stdin: {"op": "sync"}, or
+{"op": "webhook", "headers": {...}, "body": "<base64>"} for a change event the harness received on
+the connector's behalf (manifests with `webhook_path`). The shim answers each with one JSON line on
+the result pipe: {"ready": true} once the factory has returned, then {"ok": true} or {"ok": false,
+"error": "..."} per command. The connector's prints go to the shim's stdout and stderr, which the
+harness captures. A shim that dies without answering is a failed cycle.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -33,6 +37,16 @@ def _load(entrypoint: str) -> Any:
     if not callable(factory):
         raise TypeError(f"{entrypoint} is a {type(factory).__name__}, not a callable factory")
     return factory
+
+
+def _call_for(connector: Any, command: dict[str, Any]) -> Callable[[], Any]:
+    """The connector call a command asks for: sync(), or handle_webhook(headers, body)."""
+    if command["op"] == "sync":
+        return connector.sync
+    if command["op"] == "webhook":
+        handle = connector.handle_webhook  # AttributeError: the connector takes no webhooks
+        return lambda: handle(dict(command["headers"]), base64.b64decode(command["body"]))
+    raise ValueError(f"unknown op {command['op']!r}")
 
 
 def _describe(error: BaseException) -> str:
@@ -58,16 +72,19 @@ def main() -> int:
         return 3
     _send(results, {"ready": True})
     for line in sys.stdin:
-        if line.strip() != "sync":
-            _send(results, {"ok": False, "error": f"unknown command {line.strip()[:40]!r}"})
+        try:
+            command = json.loads(line)
+            call = _call_for(connector, command)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            _send(results, {"ok": False, "error": f"unusable command: {_describe(error)}"})
             continue
         try:
-            connector.sync()
+            call()
         except SystemExit as stop:
             if stop.code in (0, None):
                 _send(results, {"ok": True})
             else:
-                _send(results, {"ok": False, "error": f"sync() raised SystemExit({stop.code!r})"})
+                _send(results, {"ok": False, "error": f"{command['op']} raised SystemExit({stop.code!r})"})
         except BaseException as error:
             traceback.print_exc()
             _send(results, {"ok": False, "error": _describe(error)})

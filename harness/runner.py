@@ -133,11 +133,10 @@ class ScenarioRun:
         except ServiceFailed as error:
             self.evidence.service_output = error.output
             raise ConnectorFailed(f"the connector service did not start: {error}") from None
-        if isinstance(self.launcher, ServiceLauncher) and self.manifest.run.webhook_path:
+        if self.launcher.webhook_url:
             for side in ("crm", "erp"):
                 self._control(side, "POST", "/_sim/webhooks", json={
-                    "url": self.launcher.url + self.manifest.run.webhook_path,
-                    "secret": self.launcher.env["SYNCERT_WEBHOOK_SECRET"]})
+                    "url": self.launcher.webhook_url, "secret": self.launcher.env["SYNCERT_WEBHOOK_SECRET"]})
 
     def cycle(self) -> CycleResult:
         """Run one sync cycle (a liveness check for services) and record it."""

@@ -35,9 +35,9 @@ def _command(directory: Path, behaviour: str, timeout_s: int = 20) -> Path:
                      timeout_s=timeout_s)
 
 
-def _python(directory: Path, factory: str, timeout_s: int = 20) -> Path:
+def _python(directory: Path, factory: str, timeout_s: int = 20, **run: object) -> Path:
     (directory / "hostile.py").write_text(HOSTILE.read_text())
-    return _manifest(directory, factory, mode="python", entrypoint=f"hostile:{factory}", timeout_s=timeout_s)
+    return _manifest(directory, factory, mode="python", entrypoint=f"hostile:{factory}", timeout_s=timeout_s, **run)
 
 
 class Run:
@@ -93,6 +93,14 @@ def test_a_python_connector_that_patches_the_harness_is_not_certified(tmp_path: 
     [seen] = run.observations()
     assert seen == {**seen, "admin_token_in_env": False, "simulator_hosts_found": 0}
     assert seen["pid"] != run.process.pid
+
+
+def test_python_mode_hands_signed_change_events_to_handle_webhook(tmp_path: Path) -> None:
+    run = Run(tmp_path, _python(tmp_path, "records_webhooks", webhook_path="/hooks"), "--only", "E2E-ACC-01")
+    run.finish()
+    events = [o for o in run.observations() if o["behaviour"] == "webhook"]
+    assert events and all(event["signed"] for event in events), events
+    assert {"account"} <= {event["event"]["kind"] for event in events}
 
 
 def test_os_exit_in_sync_is_a_failed_cycle_and_the_report_is_written(tmp_path: Path) -> None:

@@ -60,6 +60,31 @@ def exits_the_process() -> ExitsTheProcess:
     return ExitsTheProcess()
 
 
+class RecordsWebhooks:
+    """python mode (not hostile): creates one CRM account per cycle, records every change event handed to
+    handle_webhook()."""
+
+    def sync(self) -> None:
+        token = _crm_login(os.environ["SYNCERT_CRM_CLIENT_ID"], os.environ["SYNCERT_CRM_CLIENT_SECRET"]).json()
+        httpx.post(f"{os.environ['SYNCERT_CRM_URL']}/services/data/v59.0/sobjects/Account/", json={"Name": "Hook"},
+                   headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)
+        time.sleep(0.5)  # the delivery arrives while the cycle is still running: it waits for the cycle to end
+
+    def handle_webhook(self, headers: dict[str, str], body: bytes) -> None:
+        import hashlib
+        import hmac
+
+        expected = "sha256=" + hmac.new(os.environ["SYNCERT_WEBHOOK_SECRET"].encode(),
+                                        headers["x-syncert-timestamp"].encode() + b"." + body,
+                                        hashlib.sha256).hexdigest()
+        _note(behaviour="webhook", signed=hmac.compare_digest(expected, headers["x-syncert-signature"]),
+              event=json.loads(body))
+
+
+def records_webhooks() -> RecordsWebhooks:
+    return RecordsWebhooks()
+
+
 class PrintsAFlood:
     """python mode: sync() prints 500 MiB, then fails."""
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncert.harness.secrets import REDACTED, SecretScrubber, head, scrub_tree, tail
+from syncert.harness.secrets import REDACTED, Leak, SecretScrubber, head, scrub_tree, tail
 
 TOKEN = string.ascii_letters + string.digits + "_-!."
 UPPER_HEX = "0123456789ABCDEF"
@@ -90,10 +90,8 @@ def chunked(text: str, size: int, joiner: str) -> str:
     return joiner.join(text[i : i + size] for i in range(0, len(text), size))
 
 
-@pytest.mark.parametrize("encoding", ENCODINGS)
-@given(secret=secrets, before=filler, after=filler)
-def test_every_form_is_redacted_and_found_on_its_line(encoding: str, secret: str, before: str, after: str) -> None:
-    leak = ENCODINGS[encoding][1](secret)
+def _redacted_and_found(secret: str, leak: str, before: str, after: str) -> Leak:
+    """Scrub `leak` between two lines of filler: exactly it is redacted; `find` reports one leak."""
     text = f"{before}\n<{leak}>\n{after}"
     scrubber = SecretScrubber([secret])
 
@@ -102,6 +100,14 @@ def test_every_form_is_redacted_and_found_on_its_line(encoding: str, secret: str
     assert scrubbed == f"{before}\n<{REDACTED}>\n{after}"
     assert_gone(scrubbed, secret, leak)
     [found] = scrubber.find(text)
+    return found
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@given(secret=secrets, before=filler, after=filler)
+def test_every_form_is_redacted_and_found_on_its_line(encoding: str, secret: str, before: str, after: str) -> None:
+    leak = ENCODINGS[encoding][1](secret)
+    found = _redacted_and_found(secret, leak, before, after)
     assert found.form in expected_forms(encoding, secret)
     assert found.line == before.count("\n") + 2
     assert found.excerpt.startswith(f"<{REDACTED}>") and len(found.excerpt) <= 200
@@ -124,14 +130,7 @@ def test_every_form_split_into_chunks_is_redacted_and_found(
         leak = json.dumps(chunked(leak, 5, json.loads(f'"{joiner}"')))[1:-1]
     else:
         leak = chunked(leak, 5, joiner)
-    text = f"{before}\n<{leak}>\n{after}"
-    scrubber = SecretScrubber([secret])
-
-    scrubbed = scrubber.scrub(text)
-
-    assert scrubbed == f"{before}\n<{REDACTED}>\n{after}"
-    assert_gone(scrubbed, secret, leak)
-    [found] = scrubber.find(text)
+    found = _redacted_and_found(secret, leak, before, after)
     names = expected_forms(encoding, secret)
     assert found.form in {"split across lines" if name == "raw" else f"{name}, split across lines" for name in names}
     assert found.line == before.count("\n") + 2

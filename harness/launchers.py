@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib.machinery
+import itertools
 import json
 import os
 import select
@@ -108,28 +109,41 @@ def _shim_command(manifest: Manifest, result_fd: int) -> list[str]:
             "--result-fd", str(result_fd), str(manifest.run.entrypoint)]
 
 
-def _read_line(fd: int, timeout_s: float) -> dict[str, Any] | None:
-    """One JSON line from `fd` within `timeout_s`; None on timeout, end of file or garbage."""
-    deadline = time.monotonic() + timeout_s
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+class _Answers:
+    """The python-mode child's answers: JSON lines on a pipe, each carrying the id of its command."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._buffer = b""
+
+    def next(self, deadline: float) -> dict[str, Any] | None:
+        """The next JSON object line before `deadline` (monotonic); None on timeout, end of file or garbage."""
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(self._buffer) > 1 << 20:
+                return None
+            readable, _, _ = select.select([self.fd], [], [], remaining)
+            chunk = os.read(self.fd, 65536) if readable else b""
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            answer = json.loads(line)
+        except ValueError:
             return None
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            return None
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return None
-        data += chunk
-        if len(data) > 1 << 20:
-            return None
-    try:
-        answer = json.loads(data.split(b"\n", 1)[0])
-    except ValueError:
+        return answer if isinstance(answer, dict) else None
+
+    def to(self, command_id: int, timeout_s: float) -> dict[str, Any] | None:
+        """The answer to command `command_id`; answers to other commands (late or forged) are skipped."""
+        deadline = time.monotonic() + timeout_s
+        while (answer := self.next(deadline)) is not None:
+            if answer.get("id") == command_id:
+                return answer
         return None
-    return answer if isinstance(answer, dict) else None
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 class _Launcher:
@@ -292,7 +306,8 @@ class PythonLauncher(_Launcher):
         super().__init__(manifest, {**env, "SYNCERT_WEBHOOK_SECRET": os.urandom(16).hex()} if webhooks else env,
                          containment)
         self._process: subprocess.Popen | None = None
-        self._results_fd = -1
+        self._answers: _Answers | None = None
+        self._command_ids = itertools.count(1)
         self._stdout, self._stderr = OutputCapture(), OutputCapture()
         self._commands = threading.Lock()
         self._receiver = _WebhookReceiver(self) if webhooks else None
@@ -311,13 +326,12 @@ class PythonLauncher(_Launcher):
         if not self._commands.acquire(timeout=10):
             return 503  # a cycle is running: the simulator retries the delivery
         try:
-            if self._process is None or self._process.poll() is not None or self._process.stdin is None:
+            if self._process is None or self._process.poll() is not None:
                 return 503
-            command = {"op": "webhook", "headers": headers, "body": base64.b64encode(body).decode()}
-            with contextlib.suppress(OSError):
-                self._process.stdin.write(json.dumps(command).encode() + b"\n")
-                self._process.stdin.flush()
-            answer = _read_line(self._results_fd, self.manifest.run.timeout_s)
+            answer = self._command({"op": "webhook", "headers": headers, "body": base64.b64encode(body).decode()},
+                                   self.manifest.run.timeout_s)
+            if answer is None:  # hung or gone: the child is ended, the next cycle starts a new one
+                self._end()
             return 200 if answer is not None and answer.get("ok") is True else 500
         finally:
             self._commands.release()
@@ -334,8 +348,8 @@ class PythonLauncher(_Launcher):
             return f"cannot start the python-mode child: {error}"
         finally:
             os.close(write_fd)
-        self._results_fd = read_fd
-        answer = _read_line(read_fd, self.manifest.run.startup_timeout_s)
+        self._answers = _Answers(read_fd)
+        answer = self._answers.next(time.monotonic() + self.manifest.run.startup_timeout_s)
         if answer is None or not answer.get("ready"):
             reason = (answer or {}).get("error") or "it exited or hung before its factory returned"
             self._end()
@@ -353,13 +367,7 @@ class PythonLauncher(_Launcher):
             problem = self._launch()
             if problem:
                 return self._result(started, error=problem)
-        assert self._process is not None and self._process.stdin is not None
-        try:
-            self._process.stdin.write(b'{"op": "sync"}\n')
-            self._process.stdin.flush()
-        except OSError:
-            pass  # the child is gone; reading its answer below says so
-        answer = _read_line(self._results_fd, self.manifest.run.timeout_s)
+        answer = self._command({"op": "sync"}, self.manifest.run.timeout_s)
         if answer is None:
             code = self._process.poll()
             if code is None and time.monotonic() - started >= self.manifest.run.timeout_s:
@@ -374,6 +382,15 @@ class PythonLauncher(_Launcher):
             return self._result(started, code=0)
         return self._result(started, code=1, error=str(answer.get("error") or "sync() failed")[:2000])
 
+    def _command(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
+        """Send one command to the child and wait for its answer (None: no answer in time, or the child died)."""
+        assert self._process is not None and self._process.stdin is not None and self._answers is not None
+        command_id = next(self._command_ids)
+        with contextlib.suppress(OSError):  # a child that is gone says so by not answering
+            self._process.stdin.write(json.dumps({**command, "id": command_id}).encode() + b"\n")
+            self._process.stdin.flush()
+        return self._answers.to(command_id, timeout_s)
+
     def _result(self, started: float, code: int | None = None, timed_out: bool = False,
                 error: str | None = None) -> CycleResult:
         self._stdout.settle()
@@ -384,9 +401,9 @@ class PythonLauncher(_Launcher):
         if self._process is not None:
             self._end_processes(self._process, report)
             self._process = None
-        if self._results_fd >= 0:
-            os.close(self._results_fd)
-            self._results_fd = -1
+        if self._answers is not None:
+            self._answers.close()
+            self._answers = None
 
     def stop(self) -> None:
         if self._receiver is not None:

@@ -7,8 +7,8 @@ environment as command mode, and sends one JSON command per line on stdin: {"op"
 {"op": "webhook", "headers": {...}, "body": "<base64>"} for a change event the harness received on
 the connector's behalf (manifests with `webhook_path`). The shim answers each with one JSON line on
 the result pipe: {"ready": true} once the factory has returned, then {"ok": true} or {"ok": false,
-"error": "..."} per command. The connector's prints go to the shim's stdout and stderr, which the
-harness captures. A shim that dies without answering is a failed cycle.
+"error": "..."} per command, with the command's "id". The connector's prints go to the shim's stdout
+and stderr, which the harness captures. A shim that dies without answering is a failed cycle.
 """
 
 from __future__ import annotations
@@ -72,24 +72,24 @@ def main() -> int:
         return 3
     _send(results, {"ready": True})
     for line in sys.stdin:
+        command: dict[str, Any] = {}
         try:
-            command = json.loads(line)
+            parsed = json.loads(line)
+            command = parsed if isinstance(parsed, dict) else {}
             call = _call_for(connector, command)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            _send(results, {"ok": False, "error": f"unusable command: {_describe(error)}"})
+            _send(results, {"id": command.get("id"), "ok": False, "error": f"unusable command: {_describe(error)}"})
             continue
+        answer: dict[str, Any] = {"id": command.get("id"), "ok": True}
         try:
             call()
         except SystemExit as stop:
-            if stop.code in (0, None):
-                _send(results, {"ok": True})
-            else:
-                _send(results, {"ok": False, "error": f"{command['op']} raised SystemExit({stop.code!r})"})
+            if stop.code not in (0, None):
+                answer = {**answer, "ok": False, "error": f"{command['op']} raised SystemExit({stop.code!r})"}
         except BaseException as error:
             traceback.print_exc()
-            _send(results, {"ok": False, "error": _describe(error)})
-        else:
-            _send(results, {"ok": True})
+            answer = {**answer, "ok": False, "error": _describe(error)}
+        _send(results, answer)
     close = getattr(connector, "close", None)
     if callable(close):
         close()

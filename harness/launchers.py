@@ -58,6 +58,11 @@ class CycleResult:
         return self.exit_code == 0 and not self.timed_out and self.error is None
 
     def summary(self) -> str:
+        """One line: how the cycle ended, and for a failed one the last line it wrote to stderr."""
+        told = [line.strip() for line in self.stderr.splitlines() if line.strip()][-1:] if not self.ok else []
+        return self._ending() + (f" (stderr: {told[0][:160]})" if told else "")
+
+    def _ending(self) -> str:
         if self.timed_out:
             return f"killed after {self.duration_s:.1f}s (timeout)"
         if self.error:

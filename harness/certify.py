@@ -10,6 +10,7 @@ import contextlib
 import random
 import secrets
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -110,8 +111,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                 "--rootdir", str(CATALOGUE.parent)]
         if only:
             args += ["--syncert-only", only]
-        if keep_state:
-            args += ["--syncert-keep-state", str(report_dir / "state")]
+        if keep_state:  # kept privately during the run, copied into the report at the end
+            args += ["--syncert-keep-state", str(Path(scratch) / "state")]
         random.seed(seed)
         exit_code = pytest.main(args, plugins=[recorder])
         record = recorder.record or RunRecord()
@@ -128,7 +129,9 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
                        "flows": list(manifest.flows)})
-        write_reports(report, report_dir, junit_path, record.scrubber)
+        for warning in write_reports(report, report_dir, junit_path, record.scrubber,
+                                     Path(scratch) / "state" if keep_state else None):
+            print(f"syncert certify: warning: {warning}", file=sys.stderr)
     return report, report_dir, received[0] if received else None
 
 

@@ -11,9 +11,9 @@ launches belongs to the scenario. `end_all()` kills the whole cgroup at once (cg
 chains die too), stops the other processes found (SIGSTOP, so they cannot fork while they are being
 killed), kills them (SIGKILL), reaps adopted orphans, and returns their command lines as evidence.
 
-The harness also makes itself non-dumpable and drops CAP_SYS_PTRACE (with CAP_SYS_ADMIN and two
-others) from every connector's capability bounding set, so that even a connector running as root
-cannot read the harness's memory (where the admin token lives) through /proc or ptrace. Known limit:
+The harness also makes itself non-dumpable and empties every connector's capability bounding set, so
+that even a connector running as root cannot read the harness's memory (where the admin token lives)
+through /proc or ptrace, nor sniff the harness's loopback traffic to the control plane (raw sockets). Known limit:
 a connector running as the same user can still send the harness signals (SIGSTOP freezes the run);
 running connectors as another user needs that user's access to the connector's files.
 """
@@ -25,16 +25,26 @@ import ctypes
 import os
 import secrets
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 MARKER_VARIABLE = "SYNCERT_RUN_ID"
 _PROC = Path("/proc")
 _PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER = 4, 24, 36
-# dropped from a connector's capability bounding set (matters when syncert runs as root): reading or
-# tracing other processes' memory, namespaces/mounts/cgroup administration, raw devices
-_DROPPED_CAPABILITIES = (19, 21, 16, 17)  # CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO
+
+def _last_capability() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 40
+
+
+# a connector keeps no capability at all (matters when syncert runs as root): no reading or tracing other
+# processes' memory, no sniffing loopback traffic (raw sockets), no mounts, namespaces or devices
+_DROPPED_CAPABILITIES = tuple(range(_last_capability() + 1))
 _subreaper = False
 try:
     _libc: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
@@ -47,13 +57,21 @@ def _prctl(option: int, value: int) -> bool:
 
 
 def harden_harness() -> bool:
-    """Make this process (it runs nothing but the catalogue) adopt the connector's orphans, and make its
-    memory, environment and file descriptors unreadable through /proc to processes without CAP_SYS_PTRACE
-    (every connector process). Returns whether orphans will be adopted (Linux)."""
+    """Make this process (it runs nothing but the catalogue) adopt the connector's orphans and reap them
+    as they die, and make its memory unreadable through /proc to processes without CAP_SYS_PTRACE (every
+    connector process). Returns whether orphans will be adopted (Linux)."""
     global _subreaper
     _prctl(_PR_SET_DUMPABLE, 0)
     _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    if _subreaper:
+        threading.Thread(target=_reap_forever, name="syncert-reaper", daemon=True).start()
     return _subreaper
+
+
+def _reap_forever() -> None:
+    while True:
+        reap_adopted()
+        time.sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -79,10 +97,8 @@ class Containment:
         return {MARKER_VARIABLE: self.marker}
 
     def enlist_self(self) -> None:
-        """Join the cgroup and give up the capabilities a connector has no use for; runs in the child
-        between fork and exec (os and libc calls only)."""
-        for capability in _DROPPED_CAPABILITIES:
-            _prctl(_PR_CAPBSET_DROP, capability)
+        """Join the cgroup and give up every capability (from exec on); runs in the child between fork and
+        exec (os and libc calls only)."""
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
@@ -90,6 +106,8 @@ class Containment:
                     os.write(fd, b"0")
                 finally:
                     os.close(fd)
+        for capability in _DROPPED_CAPABILITIES:
+            _prctl(_PR_CAPBSET_DROP, capability)
 
     def processes(self) -> list[int]:
         """Live processes of this scenario (zombies excluded), never the harness itself."""
@@ -208,6 +226,14 @@ def _is_zombie(pid: int) -> bool:
 
 
 _managed: set[int] = set()
+_spawn_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Hold while starting a child and calling manage(): the reaper never takes a child in between."""
+    with _spawn_lock:
+        yield
 
 
 def manage(pid: int) -> None:
@@ -224,11 +250,12 @@ def reap_adopted() -> None:
     if not _subreaper:
         return
     me = os.getpid()
-    for entry in _PROC.iterdir():
-        if entry.name.isdigit() and int(entry.name) not in _managed:
-            with contextlib.suppress(OSError, ValueError, IndexError, ChildProcessError):
-                if _parent(entry) == me and _is_zombie(int(entry.name)):
-                    os.waitpid(int(entry.name), os.WNOHANG)
+    with _spawn_lock:
+        for entry in _PROC.iterdir():
+            if entry.name.isdigit() and int(entry.name) not in _managed:
+                with contextlib.suppress(OSError, ValueError, IndexError, ChildProcessError):
+                    if _parent(entry) == me and _is_zombie(int(entry.name)):
+                        os.waitpid(int(entry.name), os.WNOHANG)
 
 
 def _parent(entry: Path) -> int:
@@ -237,8 +264,10 @@ def _parent(entry: Path) -> int:
 
 
 def _command_line(pid: int) -> str:
-    try:
-        raw = (_PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return "?"
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()[:300] or "?"
+    """The command line, or for a process whose main thread has exited, its threads' name."""
+    for source in (_PROC / str(pid) / "cmdline", _PROC / str(pid) / "comm"):
+        with contextlib.suppress(OSError):
+            text = source.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()[:300]
+            if text:
+                return text if source.name == "cmdline" else f"[{text}, main thread exited]"
+    return "?"

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from syncert.harness.capture import OutputCapture
-from syncert.harness.containment import Containment, Leftover, manage, reap_adopted, release
+from syncert.harness.containment import Containment, Leftover, manage, reap_adopted, release, spawning
 from syncert.harness.manifest import Manifest, ManifestError
 from syncert.harness.workspace import Workspace
 
@@ -161,13 +161,14 @@ class _Launcher:
     def _spawn(self, command: list[str], stdout: OutputCapture, stderr: OutputCapture,
                **options: Any) -> subprocess.Popen:
         try:
-            process = subprocess.Popen(command, cwd=self.manifest.directory, env=self.env, stdout=stdout.write_fd,
-                                       stderr=stderr.write_fd, start_new_session=True,
-                                       preexec_fn=self.containment.enlist_self, **options)
+            with spawning():
+                process = subprocess.Popen(command, cwd=self.manifest.directory, env=self.env,
+                                           stdout=stdout.write_fd, stderr=stderr.write_fd, start_new_session=True,
+                                           preexec_fn=self.containment.enlist_self, **options)
+                manage(process.pid)
         finally:
             stdout.writer_handed_over()
             stderr.writer_handed_over()
-        manage(process.pid)
         return process
 
     def _end_processes(self, process: subprocess.Popen | None, report: bool) -> None:
@@ -304,7 +305,9 @@ class PythonLauncher(_Launcher):
     """python mode: the shim imports `entrypoint` in a child process and calls sync() once per cycle.
 
     With `webhook_path`, the harness receives the simulators' change events on a port of its own and
-    hands each to the connector's handle_webhook(headers, body), one command at a time with the cycles."""
+    hands each to the connector's handle_webhook(headers, body), one command at a time with the cycles.
+    Every command is written without blocking and answered within `timeout_s`, or the child is ended:
+    whatever the connector does to its pipes, the harness never waits longer than that."""
 
     def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
         webhooks = manifest.run.webhook_path is not None
@@ -314,6 +317,8 @@ class PythonLauncher(_Launcher):
         self._answers: _Answers | None = None
         self._command_ids = itertools.count(1)
         self._stdout, self._stderr = OutputCapture(), OutputCapture()
+        self._carried = ("", "")  # output of a child that was ended between cycles, for the next cycle
+        self._webhook_failure: str | None = None
         self._commands = threading.Lock()
         self._receiver = _WebhookReceiver(self) if webhooks else None
 
@@ -335,8 +340,10 @@ class PythonLauncher(_Launcher):
                 return 503
             answer = self._command({"op": "webhook", "headers": headers, "body": base64.b64encode(body).decode()},
                                    self.manifest.run.timeout_s)
-            if answer is None:  # hung or gone: the child is ended, the next cycle starts a new one
-                self._end()
+            if answer is None:
+                self._webhook_failure = (f"handle_webhook() did not answer within {self.manifest.run.timeout_s:.0f}s; "
+                                         "the connector's process was ended")
+                self._end(report=True)
             return 200 if answer is not None and answer.get("ok") is True else 500
         finally:
             self._commands.release()
@@ -353,6 +360,8 @@ class PythonLauncher(_Launcher):
             return f"cannot start the python-mode child: {error}"
         finally:
             os.close(write_fd)
+        assert self._process.stdin is not None
+        os.set_blocking(self._process.stdin.fileno(), False)
         self._answers = _Answers(read_fd)
         answer = self._answers.next(time.monotonic() + self.manifest.run.startup_timeout_s)
         if answer is None or not answer.get("ready"):
@@ -362,11 +371,18 @@ class PythonLauncher(_Launcher):
         return None
 
     def run_cycle(self) -> CycleResult:
-        with self._commands:
-            return self._cycle()
-
-    def _cycle(self) -> CycleResult:
         started = time.monotonic()
+        if not self._commands.acquire(timeout=self.manifest.run.timeout_s + 15):
+            return self._result(started, error="a change event held the connector past the cycle's timeout")
+        try:
+            if self._webhook_failure:
+                failure, self._webhook_failure = self._webhook_failure, None
+                return self._result(started, code=1, error=failure)
+            return self._cycle(started)
+        finally:
+            self._commands.release()
+
+    def _cycle(self, started: float) -> CycleResult:
         if self._process is None or self._process.poll() is not None:
             self._end()
             problem = self._launch()
@@ -374,38 +390,50 @@ class PythonLauncher(_Launcher):
                 return self._result(started, error=problem)
         answer = self._command({"op": "sync"}, self.manifest.run.timeout_s)
         if answer is None:
-            code = self._process.poll()
-            if code is None and time.monotonic() - started >= self.manifest.run.timeout_s:
+            code = self._process.poll() if self._process is not None else None
+            if code is None:
                 self._end()
                 return self._result(started, timed_out=True)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = self._process.wait(2)
             self._end()
-            return self._result(started, code=code if code is not None else 1,
-                                error=f"the connector process ended (exit {code}) without finishing the cycle")
+            return self._result(started, code=code, error=f"the connector process ended (exit {code}) without "
+                                                           "finishing the cycle")
         if answer.get("ok") is True:
             return self._result(started, code=0)
         return self._result(started, code=1, error=str(answer.get("error") or "sync() failed")[:2000])
 
     def _command(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
-        """Send one command to the child and wait for its answer (None: no answer in time, or the child died)."""
+        """Send one command and wait for its answer; None when the child did not take it or answer in time."""
         assert self._process is not None and self._process.stdin is not None and self._answers is not None
+        deadline = time.monotonic() + timeout_s
         command_id = next(self._command_ids)
-        with contextlib.suppress(OSError):  # a child that is gone says so by not answering
-            self._process.stdin.write(json.dumps({**command, "id": command_id}).encode() + b"\n")
-            self._process.stdin.flush()
-        return self._answers.to(command_id, timeout_s)
+        data = json.dumps({**command, "id": command_id}).encode() + b"\n"
+        fd = self._process.stdin.fileno()
+        while data:
+            remaining = deadline - time.monotonic()
+            _, writable, _ = select.select([], [fd], [], max(0.0, remaining))
+            if not writable:
+                return None  # the child stopped reading its commands
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return None  # the child is gone
+        return self._answers.to(command_id, max(0.0, deadline - time.monotonic()))
 
     def _result(self, started: float, code: int | None = None, timed_out: bool = False,
                 error: str | None = None) -> CycleResult:
         self._stdout.settle()
         self._stderr.settle()
-        return CycleResult(code, time.monotonic() - started, self._stdout.take(), self._stderr.take(), timed_out, error)
+        (out, err), self._carried = self._carried, ("", "")
+        return CycleResult(code, time.monotonic() - started, out + self._stdout.take(), err + self._stderr.take(),
+                           timed_out, error)
 
     def _end(self, report: bool = False) -> None:
         if self._process is not None:
             self._end_processes(self._process, report)
             self._process = None
+            self._carried = (self._carried[0] + self._stdout.finish(0.5), self._carried[1] + self._stderr.finish(0.5))
         if self._answers is not None:
             self._answers.close()
             self._answers = None
@@ -413,14 +441,18 @@ class PythonLauncher(_Launcher):
     def stop(self) -> None:
         if self._receiver is not None:
             self._receiver.stop()
-        with self._commands:
+        locked = self._commands.acquire(timeout=self.manifest.run.timeout_s + 15)
+        try:
             process = self._process
             if process is not None and process.poll() is None and process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    process.stdin.close()  # the shim calls close() on the connector and exits
+                with contextlib.suppress(OSError):  # nothing is buffered (commands bypass it): this never blocks
+                    process.stdin.close()  # end of commands: the shim calls close() on the connector and exits
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(5)
             self._end(report=True)
+        finally:
+            if locked:
+                self._commands.release()
 
 
 class _WebhookReceiver:
@@ -432,8 +464,11 @@ class _WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 10  # seconds a client may take to send its request
+
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
+                declared = self.headers.get("content-length") or "0"
+                length = int(declared) if declared.isdigit() else -1
                 if self.path != launcher.manifest.run.webhook_path or not 0 <= length <= receiver.MAX_BODY:
                     self.send_response(404 if self.path != launcher.manifest.run.webhook_path else 413)
                 else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
@@ -123,22 +124,38 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
             "metrics": metrics(scenarios), "scenarios": scenarios}
 
 
-def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, scrubber: SecretScrubber) -> None:
-    """Write every report file into `directory` and point `<directory>/../latest` at it.
+def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, scrubber: SecretScrubber,
+                  state: Path | None = None) -> list[str]:
+    """Write every report file into `directory` (new: it must not exist yet), copy the kept `state` dirs
+    into it, and point `<directory>/../latest` at it. Returns warnings for the user.
 
-    The report is scrubbed as data first, then every file again as text."""
-    directory.mkdir(parents=True, exist_ok=True)
+    The report is scrubbed as data first, then every file again as text. Files are created exclusively
+    and links are never followed, so nothing planted in the report directory is written through."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir()
     report = scrub_tree(report, scrubber)
     files = {"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
              "summary.md": render_summary(report)}
     if junit_xml is not None and junit_xml.exists():
         files["junit.xml"] = junit_for_ci(junit_xml.read_text(encoding="utf-8", errors="replace"), report)
     for name, text in files.items():
-        (directory / name).write_text(scrubber.scrub(text), encoding="utf-8")
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(scrubber.scrub(text))
+    if state is not None and state.is_dir():
+        shutil.copytree(state, directory / "state", symlinks=True)
+    return _point_latest_at(directory)
+
+
+def _point_latest_at(directory: Path) -> list[str]:
+    """Replace `latest` with a link to `directory` in one step; anything but a link there is left alone."""
     latest = directory.parent / "latest"
-    if latest.is_symlink() or latest.exists():
-        latest.unlink()
-    os.symlink(directory.name, latest)
+    if latest.exists() and not latest.is_symlink():
+        return [f"{latest} is not a link syncert made; it was left as it is (the report is in {directory})"]
+    staged = directory.parent / f".latest-{directory.name}"
+    os.symlink(directory.name, staged)
+    os.replace(staged, latest)
+    return []
 
 
 def junit_for_ci(junit: str, report: dict[str, Any]) -> str:

@@ -103,6 +103,14 @@ def test_python_mode_hands_signed_change_events_to_handle_webhook(tmp_path: Path
     assert {"account"} <= {event["event"]["kind"] for event in events}
 
 
+def test_a_connector_jamming_its_command_pipe_cannot_hang_the_harness(tmp_path: Path) -> None:
+    run = Run(tmp_path, _python(tmp_path, "jams_its_pipes", timeout_s=5), "--only", "E2E-ACC-01")
+    code, _, _ = run.finish(timeout_s=120)
+    cycles = _scenario(run.report(), "E2E-ACC-01")["evidence"]["cycles"]
+    assert code == 1 and any(cycle["timed_out"] for cycle in cycles), cycles
+    assert run.leftovers_in_tmp() == []
+
+
 def test_os_exit_in_sync_is_a_failed_cycle_and_the_report_is_written(tmp_path: Path) -> None:
     run = Run(tmp_path, _python(tmp_path, "exits_the_process"), "--only", "E2E-ACC-01")
     code, _, _ = run.finish()
@@ -225,6 +233,18 @@ def test_a_service_printing_its_webhook_secret_fails_the_security_check(tmp_path
     assert code == 1 and _scenario(report, "SEC-LEAK-01")["status"] == "failed"
     text = (run.reports / "latest" / "report.json").read_text()
     assert "webhook secret: [REDACTED]" in text
+
+
+def test_a_directory_planted_as_reports_latest_is_left_alone_and_the_report_still_written(tmp_path: Path) -> None:
+    planted = tmp_path / "reports" / "latest"
+    planted.mkdir(parents=True)
+    (planted / "report.json").write_text('{"verdict": "certified"}')
+    run = Run(tmp_path, _command(tmp_path, "print-backslashes"), "--only", "E2E-ACC-01", "--keep-state")
+    code, _, stderr = run.finish()
+    assert code == 1 and "is not a link syncert made" in stderr
+    [written] = [d for d in run.reports.iterdir() if d.name != "latest"]
+    assert json.loads((written / "report.json").read_text())["verdict"] == "failed"
+    assert json.loads((planted / "report.json").read_text()) == {"verdict": "certified"}
 
 
 def _rss_mb(pid: int) -> float:

@@ -7,6 +7,7 @@ What a behaviour observed is appended as JSON lines to $HOSTILE_OUT (an ordinary
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import os
@@ -83,6 +84,23 @@ class RecordsWebhooks:
 
 def records_webhooks() -> RecordsWebhooks:
     return RecordsWebhooks()
+
+
+class JamsItsPipes:
+    """python mode: fills its own command pipe, forges the answer to its first command, then hangs."""
+
+    def sync(self) -> None:
+        jam = os.open("/proc/self/fd/0", os.O_WRONLY | os.O_NONBLOCK)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(jam, b"x" * 4096)
+        result_fd = int(sys.argv[sys.argv.index("--result-fd") + 1])
+        os.write(result_fd, b'{"id": 1, "ok": true}\n')
+        time.sleep(600)
+
+
+def jams_its_pipes() -> JamsItsPipes:
+    return JamsItsPipes()
 
 
 class PrintsAFlood:

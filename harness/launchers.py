@@ -390,7 +390,10 @@ class PythonLauncher(_Launcher):
                 return self._result(started, error=problem)
         answer = self._command({"op": "sync"}, self.manifest.run.timeout_s)
         if answer is None:
-            code = self._process.poll() if self._process is not None else None
+            code = None
+            if self._process is not None and time.monotonic() - started < self.manifest.run.timeout_s:
+                with contextlib.suppress(subprocess.TimeoutExpired):  # no answer before the deadline: it ended
+                    code = self._process.wait(2)
             if code is None:
                 self._end()
                 return self._result(started, timed_out=True)

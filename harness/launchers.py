@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from syncert.harness.capture import OutputCapture
-from syncert.harness.containment import Containment, Leftover, manage, reap_adopted, release, spawning
+from syncert.harness.containment import Containment, Leftover, manage, release, spawning
 from syncert.harness.manifest import Manifest, ManifestError
 from syncert.harness.workspace import Workspace
 
@@ -218,12 +218,11 @@ class CommandLauncher(_Launcher):
             return CycleResult(None, time.monotonic() - started, stdout.finish(0), stderr.finish(0),
                                error=f"cannot start the command: {error}")
         self._running = process
-        deadline = started + self.manifest.run.timeout_s
-        while process.poll() is None and time.monotonic() < deadline:
-            reap_adopted()  # a connector that forks fast must not fill the process table
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-        timed_out = process.poll() is None
+        timed_out = False
+        try:
+            process.wait(self.manifest.run.timeout_s)  # orphans it leaves are reaped by the harness's reaper
+        except subprocess.TimeoutExpired:
+            timed_out = True
         self._running = None
         duration = time.monotonic() - started
         before = len(self.leftovers)

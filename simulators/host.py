@@ -24,7 +24,8 @@ from typing import Any
 import trustme
 import uvicorn
 
-from syncert.simulators.app import Simulator, SimulatorApp, build_simulator
+from syncert.simulators.simulator import Simulator, build_simulator
+from syncert.simulators.stages.pipeline import SimulatorApp
 
 HOST = "127.0.0.1"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from syncert.simulators.domain import ChangeEvent
+from syncert.simulators.domain.kinds import ChangeEvent
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

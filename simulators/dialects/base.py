@@ -6,11 +6,11 @@ from abc import ABC, abstractmethod
 
 from starlette.responses import Response
 
+from syncert.simulators.auth.tokens import IssuedSecrets, TokenStore
 from syncert.simulators.clock import Clock
-from syncert.simulators.engine import Engine
-from syncert.simulators.governance import Governor, Rejection
+from syncert.simulators.domain.engine import Engine
 from syncert.simulators.http import ApiRequest
-from syncert.simulators.tokens import IssuedSecrets, TokenStore
+from syncert.simulators.stages.governance import Governor, Rejection
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 

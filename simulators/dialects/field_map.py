@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncert.contracts import load_yaml
-from syncert.simulators.domain import Field, Kind
+from syncert.simulators.domain.kinds import Field, Kind
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,15 +21,15 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 
 from syncert.simulators import query_language as ql
+from syncert.simulators.auth.tokens import TokenStore
 from syncert.simulators.clock import Clock, format_datetime, parse_datetime
 from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
 from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
-from syncert.simulators.domain import DomainError, short_repr
-from syncert.simulators.engine import Engine
-from syncert.simulators.governance import Governor, Rejection
+from syncert.simulators.domain.engine import Engine
+from syncert.simulators.domain.kinds import DomainError, short_repr
+from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, BadRequest, empty_response, json_response
-from syncert.simulators.store import Record
-from syncert.simulators.tokens import TokenStore
+from syncert.simulators.stages.governance import Governor, Rejection
 
 OBJECTS = load_object_maps("salesforce")
 KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}

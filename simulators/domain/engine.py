@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from syncert.simulators.clock import Clock, parse_datetime
-from syncert.simulators.domain import (
+from syncert.simulators.domain.kinds import (
     ADDRESS_PARTS,
     SYSTEM_FIELDS,
     ChangeEvent,
@@ -23,7 +23,7 @@ from syncert.simulators.domain import (
     NotFound,
     short_repr,
 )
-from syncert.simulators.store import Record, Store
+from syncert.simulators.domain.store import Record, Store
 
 IdFormat = Callable[[str, int], str]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

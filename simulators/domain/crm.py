@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from syncert.simulators.clock import Clock
-from syncert.simulators.domain import CRM_KINDS, DomainError
-from syncert.simulators.engine import Engine, IdFormat
-from syncert.simulators.store import Record, Store
+from syncert.simulators.domain.engine import Engine, IdFormat
+from syncert.simulators.domain.kinds import CRM_KINDS, DomainError
+from syncert.simulators.domain.store import Record, Store
 
 CENT = Decimal("0.01")
 

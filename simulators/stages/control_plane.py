@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from syncert.simulators.domain import DomainError
+from syncert.simulators.domain.kinds import DomainError
 from syncert.simulators.http import ApiRequest, BadRequest, json_response
 
 if TYPE_CHECKING:
-    from syncert.simulators.app import Simulator
+    from syncert.simulators.simulator import Simulator
 
 
 def _error(status: int, code: str, message: str) -> Response:

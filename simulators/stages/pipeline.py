@@ -10,65 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from syncert.simulators.clock import Clock
-from syncert.simulators.crm_engine import CrmEngine, crm_store
-from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS, ApiDialect
-from syncert.simulators.domain import DomainError
-from syncert.simulators.erp_engine import ErpEngine, erp_store
-from syncert.simulators.governance import Governor
+from syncert.simulators.domain.kinds import DomainError
+from syncert.simulators.domain.store import Store
 from syncert.simulators.http import ApiRequest, BadRequest
-from syncert.simulators.journal import Journal, JournalEntry, kept
-from syncert.simulators.store import Store
-from syncert.simulators.webhooks import WebhookDispatcher
+from syncert.simulators.stages.journal import JournalEntry, kept
+
+if TYPE_CHECKING:
+    from syncert.simulators.simulator import Simulator
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 CONTROL_PREFIX = "/_sim/"
 log = logging.getLogger("syncert.simulator")
-
-
-@dataclass
-class Simulator:
-    """Everything one simulated system holds: engine, dialect, journal, limits, clock, webhooks."""
-
-    dialect: ApiDialect
-    journal: Journal
-    governor: Governor
-    clock: Clock
-    webhooks: WebhookDispatcher
-    admin_token: str
-    tls: Any = None  # simulators.host.TlsListener when the host can serve TLS
-
-    @property
-    def engine(self):
-        return self.dialect.engine
-
-
-def build_simulator(side: str, dialect_name: str, store_path: Path | None, admin_token: str | None = None,
-                    clock: Clock | None = None) -> Simulator:
-    """Assemble a simulator for `side` ("crm" or "erp") speaking `dialect_name`."""
-    registry = CRM_DIALECTS if side == "crm" else ERP_DIALECTS
-    if dialect_name not in registry:
-        raise ValueError(f"unknown {side.upper()} dialect {dialect_name!r}; available: {', '.join(registry)}")
-    dialect_class = registry[dialect_name]
-    clock = clock or Clock()
-    governor = Governor()
-    if side == "crm":
-        engine = CrmEngine(crm_store(store_path), clock, dialect_class.id_format)
-    else:
-        engine = ErpEngine(erp_store(store_path), clock, dialect_class.id_format)
-    dialect = dialect_class(engine, clock, governor)
-    webhooks = WebhookDispatcher(dialect.object_name, dialect.name)
-    engine.subscribe(webhooks.on_event)
-    return Simulator(dialect, Journal(), governor, clock, webhooks, admin_token or secrets.token_urlsafe(24))
 
 
 class GroupCommit:
@@ -106,7 +64,7 @@ class SimulatorApp:
     """The ASGI entry point of one simulator."""
 
     def __init__(self, simulator: Simulator):
-        from syncert.simulators.control_plane import ControlPlane
+        from syncert.simulators.stages.control_plane import ControlPlane
 
         self.simulator = simulator
         self.control_plane = ControlPlane(simulator)

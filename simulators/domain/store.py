@@ -2,7 +2,7 @@
 
 Records are canonical dicts grouped by kind. Every read is served from an in-memory mirror; every
 write goes to SQLite inside an open transaction that `commit()` makes durable, so several writes can
-share one COMMIT (the simulator commits before it answers: see simulators.app.GroupCommit). A
+share one COMMIT (the simulator commits before it answers: see simulators.stages.pipeline.GroupCommit). A
 committed write survives a kill -9 of the simulator process. Lookup fields (external ids, numbers)
 are indexed in memory. A store is used from one thread at a time (the simulator's event loop).
 """

@@ -1,0 +1,1 @@
+"""The canonical domain: record kinds, the engines with their business rules, and the store."""

@@ -1,0 +1,1 @@
+"""One query core: a syntax tree and its evaluator, with a front end per query language."""

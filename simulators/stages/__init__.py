@@ -1,0 +1,1 @@
+"""The request pipeline and its stages: journal, control plane, auth, governance, faults, drift, dialect."""

@@ -111,9 +111,9 @@ def retry_after_violations(journal: list[dict[str, Any]], tolerance_s: float = 0
     """Retries sent before the Retry-After of the throttled attempt had elapsed."""
     violations = []
     for index, entry in enumerate(journal):
-        if entry["status"] not in (429, 403) or "retry-after" not in entry["response_headers"]:
+        if "throttled" not in entry["tags"] or entry["retry_after_s"] is None:
             continue
-        wait = float(entry["response_headers"]["retry-after"])
+        wait = float(entry["retry_after_s"])
         retry = next((e for e in journal[index + 1:] if e["method"] == entry["method"] and e["path"] == entry["path"]
                       and e["request_body"] == entry["request_body"]), None)
         if retry is not None and retry["started_at"] < entry["ended_at"] + wait - tolerance_s:

@@ -326,6 +326,7 @@ def _journal_excerpt(entries: list[dict[str, Any]], scrubber: SecretScrubber, si
     chosen = errors[-size // 2:] + others[-(size - min(len(errors), size // 2)):]
     chosen.sort(key=lambda e: e["seq"])
     return [{"seq": e["seq"], "method": e["method"], "path": e["path"], "query": head(e["query"], 200, scrubber),
-             "status": e["status"], "access": e["access"], "duration_ms": e["duration_ms"],
+             "status": e["status"], "tags": e["tags"], "kind": e["kind"],
+             "operation": e["operation"], "duration_ms": e["duration_ms"],
              "in_flight": e["in_flight"], "request_body": head(e["request_body"], 500, scrubber),
              "response_body": head(e["response_body"], 500, scrubber)} for e in chosen]

@@ -297,10 +297,11 @@ def _scenario_html(s: dict[str, Any]) -> str:
     for side, entries in evidence.get("journal_excerpt", {}).items():
         if entries:
             rows = "".join(f"<tr><td>{x['seq']}</td><td>{e(x['method'])}</td><td>{e(x['path'])}</td>"
-                           f"<td>{x['status']}</td><td>{x['duration_ms']}</td><td>{e(x['response_body'][:160])}</td></tr>"
-                           for x in entries)
+                           f"<td>{x['status']} {e(' '.join(x.get('tags', ())))}</td><td>{x['duration_ms']}</td>"
+                           f"<td>{e(x['response_body'][:160])}</td></tr>" for x in entries)
             parts.append(f"<p><b>{side.upper()} journal excerpt</b></p><table class='journal'><tr><th>#</th>"
-                         f"<th>method</th><th>path</th><th>status</th><th>ms</th><th>response</th></tr>{rows}</table>")
+                         f"<th>method</th><th>path</th><th>status, tags</th><th>ms</th><th>response</th></tr>"
+                         f"{rows}</table>")
     return (f"<details id='{e(s['id'])}' {'open' if s['status'] == 'failed' else ''}><summary>{e(s['id'])} — "
             f"<span class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</span></summary>{''.join(parts)}"
             "</details>")

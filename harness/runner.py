@@ -61,7 +61,7 @@ class Evidence:
 
 def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The journal entries that can change data, as the simulator tagged them (queries are reads)."""
-    return [e for e in entries if e["access"] == "write"]
+    return [e for e in entries if "write" in e["tags"]]
 
 
 class ConnectorFailed(AssertionError):
@@ -112,6 +112,10 @@ class ScenarioRun:
     def set_limits(self, side: str, **limits: Any) -> None:
         self._control(side, "PUT", "/_sim/limits", json=limits)
 
+    def set_latency(self, side: str, latency_ms: float) -> None:
+        """Add `latency_ms` to every API request `side` answers."""
+        self._control(side, "PUT", "/_sim/latency", json={"latency_ms": latency_ms})
+
     def expire_sessions(self, side: str, after_requests: int = 0) -> None:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
@@ -120,7 +124,16 @@ class ScenarioRun:
         return self._control(side, "GET", "/_sim/state")["records"]
 
     def journal(self, side: str) -> list[dict[str, Any]]:
-        return self._control(side, "GET", "/_sim/journal")["entries"]
+        """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,
+        auth, throttled, read, write, ok, refused, failed), `kind` and `operation`."""
+        entries: list[dict[str, Any]] = []
+        since = 0
+        while True:
+            page = self._control(side, "GET", "/_sim/journal", params={"since": since})
+            entries.extend(page["entries"])
+            if not page["more"]:
+                return entries
+            since = page["next"]
 
     # -- running the connector -------------------------------------------------------------------
 

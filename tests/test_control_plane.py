@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from syncert.simulators.journal import BODY_LIMIT, BYTES_LIMIT, Journal, JournalEntry
+from syncert.simulators.stages.journal import BODY_LIMIT, BYTES_LIMIT, Journal, JournalEntry
 from tests.conftest import Sims
 
 
@@ -45,40 +45,66 @@ def test_journal_records_requests_without_secrets(sims: Sims) -> None:
     assert create["ended_at"] >= create["started_at"] and create["in_flight"] >= 1
 
 
-def test_journal_tags_each_request_auth_read_or_write(sims: Sims) -> None:
+def test_journal_tags_each_request_canonically(sims: Sims) -> None:
     with sims.crm() as crm:
         account_id = crm.post("/sobjects/Account/", json={"Name": "Tagged"}).json()["id"]
         crm.get("/query", params={"q": "SELECT Id FROM Account"})
         crm.get("/composite/sobjects/Account", params={"ids": account_id, "fields": "Name"})
         crm.patch(f"/sobjects/Account/{account_id}", json={"Name": "Tagged Again"})
+        crm.patch("/sobjects/Account/001000000000000AAA", json={"Name": "Nobody"})
     with sims.erp() as erp:
         erp.post("/query/v1/suiteql", json={"q": "SELECT id FROM customer"}, headers={"Prefer": "transient"})
         erp.put("/record/v1/customer/eid:T-1", json={"companyName": "Tagged"})
     with sims.admin("crm") as crm_admin, sims.admin("erp") as erp_admin:
         crm_entries = crm_admin.get("/_sim/journal").json()["entries"]
-        writes = crm_admin.get("/_sim/journal", params={"access": "write"}).json()["entries"]
-        assert crm_admin.get("/_sim/journal", params={"access": "delete"}).status_code == 400
+        writes = crm_admin.get("/_sim/journal", params={"tag": "write"}).json()["entries"]
+        assert crm_admin.get("/_sim/journal", params={"tag": "delete"}).status_code == 400
         erp_entries = erp_admin.get("/_sim/journal").json()["entries"]
-    assert [(e["method"], e["access"]) for e in crm_entries] == [
-        ("POST", "auth"), ("POST", "write"), ("GET", "read"), ("GET", "read"), ("PATCH", "write")]
-    assert [e["seq"] for e in writes] == [e["seq"] for e in crm_entries if e["access"] == "write"]
-    assert [(e["method"], e["access"]) for e in erp_entries] == [("POST", "auth"), ("POST", "read"), ("PUT", "write")]
+    assert [(e["tags"], e["kind"], e["operation"]) for e in crm_entries] == [
+        (["ok", "token"], None, "token"), (["ok", "write"], "account", "create"), (["ok", "read"], None, "query"),
+        (["ok", "read"], "account", "read"), (["ok", "write"], "account", "update"),
+        (["refused", "write"], "account", "update")]
+    assert [e["seq"] for e in writes] == [e["seq"] for e in crm_entries if "write" in e["tags"]]
+    assert [(e["tags"], e["kind"], e["operation"]) for e in erp_entries] == [
+        (["ok", "token"], None, "token"), (["ok", "read"], None, "query"), (["ok", "write"], "customer", "upsert")]
 
 
-def test_dialects_classify_access(sims: Sims) -> None:
+def test_journal_pages_with_a_cursor(sims: Sims) -> None:
+    with sims.crm() as crm:
+        for _ in range(7):
+            crm.get("/limits")
+    seen, since = [], 0
+    with sims.admin("crm") as admin:
+        while True:
+            page = admin.get("/_sim/journal", params={"since": since, "limit": 3}).json()
+            seen.extend(e["seq"] for e in page["entries"])
+            if not page["more"]:
+                break
+            since = page["next"]
+        everything = [e["seq"] for e in admin.get("/_sim/journal").json()["entries"]]
+    assert len(seen) == 8 and seen == everything  # the token request and seven reads, each once and in order
+    assert seen == list(range(seen[0], seen[0] + 8))
+
+
+def test_dialects_classify_requests(sims: Sims) -> None:
     salesforce = sims.host.sides["crm"].simulator.dialect
     netsuite = sims.host.sides["erp"].simulator.dialect
-    for method, path, access in [("POST", "/services/oauth2/token", "auth"), ("GET", "/services/data", "read"),
-                                 ("GET", "/services/data/v59.0/queryAll", "read"),
-                                 ("DELETE", "/services/data/v59.0/composite/sobjects", "write"),
-                                 ("PATCH", "/services/data/v59.0/sobjects/Account/Ext__c/1", "write")]:
-        assert salesforce.access(method, path) == access, (method, path)
-    for method, path, access in [("POST", "/services/rest/auth/oauth2/v1/token/", "auth"),
-                                 ("POST", "/services/rest/query/v1/suiteql", "read"),
-                                 ("POST", "/services/rest/record/v1/salesOrder/101/!transform/invoice", "write"),
-                                 ("DELETE", "/services/rest/record/v1/customer/101", "write"),
-                                 ("GET", "/services/rest/record/v1/customer", "read")]:
-        assert netsuite.access(method, path) == access, (method, path)
+    for method, path, expected in [
+            ("POST", "/services/oauth2/token", ("token", None, "token")),
+            ("GET", "/services/data", ("read", None, "versions")),
+            ("GET", "/services/data/v59.0/queryAll", ("read", None, "query")),
+            ("DELETE", "/services/data/v59.0/composite/sobjects", ("write", None, "delete")),
+            ("PATCH", "/services/data/v59.0/sobjects/Account/Ext__c/1", ("write", "account", "upsert")),
+            ("GET", "/services/data/v59.0/sobjects/Opportunity/updated", ("read", "opportunity", "changes"))]:
+        assert salesforce.classify(method, path) == expected, (method, path)
+    for method, path, expected in [
+            ("POST", "/services/rest/auth/oauth2/v1/token/", ("token", None, "token")),
+            ("POST", "/services/rest/query/v1/suiteql", ("read", None, "query")),
+            ("POST", "/services/rest/record/v1/salesOrder/101/!transform/invoice",
+             ("write", "sales_order", "transform")),
+            ("DELETE", "/services/rest/record/v1/customer/101", ("write", "customer", "delete")),
+            ("GET", "/services/rest/record/v1/customer", ("read", "customer", "query"))]:
+        assert netsuite.classify(method, path) == expected, (method, path)
 
 
 def test_clock_offset_moves_timestamps(sims: Sims) -> None:
@@ -143,16 +169,23 @@ def test_webhooks_are_signed_and_retried_until_delivered(sims: Sims) -> None:
     assert headers["X-Syncert-Signature"] == f"sha256={expected}"
 
 
-def test_the_journal_keeps_bounded_bodies_of_unauthenticated_requests(sims: Sims) -> None:
+def test_the_journal_never_reads_the_body_of_an_unauthenticated_request(sims: Sims) -> None:
     body = b'{"Name": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     response = httpx.post(f"{sims.plain_url('crm')}/services/data/v59.0/sobjects/Account/", content=body,
                           headers={"Content-Type": "application/json"})
     assert response.status_code == 401
-    journal = sims.host.sides["crm"].simulator.journal
-    [entry] = journal.select()
+    [entry] = sims.host.sides["crm"].simulator.journal.select()
+    assert entry.raw_request_body == b"" and entry.tags == ("auth",)
+
+
+def test_the_journal_keeps_a_bounded_head_of_a_large_body(sims: Sims) -> None:
+    with sims.crm() as crm:
+        response = crm.post("/sobjects/Account/", json={"Name": "x" * 300, "Description": "y" * (200 * 1024)})
+    assert response.status_code == 400
+    entry = sims.host.sides["crm"].simulator.journal.select(tag="write")[-1]
     assert len(entry.raw_request_body) == BODY_LIMIT + 1
     with sims.admin("crm") as admin:
-        [shown] = admin.get("/_sim/journal").json()["entries"]
+        shown = admin.get("/_sim/journal", params={"tag": "write"}).json()["entries"][-1]
     assert shown["request_body"].endswith("...[truncated]")
 
 
@@ -161,7 +194,8 @@ def test_the_journal_drops_its_oldest_entries_past_its_byte_budget() -> None:
     body = b"x" * (BODY_LIMIT + 1)
     count = BYTES_LIMIT // len(body) + 10
     for seq in range(1, count + 1):
-        journal.add(JournalEntry(seq, "POST", "/p", "write", b"", 200, 0.0, 0.0, 1, (), body, (), b""))
+        journal.add(JournalEntry(seq, "POST", "/p", ("write",), None, None, None, b"", 200, 0.0, 0.0, 1, (), body,
+                                 (), b""))
     kept_entries = journal.select()
     assert len(kept_entries) == BYTES_LIMIT // len(body) and journal.dropped == 10
     assert kept_entries[-1].seq == count

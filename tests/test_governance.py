@@ -19,7 +19,8 @@ async def _burst(url: str, headers: dict, count: int) -> list[httpx.Response]:
 
 def test_netsuite_concurrency_limit_answers_429(sims: Sims) -> None:
     with sims.admin("erp") as admin:
-        assert admin.put("/_sim/limits", json={"concurrency": 2, "latency_ms": 300}).status_code == 200
+        assert admin.put("/_sim/limits", json={"concurrency": 2}).status_code == 200
+        assert admin.put("/_sim/latency", json={"latency_ms": 300}).status_code == 200
     token = sims.netsuite_token()
     responses = asyncio.run(_burst(f"{sims.plain_url('erp')}/services/rest/record/v1/customer",
                                    {"Authorization": f"Bearer {token}"}, 6))

@@ -18,7 +18,7 @@ def test_rate_limited_erp(sync: ScenarioRun) -> None:
                        lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
                        linkage="account.id = customer.crm_id")
     journal = sync.journal("erp")
-    throttled = sum(1 for e in journal if e["status"] == 429)
+    throttled = sum(1 for e in journal if "throttled" in e["tags"])
     violations = retry_after_violations(journal)
     sync.record_check("accounts -> customers under throttling",
                       {**result.summary(), "throttled_responses": throttled, "early_retries": len(violations)},
@@ -55,8 +55,8 @@ def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
     sync.seed("crm", {"account": [{"name": f"Session {n}"} for n in range(10)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=60)
     journal = sync.journal("crm")
-    expired = [e for e in journal if e["status"] == 401 and e["access"] != "auth"]
-    logins = [e for e in journal if e["access"] == "auth" and e["status"] == 200]
+    expired = [e for e in journal if "auth" in e["tags"]]
+    logins = [e for e in journal if "token" in e["tags"] and "ok" in e["tags"]]
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
                        lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
                        linkage="account.id = customer.crm_id")
@@ -79,11 +79,12 @@ def test_session_expiring_mid_cycle(sync: ScenarioRun) -> None:
           intent="The connector stays within the ERP account's concurrency limit (5, as on NetSuite developer "
                  "accounts) while it syncs a batch of accounts")
 def test_erp_concurrency_limit_respected(sync: ScenarioRun) -> None:
-    sync.set_limits("erp", concurrency=5, latency_ms=60)
+    sync.set_limits("erp", concurrency=5)
+    sync.set_latency("erp", 60)
     sync.seed("crm", {"account": [{"name": f"Parallel {n}"} for n in range(30)]})
     sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]), deadline_s=90)
-    journal = [e for e in sync.journal("erp") if e["access"] != "auth"]
-    over_limit = [e for e in journal if e["status"] == 429]
+    journal = [e for e in sync.journal("erp") if "token" not in e["tags"]]
+    over_limit = [e for e in journal if "throttled" in e["tags"]]
     result = reconcile(sync.state("crm")["account"], sync.state("erp")["customer"], lambda a: a["id"],
                        lambda c: c.get("crm_id"), lambda a: {"name": a["name"]},
                        linkage="account.id = customer.crm_id")

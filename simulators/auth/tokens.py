@@ -1,15 +1,15 @@
 """Bearer tokens issued by a simulator's token endpoint, and the record of every secret it issued.
 
-Tokens expire after the run's token TTL, when the control plane rotates the credentials, or when a
-scheduled session expiry comes due.
+Tokens expire after the run's token TTL on the simulated clock (moving the clock forward expires them),
+when the control plane rotates the credentials, or when a scheduled session expiry comes due.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-import time
 from collections import deque
+from collections.abc import Callable
 
 SECRETS_KEPT = 100_000
 
@@ -29,16 +29,18 @@ class IssuedSecrets:
 
 
 class TokenStore:
-    """Issued access tokens and their expiry (monotonic seconds); each token is also logged as a secret."""
+    """Issued access tokens and their expiry (seconds on the simulated clock `now`); each token is also
+    logged as a secret."""
 
-    def __init__(self, log: IssuedSecrets, prefix: str = "") -> None:
+    def __init__(self, log: IssuedSecrets, now: Callable[[], float], prefix: str = "") -> None:
         self._log = log
+        self._now = now
         self._prefix = prefix
         self._expiry: dict[str, float] = {}
         self._expire_countdown: int | None = None
 
     def issue(self, ttl_s: float) -> str:
-        now = time.monotonic()
+        now = self._now()
         if len(self._expiry) > 10_000:
             self._expiry = {t: e for t, e in self._expiry.items() if e > now}
         token = self._prefix + secrets.token_urlsafe(32)
@@ -48,7 +50,7 @@ class TokenStore:
 
     def valid(self, token: str) -> bool:
         expiry = self._expiry.get(token)
-        return expiry is not None and expiry > time.monotonic()
+        return expiry is not None and expiry > self._now()
 
     def issued(self) -> list[str]:
         """Every token issued and not yet pruned (for scrubbing reports)."""

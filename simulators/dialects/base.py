@@ -46,8 +46,20 @@ class ApiDialect(ABC):
         """Replace every connector credential with fresh values and revoke every access token."""
 
     @abstractmethod
-    def access(self, method: str, path: str) -> str:
-        """What a request does, for the journal: "auth" (token endpoint), "write" (may change state) or "read"."""
+    def classify(self, method: str, path: str) -> tuple[str, str | None, str | None]:
+        """What a request is, canonically, for the journal: (access, kind, operation).
+
+        access is "token" (token endpoint), "write" (may change state) or "read"; kind is the canonical
+        record kind when the path names one; operation is create, read, update, upsert, delete, query,
+        changes, describe, transform... or None."""
+
+    @abstractmethod
+    def serves(self, path: str) -> bool:
+        """True when `path` is part of the vendor's API (others answer 404 before any credential check)."""
+
+    def auth_needs_body(self, request: ApiRequest) -> bool:
+        """True when checking the request's credentials needs its body (a signature over it)."""
+        return False
 
     @abstractmethod
     def is_public(self, request: ApiRequest) -> bool:

@@ -1,4 +1,4 @@
-"""Governance: request-rate and concurrency limits, plus artificial latency, set per run."""
+"""Governance: request-rate, concurrency and daily limits, set per run, answered with the vendor's refusal."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import math
 import time
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
+
+from syncert.simulators.http import ApiRequest, json_response
+from syncert.simulators.stages.base import THROTTLED, ControlHandler, Exchange, NextStage, Stage
+
+if TYPE_CHECKING:
+    from syncert.simulators.simulator import Simulator
 
 
 @dataclass
@@ -16,7 +24,6 @@ class Limits:
     concurrency: int | None = None
     rate_per_s: float | None = None
     burst: int | None = None
-    latency_ms: float = 0.0
     daily_api_requests: int = 100_000
     token_ttl_s: float = 3600.0
 
@@ -29,7 +36,7 @@ class Limits:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float | Decimal)
                                       or value < 0):
                 raise ValueError(f"limit {key!r} must be a non-negative number or null, not {value!r}")
-            if value is None and key in ("latency_ms", "daily_api_requests", "token_ttl_s"):
+            if value is None and key in ("daily_api_requests", "token_ttl_s"):
                 raise ValueError(f"limit {key!r} cannot be null")
         for key, value in values.items():
             setattr(self, key, float(value) if isinstance(value, Decimal) else value)
@@ -89,3 +96,44 @@ class Governor:
         if self.requests_today > limits.daily_api_requests:
             return Rejection("daily", 3600, f"daily limit of {limits.daily_api_requests} API requests exceeded")
         return None
+
+
+class GovernanceStage(Stage):
+    """Counts authenticated API requests in flight and refuses those over a limit, with Retry-After."""
+
+    name = "governance"
+
+    def __init__(self, simulator: Simulator):
+        self.sim = simulator
+        self.governor = simulator.governor
+
+    async def handle(self, exchange: Exchange, call_next: NextStage) -> Response | None:
+        if not exchange.api:
+            return await call_next(exchange)
+        governor, dialect = self.governor, self.sim.dialect
+        governor.in_flight += 1
+        exchange.in_flight = governor.in_flight
+        try:
+            rejection = governor.admit()
+            if rejection is not None:
+                exchange.tags.add(THROTTLED)
+                exchange.retry_after_s = rejection.retry_after_s
+                return dialect.throttled(rejection)
+            response = await call_next(exchange)
+        finally:
+            governor.in_flight -= 1
+        if response is not None:
+            dialect.decorate(response)
+        return response
+
+    def reset(self) -> None:
+        self.governor.reset()
+
+    def control_routes(self) -> dict[str, ControlHandler]:
+        return {"GET limits": self._limits, "PUT limits": self._limits}
+
+    async def _limits(self, request: ApiRequest) -> Response:
+        """Governance limits (see Limits); PUT changes some of them."""
+        if request.method == "PUT":
+            self.governor.set_limits(request.json_object())
+        return json_response(self.governor.limits.as_dict())

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import time
 from collections import deque
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from starlette.responses import Response
+
+from syncert.simulators.http import ApiRequest, BadRequest, json_response
+from syncert.simulators.stages.base import (
+    AUTH,
+    FAILED,
+    OK,
+    READ,
+    REFUSED,
+    TAKEN_OVER,
+    THROTTLED,
+    TOKEN,
+    WRITE,
+    ControlHandler,
+    Exchange,
+    NextStage,
+    Stage,
+)
+
+if TYPE_CHECKING:
+    from syncert.simulators.simulator import Simulator
 
 BODY_LIMIT = 64 * 1024  # bytes of each body the journal keeps
 BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies the whole journal keeps; the oldest entries drop off past it
+PAGE_ENTRIES = 1_000  # entries one journal read returns at most
+PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at most (one entry at least)
+CONTROL_PREFIX = "/_sim/"
+TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER})
 REDACTED = "[REDACTED]"
 SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
 _SENSITIVE_KEY = re.compile(r"secret|password|token|assertion|signature|session", re.IGNORECASE)
@@ -19,14 +47,18 @@ class JournalEntry(NamedTuple):
     """One answered request, kept raw; `as_dict` is the redacted view, the only one that leaves the process.
 
     Immutable values only, so the garbage collector stops tracking entries: a full journal costs no GC time.
-    `access` is the dialect's verdict: "auth" (token endpoint), "read" or "write" (may change state);
-    `in_flight` counts authenticated API requests being served, this one included if it is one.
+    `tags` are canonical (see simulators.stages.base: token, auth, throttled, read, write, ok, refused,
+    failed); `kind` and `operation` are canonical too, when the dialect knows them. `in_flight` counts
+    authenticated API requests being served, this one included if it is one.
     """
 
     seq: int
     method: str
     path: str
-    access: str
+    tags: tuple[str, ...]
+    kind: str | None
+    operation: str | None
+    retry_after_s: int | None
     raw_query: bytes
     status: int
     started_at: float
@@ -41,9 +73,15 @@ class JournalEntry(NamedTuple):
     def duration_ms(self) -> float:
         return round((self.ended_at - self.started_at) * 1000, 3)
 
+    @property
+    def size(self) -> int:
+        """Bytes of bodies this entry holds (what the journal's byte budget counts)."""
+        return len(self.raw_request_body) + len(self.raw_response_body)
+
     def as_dict(self) -> dict[str, Any]:
         headers = redact_headers(self.raw_headers)
-        return {"seq": self.seq, "method": self.method, "path": self.path, "access": self.access,
+        return {"seq": self.seq, "method": self.method, "path": self.path, "tags": list(self.tags),
+                "kind": self.kind, "operation": self.operation, "retry_after_s": self.retry_after_s,
                 "query": redact_query(self.raw_query.decode("latin-1")), "status": self.status,
                 "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
                 "in_flight": self.in_flight, "request_headers": headers,
@@ -67,7 +105,7 @@ def redact_text(body: bytes, content_type: str = "") -> str:
                       rf"\1={REDACTED}", text, flags=re.IGNORECASE)
     try:
         return json.dumps(_redact_json(json.loads(text)))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than JSON parsing goes: redact as text
         return re.sub(r'("[^"]*(?:secret|password|token|assertion|signature|session)[^"]*"\s*:\s*)"[^"]*"',
                       rf'\1"{REDACTED}"', text, flags=re.IGNORECASE)
 
@@ -103,10 +141,12 @@ def kept(body: bytes) -> bytes:
 
 class Journal:
     """A bounded, in-memory log of requests: the oldest entries drop off past `capacity` entries or past
-    BYTES_LIMIT bytes of bodies (each body is kept up to BODY_LIMIT, see `kept`)."""
+    BYTES_LIMIT bytes of bodies (each body is kept up to BODY_LIMIT, see `kept`). Sequence numbers are
+    consecutive, so a cursor (`since`) finds its place without a scan."""
 
-    def __init__(self, capacity: int = 200_000):
+    def __init__(self, capacity: int = 200_000, bytes_limit: int = BYTES_LIMIT):
         self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self._bytes_limit = bytes_limit
         self._next_seq = 1
         self._bytes = 0
         self.dropped = 0
@@ -116,16 +156,20 @@ class Journal:
         self._next_seq += 1
         return seq
 
+    @property
+    def bytes_kept(self) -> int:
+        return self._bytes
+
     def add(self, entry: JournalEntry) -> None:
         if len(self._entries) == self._entries.maxlen:
             self._forget(self._entries[0])
         self._entries.append(entry)
-        self._bytes += len(entry.raw_request_body) + len(entry.raw_response_body)
-        while self._bytes > BYTES_LIMIT and len(self._entries) > 1:
+        self._bytes += entry.size
+        while self._bytes > self._bytes_limit and len(self._entries) > 1:
             self._forget(self._entries.popleft())
 
     def _forget(self, entry: JournalEntry) -> None:
-        self._bytes -= len(entry.raw_request_body) + len(entry.raw_response_body)
+        self._bytes -= entry.size
         self.dropped += 1
 
     def clear(self) -> None:
@@ -134,15 +178,15 @@ class Journal:
         self.dropped = 0
 
     def select(self, method: str | None = None, path_contains: str | None = None, status: int | None = None,
-               since_seq: int = 0, limit: int | None = None, access: str | None = None) -> list[JournalEntry]:
-        """Entries matching every given filter, oldest first."""
+               since_seq: int = 0, limit: int | None = None, tag: str | None = None) -> list[JournalEntry]:
+        """Entries after `since_seq` matching every given filter, oldest first, at most `limit`."""
+        entries = self._entries
+        start = max(0, since_seq + 1 - entries[0].seq) if entries else 0
         found = []
-        for entry in self._entries:
-            if entry.seq <= since_seq:
-                continue
+        for entry in itertools.islice(entries, start, None):
             if method and entry.method != method.upper():
                 continue
-            if access and entry.access != access:
+            if tag and tag not in entry.tags:
                 continue
             if path_contains and path_contains not in entry.path:
                 continue
@@ -152,3 +196,70 @@ class Journal:
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+
+class JournalStage(Stage):
+    """Wraps everything: each request to the vendor API is journaled with the tags the stages set.
+
+    Control-plane requests are not journaled. A body the pipeline never read (a request refused before its
+    body mattered) is not kept either.
+    """
+
+    name = "journal"
+
+    def __init__(self, simulator: Simulator):
+        self.journal = simulator.journal
+
+    async def handle(self, exchange: Exchange, call_next: NextStage) -> Response | None:
+        request = exchange.request
+        started = time.time()
+        response = await call_next(exchange)
+        if request.path.startswith(CONTROL_PREFIX):
+            return response
+        if response is None:
+            exchange.tags.add(TAKEN_OVER)
+        elif not exchange.tags & {AUTH, THROTTLED}:
+            exchange.tags.add(OK if response.status_code < 400 else REFUSED if response.status_code < 500 else FAILED)
+        scope = exchange.scope
+        self.journal.add(JournalEntry(
+            self.journal.next_seq(), request.method, request.path, tuple(sorted(exchange.tags)), exchange.kind,
+            exchange.operation, exchange.retry_after_s, scope["query_string"],
+            response.status_code if response is not None else 0, started, time.time(), exchange.in_flight,
+            tuple(scope["headers"]), kept(request.body), tuple(response.raw_headers) if response else (),
+            kept(response.body) if response else b""))
+        return response
+
+    def reset(self) -> None:
+        self.journal.clear()
+
+    def control_routes(self) -> dict[str, ControlHandler]:
+        return {"GET journal": self._read, "DELETE journal": self._clear}
+
+    async def _clear(self, request: ApiRequest) -> Response:
+        self.journal.clear()
+        return json_response({"cleared": True})
+
+    async def _read(self, request: ApiRequest) -> Response:
+        """A page of entries: ?since=SEQ&limit=N (default and most PAGE_ENTRIES) and filters
+        method, path (substring), status, tag; `next` is the cursor to pass as `since` for more."""
+        query = request.query
+        try:
+            status = int(query["status"]) if query.get("status") else None
+            since = int(query.get("since") or 0)
+            limit = min(int(query.get("limit") or PAGE_ENTRIES), PAGE_ENTRIES)
+        except ValueError:
+            raise BadRequest("INVALID_REQUEST", "status, since and limit must be integers") from None
+        tag = query.get("tag") or None
+        if tag is not None and tag not in TAGS:
+            raise BadRequest("INVALID_REQUEST", f"tag must be one of {', '.join(sorted(TAGS))}")
+        entries = self.journal.select(query.get("method"), query.get("path"), status, since, limit + 1, tag)
+        page, size = [], 0
+        for entry in entries[:limit]:
+            if page and size + entry.size > PAGE_BYTES:
+                break
+            page.append(entry)
+            size += entry.size
+        more = len(page) < len(entries)
+        next_since = page[-1].seq if page else since
+        return json_response({"entries": [e.as_dict() for e in page], "next": next_since, "more": more,
+                              "dropped": self.journal.dropped})

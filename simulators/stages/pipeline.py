@@ -1,31 +1,32 @@
-"""One simulated system as an ASGI application, and the pipeline every request passes.
+"""One simulated system as an ASGI application: the ordered stages every request passes.
 
-journal (wraps everything) -> control-plane routing -> auth -> governance -> dialect handler
--> domain engine -> store. Faults and drift plug in between governance and the dialect.
-Only authenticated API requests count as in flight (for the concurrency limit and the journal) and
-toward a scheduled session expiry; control-plane and token requests do not.
+journal (wraps everything) -> durability (group commit) -> control plane -> auth -> governance
+-> faults -> drift -> dialect (vendor shape <-> canonical) -> domain engine -> store.
+Each stage either answers or passes the request on; see `simulators.stages.base`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from syncert.simulators.domain.kinds import DomainError
 from syncert.simulators.domain.store import Store
-from syncert.simulators.http import ApiRequest, BadRequest
-from syncert.simulators.stages.journal import JournalEntry, kept
+from syncert.simulators.stages.auth import AuthStage
+from syncert.simulators.stages.base import Exchange, NextStage, Stage
+from syncert.simulators.stages.control_plane import ControlPlaneStage
+from syncert.simulators.stages.dialect import DialectStage
+from syncert.simulators.stages.drift import DriftStage
+from syncert.simulators.stages.faults import FaultStage
+from syncert.simulators.stages.governance import GovernanceStage
+from syncert.simulators.stages.journal import JournalStage
 
 if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
-CONTROL_PREFIX = "/_sim/"
 log = logging.getLogger("syncert.simulator")
 
 
@@ -60,95 +61,53 @@ class GroupCommit:
             future.set_result(None)
 
 
-class SimulatorApp:
-    """The ASGI entry point of one simulator."""
+class DurabilityStage(Stage):
+    """No answer leaves before the writes it may show are committed; an unexpected error answers 500."""
+
+    name = "durability"
 
     def __init__(self, simulator: Simulator):
-        from syncert.simulators.stages.control_plane import ControlPlane
-
         self.simulator = simulator
-        self.control_plane = ControlPlane(simulator)
         self.group_commit = GroupCommit(simulator.engine.store)
+
+    async def handle(self, exchange: Exchange, call_next: NextStage) -> Response | None:
+        try:
+            response = await call_next(exchange)
+            await self.group_commit.wait()
+        except Exception:  # a bug must still answer in the vendor's shape and be journaled
+            log.exception("simulator error on %s %s", exchange.request.method, exchange.request.path)
+            return self.simulator.dialect.error(500, "UNKNOWN_EXCEPTION",
+                                                "An unexpected error occurred in the simulator")
+        return response
+
+
+def standard_stages(simulator: Simulator) -> list[Stage]:
+    """The pipeline of PRODUCT.md, in order."""
+    stages: list[Stage] = [JournalStage(simulator), DurabilityStage(simulator)]
+    rest: list[Stage] = [AuthStage(simulator), GovernanceStage(simulator), FaultStage(simulator),
+                         DriftStage(simulator), DialectStage(simulator)]
+    return [*stages, ControlPlaneStage(simulator, [*stages, *rest]), *rest]
+
+
+class SimulatorApp:
+    """The ASGI entry point of one simulator: runs each request through its stages."""
+
+    def __init__(self, simulator: Simulator, stages: Sequence[Stage] | None = None):
+        self.simulator = simulator
+        self.stages = list(stages) if stages is not None else standard_stages(simulator)
+
+    def stage(self, name: str) -> Stage:
+        return next(stage for stage in self.stages if stage.name == name)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        sim = self.simulator
-        dialect, governor = sim.dialect, sim.governor
-        method, path = scope["method"], scope["path"]
-        started = time.time()
-        in_flight = governor.in_flight  # API requests in flight; an API request counts itself below
-        api = False
-        raw_body = b""
-        try:
-            headers = Headers(scope=scope)
-            raw_body, too_large = await _read_body(receive, headers)
-            request = ApiRequest(method, path, scope["query_string"].decode("latin-1"), headers, raw_body,
-                                 scope.get("scheme", "http"))
-            if too_large:
-                response = dialect.error(413, "REQUEST_TOO_LARGE", f"request body exceeds {MAX_BODY_BYTES} bytes")
-            elif path.startswith(CONTROL_PREFIX):
-                response = await self.control_plane.handle(request)
-            elif dialect.is_public(request):
-                response = await dialect.handle_public(request)
-            elif (refusal := dialect.authenticate(request)) is not None:
-                response = refusal
-            else:
-                api = True
-                governor.in_flight += 1
-                in_flight = governor.in_flight
-                response = await self._serve(request)
-            await self.group_commit.wait()
-        except Exception:  # a bug must still answer in the vendor's shape and be journaled
-            log.exception("simulator error on %s %s", method, path)
-            response = dialect.error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred in the simulator")
-        finally:
-            if api:
-                governor.in_flight -= 1
-        if api:
-            dialect.tokens.answered()
-        if not path.startswith(CONTROL_PREFIX):
-            sim.journal.add(JournalEntry(sim.journal.next_seq(), method, path, dialect.access(method, path),
-                                         scope["query_string"], response.status_code, started, time.time(),
-                                         in_flight, tuple(scope["headers"]), kept(raw_body),
-                                         tuple(response.raw_headers), kept(response.body)))
-        await response(scope, receive, send)
+        exchange = Exchange.from_scope(scope, receive, send)
+        response = await self._run(0, exchange)
+        if response is not None:
+            await response(scope, receive, send)
 
-    async def _serve(self, request: ApiRequest) -> Response:
-        """An authenticated API request: governance, then the dialect's handler."""
-        sim = self.simulator
-        dialect = sim.dialect
-        rejection = sim.governor.admit()
-        if rejection is not None:
-            return dialect.throttled(rejection)
-        if sim.governor.limits.latency_ms:
-            await asyncio.sleep(sim.governor.limits.latency_ms / 1000)
-        try:
-            response = dialect.handle(request)
-        except BadRequest as error:
-            response = dialect.error(400, error.code, error.message)
-        except DomainError as error:
-            response = dialect.error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message,
-                                     error.fields)
-        dialect.decorate(response)
-        return response
-
-
-async def _read_body(receive: Any, headers: Headers) -> tuple[bytes, bool]:
-    """Read the whole body, stopping (and reporting) past MAX_BODY_BYTES."""
-    declared = headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return b"", True
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return b"", True
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks), False
+    async def _run(self, index: int, exchange: Exchange) -> Response | None:
+        if index == len(self.stages):
+            raise LookupError(f"no stage answered {exchange.request.method} {exchange.request.path}")
+        return await self.stages[index].handle(exchange, lambda passed: self._run(index + 1, passed))

@@ -47,6 +47,7 @@ _ADDRESS_ITEM_KEYS = {"defaultBilling", "defaultShipping", "addressBookAddress"}
 _ADDRESS_KEYS = {"addr1", "city", "state", "zip", "country"}
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
 RECORD_PREFIX = "/services/rest/record/v1/"
+SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 _RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                   405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
@@ -81,7 +82,7 @@ class NetSuiteDialect(ApiDialect):
         super().__init__(engine, clock, governor)
         self.credentials = self._new_credentials(f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1")
         self.verifier = SignatureVerifier(self.credentials)
-        self.tokens = TokenStore(self.secrets, prefix="eyJ")
+        self.tokens = TokenStore(self.secrets, clock.timestamp, prefix="eyJ")
         self._suiteql = ql.Dialect("SuiteQL", bare_datetime_literals=False, date_functions=True, clock=clock.now)
 
     # -- identity --------------------------------------------------------------------------------
@@ -113,10 +114,29 @@ class NetSuiteDialect(ApiDialect):
         self.credentials = self.verifier.credentials = self._new_credentials(self.credentials.account)
         self.tokens.revoke_all()
 
-    def access(self, method: str, path: str) -> str:
+    def classify(self, method: str, path: str) -> tuple[str, str | None, str | None]:
         if path.rstrip("/") == TOKEN_PATH:
-            return "auth"
-        return "write" if method in WRITE_METHODS and path.startswith(RECORD_PREFIX) else "read"
+            return "token", None, "token"
+        access = "write" if method in WRITE_METHODS and path.startswith(RECORD_PREFIX) else "read"
+        if path.rstrip("/") == SUITEQL_PATH:
+            return access, None, "query"
+        match = _RECORD_PATH.match(path)
+        if not match:
+            return access, None, None
+        record_type, key, transform = match.groups()
+        object_map = OBJECTS.get(record_type)
+        kind = object_map.kind if object_map else None
+        if transform:
+            return access, kind, "transform"
+        if key is None:
+            return access, kind, "create" if method == "POST" else "query"
+        return access, kind, {"GET": "read", "PATCH": "update", "PUT": "upsert", "DELETE": "delete"}.get(method)
+
+    def serves(self, path: str) -> bool:
+        return path.startswith("/services/rest/")
+
+    def auth_needs_body(self, request: ApiRequest) -> bool:
+        return request.headers.get("authorization", "")[:6].lower() == "oauth "
 
     def is_public(self, request: ApiRequest) -> bool:
         return request.path.rstrip("/") == TOKEN_PATH
@@ -180,7 +200,7 @@ class NetSuiteDialect(ApiDialect):
 
     def handle(self, request: ApiRequest) -> Response:
         try:
-            if request.path.rstrip("/") == "/services/rest/query/v1/suiteql":
+            if request.path.rstrip("/") == SUITEQL_PATH:
                 if request.method != "POST":
                     return self.method_not_allowed(request.method, ("POST",))
                 return self._suiteql_query(request)

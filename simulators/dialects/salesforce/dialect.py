@@ -103,7 +103,7 @@ class SalesforceDialect(ApiDialect):
         self.org_id = with_checksum("00D5g" + secrets.token_hex(5).upper())
         self.user_id = with_checksum("0055g" + secrets.token_hex(5).upper())
         self.username = "integration@syncert.example"
-        self.tokens = TokenStore(self.secrets, prefix=self.org_id[:15] + "!")
+        self.tokens = TokenStore(self.secrets, clock.timestamp, prefix=self.org_id[:15] + "!")
         self._new_credentials()
         self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
         self._query_dialect = ql.Dialect("SOQL", bare_datetime_literals=True, date_functions=False,
@@ -135,10 +135,36 @@ class SalesforceDialect(ApiDialect):
         self._new_credentials()
         self.tokens.revoke_all()
 
-    def access(self, method: str, path: str) -> str:
-        if path.rstrip("/") == TOKEN_PATH:
-            return "auth"
-        return "write" if method in WRITE_METHODS and _WRITE_PATH.match(path) else "read"
+    def classify(self, method: str, path: str) -> tuple[str, str | None, str | None]:
+        path = path.rstrip("/")
+        if path == TOKEN_PATH:
+            return "token", None, "token"
+        access = "write" if method in WRITE_METHODS and _WRITE_PATH.match(path) else "read"
+        match = _DATA_PATH.match(path)
+        parts = [p for p in (match.group(2) or "").split("/") if p] if match else []
+        if not parts:
+            return access, None, "versions" if not match else "resources"
+        if parts[0] in ("query", "queryAll"):
+            return access, None, "query"
+        if parts[0] != "sobjects" and parts[:2] != ["composite", "sobjects"]:
+            return access, None, parts[0]
+        rest = parts[1:] if parts[0] == "sobjects" else parts[2:]
+        object_map = self._find_object(rest[0]) if rest else None
+        kind = object_map.kind if object_map else None
+        if parts[0] == "composite":
+            operation = {"POST": "create", "PATCH": "upsert" if len(rest) == 2 else "update",
+                         "DELETE": "delete"}.get(method, "read")
+        elif len(rest) <= 1:
+            operation = "create" if method == "POST" else "describe"
+        elif rest[1] in ("describe", "updated", "deleted") and len(rest) == 2:
+            operation = "describe" if rest[1] == "describe" else "changes"
+        else:
+            operation = {"GET": "read", "PATCH": "upsert" if len(rest) == 3 else "update",
+                         "DELETE": "delete"}.get(method, method.lower())
+        return access, kind, operation
+
+    def serves(self, path: str) -> bool:
+        return path == "/services/data" or path.startswith(("/services/data/", "/services/oauth2/"))
 
     def is_public(self, request: ApiRequest) -> bool:
         return request.path.rstrip("/") in (TOKEN_PATH, "/services/data")
@@ -247,8 +273,12 @@ class SalesforceDialect(ApiDialect):
             return self._sobjects(request, version, parts[1:])
         raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
 
+    @staticmethod
+    def _find_object(name: str) -> ObjectMap | None:
+        return OBJECTS.get(name) or next((m for m in OBJECTS.values() if m.name.lower() == name.lower()), None)
+
     def _object(self, name: str) -> ObjectMap:
-        object_map = OBJECTS.get(name) or next((m for m in OBJECTS.values() if m.name.lower() == name.lower()), None)
+        object_map = self._find_object(name)
         if object_map is None:
             raise SfError(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}'")
         return object_map

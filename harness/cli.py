@@ -207,20 +207,10 @@ def _sim(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     try:
-        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-            return runner.run(serve())
+        return asyncio.run(serve())
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
         host.remove_work_dir()
         return 128 + signal.SIGINT
-
-
-def _fast_loop_factory():
-    """uvloop's event loop when installed (it is, with uvicorn[standard]); else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

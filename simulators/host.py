@@ -1,7 +1,10 @@
 """Serve a CRM and an ERP simulator on 127.0.0.1: plain HTTP always, HTTPS on demand.
 
-`SimulatorHost` runs inside an asyncio loop (the `syncert sim` command); `run_in_background` runs
-one in a thread for tests and the harness. TLS uses a CA generated for the run (trustme); its PEM
+Each simulator serves from its own thread and event loop, so an expensive request on one side cannot
+stall the other. `SimulatorHost` is started from an asyncio loop (the `syncert sim` command);
+`run_in_background` runs one from a thread for tests and the harness. Connections are guarded (see
+simulators.connections): a header deadline, a connection cap, malformed requests answered in the
+vendor's shape. TLS uses a CA generated for the run (trustme); its PEM
 is written to `ca.pem` in the host's work directory and named by SYNCERT_CA_BUNDLE; the server's
 private key to `server-key.pem`, readable by its owner only.
 """
@@ -23,7 +26,9 @@ from typing import Any
 
 import trustme
 import uvicorn
+import uvloop
 
+from syncert.simulators.connections import guarded_protocol, raise_open_file_limit
 from syncert.simulators.simulator import Simulator, build_simulator
 from syncert.simulators.stages.pipeline import SimulatorApp
 
@@ -61,7 +66,8 @@ class Listener:
             options = {"ssl_certfile": str(self.ssl_files[0]), "ssl_keyfile": str(self.ssl_files[1])}
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False,
                                 server_header=False, timeout_keep_alive=30, backlog=1024,
-                                timeout_graceful_shutdown=3, proxy_headers=False, **options)
+                                timeout_graceful_shutdown=3, proxy_headers=False,
+                                http=guarded_protocol(self.app.simulator.dialect), **options)
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
@@ -107,14 +113,37 @@ class TlsListener:
         return {"enabled": self.enabled, "url": self.url, "ca_bundle": str(self.ca_bundle)}
 
 
+class SimulatorThread:
+    """A thread running one event loop (uvloop's), for one simulator."""
+
+    def __init__(self, name: str):
+        self.loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def run(self, coroutine: Any) -> Any:
+        """Run `coroutine` on this thread's loop and wait for it from the caller's loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
 @dataclass
 class Side:
     simulator: Simulator
     listener: Listener
+    thread: SimulatorThread | None = None
 
 
 class SimulatorHost:
-    """A CRM and an ERP simulator sharing one admin token and one run CA."""
+    """A CRM and an ERP simulator sharing one admin token and one run CA, each on its own thread."""
 
     def __init__(self, crm: str = "salesforce", erp: str = "netsuite", data_dir: Path | None = None,
                  memory: bool = False, crm_port: int = 0, erp_port: int = 0, tls: bool = False,
@@ -147,18 +176,34 @@ class SimulatorHost:
         return chain, key
 
     async def start(self) -> None:
-        for side in self.sides.values():
-            await side.listener.start()
-            if self.tls_on_start:
-                await side.simulator.tls.enable()
+        raise_open_file_limit()
+        try:
+            for name, side in self.sides.items():
+                side.thread = SimulatorThread(f"syncert-{name}")
+                await side.thread.run(self._start_side(side))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_side(self, side: Side) -> None:
+        await side.listener.start()
+        if self.tls_on_start:
+            await side.simulator.tls.enable()
 
     async def stop(self) -> None:
         for side in self.sides.values():
-            await side.simulator.tls.disable()
-            await side.listener.stop()
-            await side.simulator.webhooks.close()
-            side.simulator.engine.store.close()
+            if side.thread is not None:
+                await side.thread.run(self._stop_side(side))
+                side.thread.close()
+                side.thread = None
         self.remove_work_dir()
+
+    @staticmethod
+    async def _stop_side(side: Side) -> None:
+        await side.simulator.tls.disable()
+        await side.listener.stop()
+        await side.simulator.webhooks.close()
+        side.simulator.engine.store.close()
 
     def remove_work_dir(self) -> None:
         """Delete the work dir (stores, CA, TLS key) when this host made it; a --data-dir is the user's."""

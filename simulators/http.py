@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+MAX_NUMBER_CHARACTERS = 64  # a JSON number longer than this fits no vendor field
+
 
 class BadRequest(ValueError):
     """The request itself is malformed (body, parameters); `code` is canonical."""
@@ -54,7 +56,8 @@ class ApiRequest:
         except UnicodeDecodeError:
             raise BadRequest("JSON_PARSER_ERROR", "the request body is not UTF-8 text") from None
         try:
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            return json.loads(text, parse_int=_bounded_int, parse_float=_bounded_decimal,
+                              parse_constant=_reject_constant)
         except json.JSONDecodeError as error:
             raise BadRequest("JSON_PARSER_ERROR",
                              f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
@@ -66,6 +69,21 @@ class ApiRequest:
         if not isinstance(data, dict):
             raise BadRequest("JSON_PARSER_ERROR", f"expected a JSON object, got a JSON {type(data).__name__}")
         return data
+
+
+def _number_text(text: str) -> str:
+    if len(text) > MAX_NUMBER_CHARACTERS:
+        raise BadRequest("JSON_PARSER_ERROR", f"a number of {len(text)} characters is beyond any field's range "
+                                              f"(at most {MAX_NUMBER_CHARACTERS})")
+    return text
+
+
+def _bounded_int(text: str) -> int:
+    return int(_number_text(text))
+
+
+def _bounded_decimal(text: str) -> Decimal:
+    return Decimal(_number_text(text))
 
 
 def _reject_constant(name: str) -> Any:

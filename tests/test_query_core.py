@@ -184,6 +184,10 @@ def test_suiteql_operators() -> None:
     # Oracle: a comparison with NULL is unknown, so != keeps no row whose email is null.
     assert _ids(_suiteql("SELECT id FROM customer WHERE email != 'a@x.example'")) == [103]
     assert _ids(_suiteql("SELECT id FROM customer WHERE NOT (email = 'a@x.example')")) == [103]
+    assert _ids(_suiteql("SELECT id FROM customer WHERE id NOT IN (101, NULL)")) == []
+    assert _ids(_suiteql("SELECT id FROM customer WHERE id IN ('101', 102.0)")) == [101, 102]
+    assert _ids(_suiteql("SELECT id FROM customer WHERE id = 101 OR id = '103' OR companyname = 'ACME'")) == [101, 102,
+                                                                                                             103]
 
 
 def test_suiteql_top_fetch_first_offset_and_order() -> None:

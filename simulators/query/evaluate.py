@@ -273,6 +273,8 @@ class _Evaluation:
 
     def condition(self, node: Condition, visible: int | None = None) -> Callable[[Combined], Truth]:
         semantics = self.semantics
+        if isinstance(node, Or):
+            node = _equalities_as_lists(node)
         if isinstance(node, And | Or):
             terms = [self.condition(term, visible) for term in node.terms]
             return _conjunction(terms) if isinstance(node, And) else _disjunction(terms)
@@ -285,6 +287,10 @@ class _Evaluation:
             return lambda combined: compare(left(combined), right(combined))
         if isinstance(node, InList):
             operand = self.expression(node.operand, visible)
+            literals = [v.value for v in node.values if isinstance(v, Literal)]
+            if len(literals) == len(node.values):
+                contains = _membership(literals, semantics)
+                return lambda combined: (_negate if node.negated else _same)(contains(operand(combined)))
             values = [self.expression(v, visible) for v in node.values]
             equal = _comparison("=", semantics)
 
@@ -416,8 +422,16 @@ def _as_decimal(value: Any) -> Decimal | None:
         return None
 
 
+_NUMBER_TYPES = (int, float, Decimal)
+
+
 def _coerce(left: Any, right: Any, case_sensitive: bool) -> tuple[Any, Any]:
     """Bring two non-null values to comparable types, the way the query languages convert implicitly."""
+    left_type, right_type = type(left), type(right)
+    if left_type is right_type is str:
+        return (left, right) if case_sensitive else (left.lower(), right.lower())
+    if left_type in _NUMBER_TYPES and right_type in _NUMBER_TYPES:
+        return left, right  # Python compares int, float and Decimal exactly
     if isinstance(left, bool) or isinstance(right, bool):
         if isinstance(left, bool) and isinstance(right, bool):
             return left, right
@@ -466,6 +480,49 @@ def _comparison(name: str, semantics: Semantics) -> Callable[[Any, Any], Truth]:
         except (TypeError, ArithmeticError):
             return False
     return ordered
+
+
+def _equalities_as_lists(node: Or) -> Condition:
+    """OR of `x = literal` terms on the same operand as one IN list, so it is tested by hashing."""
+    groups: dict[Expression, list[Literal]] = {}
+    others: list[Condition] = []
+    for term in node.terms:
+        if isinstance(term, Comparison) and term.operator == "=" and isinstance(term.right, Literal) and isinstance(
+                term.left, Column | Call):
+            groups.setdefault(term.left, []).append(term.right)
+        else:
+            others.append(term)
+    terms = [InList(operand, tuple(values)) if len(values) > 1 else Comparison("=", operand, values[0])
+             for operand, values in groups.items()]
+    return Or((*terms, *others)) if len(terms) + len(others) > 1 else (terms + others)[0]
+
+
+def _membership(values: list[Any], semantics: Semantics) -> Callable[[Any], Truth]:
+    """`value IN (values)` for literal values: hashed when every value has join keys, else one by one."""
+    equal = _comparison("=", semantics)
+    has_null = any(v is None for v in values)
+    keyed: dict[Any, list[Any]] = {}
+    for candidate in values:
+        keys = None if isinstance(candidate, bool) else _join_keys(candidate, semantics.case_sensitive)
+        if keys is None:
+            return lambda value: _disjunction_of(equal(value, candidate) for candidate in values)
+        for key in keys:
+            keyed.setdefault(key, []).append(candidate)
+
+    def contains(value: Any) -> Truth:
+        if value is None:
+            return has_null if semantics.null_is_value else None
+        keys = None if isinstance(value, bool) else _join_keys(value, semantics.case_sensitive)
+        if keys is None:
+            return _disjunction_of(equal(value, candidate) for candidate in values)
+        if any(equal(value, candidate) for key in keys for candidate in keyed.get(key, ())):
+            return True
+        return None if has_null and not semantics.null_is_value else False
+    return contains
+
+
+def _same(value: Truth) -> Truth:
+    return value
 
 
 def _negate(value: Truth) -> Truth:

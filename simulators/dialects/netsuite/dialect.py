@@ -16,23 +16,28 @@ import base64
 import hmac
 import re
 import secrets
+from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
-from syncert.simulators import query_language as ql
 from syncert.simulators.auth.oauth1 import SignatureVerifier, TbaCredentials
 from syncert.simulators.auth.tokens import TokenStore
 from syncert.simulators.clock import Clock
 from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
 from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
-from syncert.simulators.dialects.netsuite.record_filter import FilterError, compile_filter
+from syncert.simulators.dialects.netsuite import suiteql_tables
 from syncert.simulators.domain.engine import Engine
 from syncert.simulators.domain.kinds import DomainError, short_repr
 from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, empty_response, json_response
+from syncert.simulators.query import netsuite_filter, suiteql
+from syncert.simulators.query.ast import Column, OrderItem, Select, TableRef
+from syncert.simulators.query.evaluate import InMemoryRows, evaluate
+from syncert.simulators.query.parsing import QueryError, UnknownColumn, UnknownTable
 from syncert.simulators.stages.governance import Governor, Rejection
 
 OBJECTS = load_object_maps("netsuite")
@@ -83,7 +88,6 @@ class NetSuiteDialect(ApiDialect):
         self.credentials = self._new_credentials(f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1")
         self.verifier = SignatureVerifier(self.credentials)
         self.tokens = TokenStore(self.secrets, clock.timestamp, prefix="eyJ")
-        self._suiteql = ql.Dialect("SuiteQL", bare_datetime_literals=False, date_functions=True, clock=clock.now)
 
     # -- identity --------------------------------------------------------------------------------
 
@@ -225,7 +229,7 @@ class NetSuiteDialect(ApiDialect):
             return self.error(error.status, error.code, error.message, (error.path,) if error.path else ())
         except DomainError as error:
             return self.error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message, error.fields)
-        except (ql.QueryError, FilterError) as error:
+        except QueryError as error:
             return self.error(400, "INVALID_PARAMETER", f"Invalid search query: {error}")
 
     def _collection(self, request: ApiRequest, object_map: ObjectMap) -> Response:
@@ -235,8 +239,7 @@ class NetSuiteDialect(ApiDialect):
         limit, offset = _paging(request, default_limit=MAX_PAGE)
         records = self.engine.records(object_map.kind)
         if "q" in request.query:
-            predicate = compile_filter(request.query["q"], lambda name: _field_type(object_map, name))
-            records = [r for r in records if predicate(self._shape_flat(object_map, r))]
+            records = self._filter_records(object_map, records, request.query["q"])
         records.sort(key=lambda r: int(r["id"]))
         page = records[offset:offset + limit]
         items = [{"links": [{"rel": "self", "href": self._href(request, object_map, r["id"])}], "id": r["id"]}
@@ -441,6 +444,17 @@ class NetSuiteDialect(ApiDialect):
 
     # -- SuiteQL ---------------------------------------------------------------------------------
 
+    def _filter_records(self, object_map: ObjectMap, records: list[Record], expression: str) -> list[Record]:
+        """The records a `q=` expression selects."""
+        condition = netsuite_filter.parse_filter(expression, lambda name: _field_type(object_map, name))
+        flat = [self._shape_flat(object_map, record) for record in records]
+        by_row = {id(row): record for row, record in zip(flat, records, strict=True)}
+        select = Select(items=(), source=TableRef(object_map.name), where=condition)
+        columns = [name for name in object_map.fields if _field_type(object_map, name) is not None]
+        result = evaluate(select, InMemoryRows({object_map.name: flat}), {object_map.name: columns},
+                          netsuite_filter.SEMANTICS)
+        return [by_row[id(match[0])] for match in result.matches if match[0] is not None]
+
     def _suiteql_query(self, request: ApiRequest) -> Response:
         if request.headers.get("prefer", "").lower() != "transient":
             raise NsError(400, "INVALID_PARAMETER", "SuiteQL requests need the header Prefer: transient", "Prefer")
@@ -451,36 +465,24 @@ class NetSuiteDialect(ApiDialect):
         if not isinstance(text, str):
             raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
         limit, offset = _paging(request, default_limit=MAX_PAGE)
-        query = ql.parse(text, self._suiteql)
-        table = query.table.lower()
-        sources = [m for m in OBJECTS.values() if m.options.get("suiteql_table") == table]
-        if not sources:
-            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: unknown table '{query.table}'; "
-                                                    "tables are customer, item, transaction")
-        rows = []
-        for object_map in sources:
-            for record in self.engine.records(object_map.kind):
-                flat = self._shape_flat(object_map, record)
-                row = {name.lower(): _suiteql_value(value) for name, value in flat.items()}
-                if "suiteql_type" in object_map.options:
-                    row["type"] = object_map.options["suiteql_type"]
-                    row["entity"] = row.get("entity") or row.get("customer")
-                rows.append(row)
-        columns = _table_columns(sources).union(*(row.keys() for row in rows))
-        unknown = sorted(query.referenced_fields() - columns - {"*"})
-        if unknown:
-            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: field '{unknown[0]}' for record "
-                                                    f"'{query.table}' was not found.")
-        if not query.order_by:
-            rows.sort(key=lambda row: int(row["id"]))
-        selected = ql.run(query, rows)
-        if query.count_only:
-            items = [{"links": [], "count": str(len(selected))}]
+        select = suiteql.parse_suiteql(text)
+        if not select.order_by and not select.counts:
+            select = replace(select, order_by=(OrderItem(Column("id", select.source.reference)),))
+        rows = suiteql_tables.source(self.engine.records, self.engine.find, self._shape_flat)
+        try:
+            result = evaluate(select, rows, suiteql_tables.SCHEMA, suiteql.SEMANTICS)
+        except UnknownTable as error:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: unknown table '{error.table}'; tables "
+                                                    f"are {', '.join(sorted(suiteql_tables.SCHEMA))}") from None
+        except UnknownColumn as error:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: field '{error.column}' for record "
+                                                    f"'{error.table}' was not found.") from None
+        if select.counts:
+            items = [{"links": [], **{name: str(value) for name, value in result.rows[0].items()}}]
             return json_response(self._envelope(request, items, limit, 0, 1))
-        page = selected[offset:offset + limit]
-        items = [{"links": [], **(row if query.select_all else {name: row.get(name) for name in query.fields})}
-                 for row in page]
-        return json_response(self._envelope(request, items, limit, offset, len(selected)))
+        page = result.rows[offset:offset + limit]
+        items = [{"links": [], **{name: _suiteql_value(value) for name, value in row.items()}} for row in page]
+        return json_response(self._envelope(request, items, limit, offset, len(result.rows)))
 
 
 def _paging(request: ApiRequest, default_limit: int) -> tuple[int, int]:
@@ -501,18 +503,14 @@ def _field_type(object_map: ObjectMap, name: str) -> str | None:
     return None if mapping is None or mapping.type in ("sublist", "address_book") else mapping.type
 
 
-def _table_columns(sources: list[ObjectMap]) -> set[str]:
-    columns = {"type", "entity"}
-    for object_map in sources:
-        columns |= {name.lower() for name, m in object_map.fields.items() if m.type not in ("sublist", "address_book")}
-    return columns
-
-
 def _suiteql_value(value: Any) -> Any:
+    """SuiteQL answers every value as text (booleans as T/F), nulls as null."""
     if isinstance(value, bool):
         return "T" if value else "F"
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
     return str(value)
 
 

@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl
 
 from starlette.responses import Response
 
-from syncert.simulators import query_language as ql
 from syncert.simulators.auth.tokens import TokenStore
 from syncert.simulators.clock import Clock, format_datetime, parse_datetime
 from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
@@ -29,6 +28,11 @@ from syncert.simulators.domain.engine import Engine
 from syncert.simulators.domain.kinds import DomainError, short_repr
 from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, BadRequest, empty_response, json_response
+from syncert.simulators.query import soql
+from syncert.simulators.query.ast import Column
+from syncert.simulators.query.evaluate import evaluate
+from syncert.simulators.query.parsing import QueryError, UnknownColumn
+from syncert.simulators.query.records import RecordSource, RecordTable
 from syncert.simulators.stages.governance import Governor, Rejection
 
 OBJECTS = load_object_maps("salesforce")
@@ -106,8 +110,6 @@ class SalesforceDialect(ApiDialect):
         self.tokens = TokenStore(self.secrets, clock.timestamp, prefix=self.org_id[:15] + "!")
         self._new_credentials()
         self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
-        self._query_dialect = ql.Dialect("SOQL", bare_datetime_literals=True, date_functions=False,
-                                         clock=clock.now)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -251,7 +253,7 @@ class SalesforceDialect(ApiDialect):
             return self._route(request, version, parts)
         except SfError as error:
             return self.error(error.status, error.code, error.message, error.fields)
-        except ql.QueryError as error:
+        except QueryError as error:
             return self.error(400, "MALFORMED_QUERY", str(error))
 
     def _route(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
@@ -503,29 +505,40 @@ class SalesforceDialect(ApiDialect):
         text = request.query.get("q")
         if text is None:
             raise SfError(400, "MALFORMED_QUERY", "the q parameter with a SOQL query is required")
-        query = ql.parse(text, self._query_dialect)
-        object_map = next((m for m in OBJECTS.values() if m.name.lower() == query.table.lower()), None)
+        select = soql.parse_soql(text, self.clock.now)
+        table = select.source.name
+        object_map = next((m for m in OBJECTS.values() if m.name.lower() == table), None)
         if object_map is None:
-            raise SfError(400, "INVALID_TYPE", f"sObject type '{query.table}' is not supported.")
-        for name in query.referenced_fields():
-            if object_map.lookup(name) is None:
-                raise SfError(400, "INVALID_FIELD", f"No such column '{name}' on entity '{object_map.name}'. If you "
-                                                    "are attempting to use a custom field, be sure to append the "
-                                                    "'__c' after the custom field name.", (name,))
-        rows = [{name.lower(): value for name, value in object_map.from_canonical(record, self._convert_out).items()}
-                for record in self.engine.records(object_map.kind, include_deleted=include_deleted)]
-        selected = ql.run(query, rows)
-        if query.count_only:
-            return json_response({"totalSize": len(selected), "done": True, "records": []})
-        names = [object_map.lookup(n).vendor for n in query.fields]  # type: ignore[union-attr]
-        if query.select_all:
-            raise SfError(400, "MALFORMED_QUERY", "SOQL does not support SELECT *; name the fields")
+            raise SfError(400, "INVALID_TYPE", f"sObject type '{table}' is not supported.")
+        try:
+            result = evaluate(select, self._soql_rows(object_map, include_deleted),
+                              {table: [name.lower() for name in object_map.fields]}, soql.SEMANTICS)
+        except UnknownColumn as error:
+            raise SfError(400, "INVALID_FIELD", f"No such column '{error.column}' on entity '{object_map.name}'. If "
+                                                "you are attempting to use a custom field, be sure to append the "
+                                                "'__c' after the custom field name.", (error.column,)) from None
+        if select.counts:
+            return json_response({"totalSize": next(iter(result.rows[0].values())), "done": True, "records": []})
+        names = [object_map.by_lower[item.expression.name].vendor for item in select.items
+                 if isinstance(item.expression, Column)]
         records = []
-        for row in selected:
-            shaped = {"attributes": {"type": object_map.name, "url": self._url(version, object_map, row["id"])}}
-            shaped.update({name: row[name.lower()] for name in names})
-            records.append(shaped)
+        for row, (source_row, *_) in zip(result.rows, result.matches, strict=True):
+            url = self._url(version, object_map, source_row["id"])  # type: ignore[index]
+            records.append({"attributes": {"type": object_map.name, "url": url},
+                            **{name: row[name.lower()] for name in names}})
         return self._page(request, version, records)
+
+    def _soql_rows(self, object_map: ObjectMap, include_deleted: bool) -> RecordSource:
+        """Rows keyed by lower-cased field name; text fields look up through the engine's indexes."""
+        def to_rows(kind: str, record: Record) -> list[dict[str, Any]]:
+            values = object_map.from_canonical(record, self._convert_out)
+            return [{name.lower(): value for name, value in values.items()}]
+        indexed = {name.lower(): m.canonical for name, m in object_map.fields.items()
+                   if m.part is None and m.type in ("string", "id", "reference", "email", "phone", "url", "picklist")}
+        table = RecordTable((object_map.kind,), to_rows, indexed)
+        return RecordSource({object_map.name.lower(): table},
+                            lambda kind: self.engine.records(kind, include_deleted=include_deleted),
+                            None if include_deleted else self.engine.find)
 
     def _page(self, request: ApiRequest, version: str, records: list[dict]) -> Response:
         batch = DEFAULT_BATCH

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from syncert.simulators.clock import Clock
-from syncert.simulators.domain import DomainError
-from syncert.simulators.erp_engine import ErpEngine, erp_store
+from syncert.simulators.domain.kinds import DomainError
+from syncert.simulators.domain.erp import ErpEngine, erp_store
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ stock -> backorder, fulfilment -> billing, posted invoices immutable, payments r
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from syncert.simulators.clock import Clock, add_days
 from syncert.simulators.domain.engine import Engine, IdFormat
 from syncert.simulators.domain.kinds import ERP_KINDS, DomainError
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record, Store
 
 CENT = Decimal("0.01")
@@ -20,17 +22,23 @@ OPEN_ORDER_STATUSES = ("pending_fulfillment", "partially_fulfilled", "pending_bi
 INVOICE_EDITABLE_FIELDS = {"memo", "external_id"}
 
 
-def erp_store(path) -> Store:
-    return Store(path, {k.name: k.indexed_fields for k in ERP_KINDS.values()})
+def erp_schema() -> Schema:
+    """A fresh schema with the default ERP kinds (no dialect objects)."""
+    return Schema(dict(ERP_KINDS))
+
+
+def erp_store(path: Path | None, schema: Schema | None = None) -> Store:
+    """A store indexing what the ERP kinds of `schema` (default: erp_schema()) look up."""
+    return Store(path, (schema or erp_schema()).indexed_fields())
 
 
 class ErpEngine(Engine):
-    """ERP rules on top of validated CRUD."""
+    """ERP rules on top of validated CRUD. Rules look related records up by indexed reference fields."""
 
     system = "erp"
 
-    def __init__(self, store: Store, clock: Clock, id_format: IdFormat):
-        super().__init__(ERP_KINDS, store, clock, id_format)
+    def __init__(self, store: Store, clock: Clock, id_format: IdFormat, schema: Schema | None = None):
+        super().__init__(schema or erp_schema(), store, clock, id_format)
 
     # -- rules before a write ----------------------------------------------------------------------
 
@@ -134,8 +142,8 @@ class ErpEngine(Engine):
             raise DomainError("INVALID_OPERATION", "a customer payment cannot be changed; delete it instead")
         if record["amount"] <= 0:
             raise DomainError("INVALID_VALUE", "payment.amount must be positive", ("amount",))
-        open_invoices = sorted((i for i in self.records("invoice")
-                                if i["customer_id"] == record["customer_id"] and i["amount_due"] > 0),
+        open_invoices = sorted((i for i in self.find("invoice", "customer_id", record["customer_id"])
+                                if i["amount_due"] > 0),
                                key=lambda i: (i["due_date"], i["id"]))
         if not record.get("applications"):
             remaining, applications = record["amount"], []
@@ -180,7 +188,7 @@ class ErpEngine(Engine):
         if kind == "sales_order" and any(line["quantity_fulfilled"] or line["quantity_billed"]
                                          for line in record["lines"]):
             raise DomainError("INVALID_OPERATION", f"sales order {record['number']} has fulfillments or invoices")
-        if kind == "customer" and any(o["customer_id"] == record["id"] for o in self.records("sales_order")):
+        if kind == "customer" and self.find("sales_order", "customer_id", record["id"]):
             raise DomainError("INVALID_OPERATION", f"customer {record['number']} has transactions")
         if kind == "sales_order" and record["status"] != "pending_approval":
             self._release_stock(record)
@@ -268,9 +276,9 @@ class ErpEngine(Engine):
 
     def _exposure(self, customer: Record) -> Decimal:
         """Balance plus the unbilled value of the customer's open orders."""
+        orders = self.find("sales_order", "customer_id", customer["id"]) if customer.get("id") else []
         unbilled = sum((line["amount"] * (1 - line["quantity_billed"] / line["quantity"])
-                        for order in self.records("sales_order")
-                        if order["customer_id"] == customer.get("id") and order["status"] in OPEN_ORDER_STATUSES
+                        for order in orders if order["status"] in OPEN_ORDER_STATUSES
                         for line in order["lines"]), ZERO)
         return (customer.get("balance") or ZERO) + unbilled
 

@@ -156,13 +156,16 @@ class Engine:
         """Call `listener` with every committed change event."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
     def create(self, kind: str, values: dict[str, Any]) -> Record:
         with self._writing(kind):
             schema = self.kind(kind)
             record = self._new_record(schema, values)
             self.store.put(kind, record)
-            self._after_write(kind, record, None)
             self._publish(kind, record["id"], "created", record["created_at"], tuple(values))
+            self._after_write(kind, record, None)
             return record
 
     def create_many(self, kind: str, rows: Iterable[dict[str, Any]]) -> list[Record]:
@@ -182,8 +185,8 @@ class Engine:
                 records.append(record)
             self.store.put_many(kind, records)
             for record in records:
-                self._after_write(kind, record, None)
                 self._publish(kind, record["id"], "created", record["created_at"], tuple(record))
+                self._after_write(kind, record, None)
             return records
 
     def update(self, kind: str, record_id: str, values: dict[str, Any]) -> Record:
@@ -196,8 +199,8 @@ class Engine:
             self._apply_rules(kind, record, previous)
             record["modified_at"] = self.clock.iso()
             self.store.put(kind, record)
-            self._after_write(kind, record, previous)
             self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
+            self._after_write(kind, record, previous)
             return record
 
     def delete(self, kind: str, record_id: str) -> None:

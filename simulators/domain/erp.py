@@ -51,6 +51,7 @@ class ErpEngine(Engine):
         if record.get("number") is None:
             record["number"] = f"CUST{self.store.next_number('number:customer')}"
         record["balance"] = record.get("balance") or ZERO
+        record["unbilled_orders"] = record.get("unbilled_orders") or ZERO
         limit = record.get("credit_limit")
         if limit is not None and limit < 0:
             raise DomainError("INVALID_VALUE", "customer.credit_limit cannot be negative", ("credit_limit",))
@@ -174,13 +175,21 @@ class ErpEngine(Engine):
                 self._release_stock(previous)
             if record["status"] != "pending_approval":
                 self._commit_stock(record)
+            self._track_unbilled(previous, record)
             self._refresh_credit_hold(record["customer_id"])
+            if previous is not None and previous["customer_id"] != record["customer_id"]:
+                self._refresh_credit_hold(previous["customer_id"])
         elif kind == "item_fulfillment":
             self._ship(record)
         elif kind == "invoice" and previous is None:
             self._bill(record)
         elif kind == "payment":
             self._receive(record)
+
+    def _after_delete(self, kind: str, record: Record) -> None:
+        if kind == "sales_order":
+            self._track_unbilled(record, None)
+            self._refresh_credit_hold(record["customer_id"])
 
     def _before_delete(self, kind: str, record: Record) -> None:
         if kind == "invoice":
@@ -241,8 +250,9 @@ class ErpEngine(Engine):
                 self._move_stock(line["item_id"], committed=-quantity, on_hand=-quantity)
             lines.append({**line, "quantity_fulfilled": line["quantity_fulfilled"] + quantity})
         complete = all(line["quantity_fulfilled"] >= line["quantity"] for line in lines)
-        self.touch("sales_order", order["id"],
-                   {"lines": lines, "status": "pending_billing" if complete else "partially_fulfilled"})
+        shipped_order = self.touch("sales_order", order["id"],
+                                   {"lines": lines, "status": "pending_billing" if complete else "partially_fulfilled"})
+        self._track_unbilled(order, shipped_order)
 
     def _bill(self, invoice: Record) -> None:
         customer = self.get("customer", invoice["customer_id"])
@@ -253,7 +263,9 @@ class ErpEngine(Engine):
             lines = [{**line, "quantity_billed": line["quantity_billed"] + billed.pop(line["item_id"], ZERO)}
                      for line in order["lines"]]
             done = all(line["quantity_billed"] >= line["quantity"] for line in lines)
-            self.touch("sales_order", order["id"], {"lines": lines, "status": "billed" if done else order["status"]})
+            billed_order = self.touch("sales_order", order["id"],
+                                      {"lines": lines, "status": "billed" if done else order["status"]})
+            self._track_unbilled(order, billed_order)
 
     def _receive(self, payment: Record) -> None:
         for application in payment["applications"]:
@@ -274,13 +286,24 @@ class ErpEngine(Engine):
         if held != customer["credit_hold"]:
             self.touch("customer", customer_id, {"credit_hold": held})
 
-    def _exposure(self, customer: Record) -> Decimal:
+    def _track_unbilled(self, before: Record | None, after: Record | None) -> None:
+        """Keep each customer's `unbilled_orders` (open orders not yet billed) in step with an order write.
+
+        A derived figure, written without an event or a new modified_at, like committed stock on lines.
+        """
+        deltas: dict[str, Decimal] = {}
+        for order, sign in ((before, -1), (after, 1)):
+            if order is not None:
+                deltas[order["customer_id"]] = deltas.get(order["customer_id"], ZERO) + sign * _unbilled(order)
+        for customer_id, delta in deltas.items():
+            if delta:
+                customer = self.get("customer", customer_id)
+                self.store.put("customer", {**customer, "unbilled_orders": customer["unbilled_orders"] + delta})
+
+    @staticmethod
+    def _exposure(customer: Record) -> Decimal:
         """Balance plus the unbilled value of the customer's open orders."""
-        orders = self.find("sales_order", "customer_id", customer["id"]) if customer.get("id") else []
-        unbilled = sum((line["amount"] * (1 - line["quantity_billed"] / line["quantity"])
-                        for order in orders if order["status"] in OPEN_ORDER_STATUSES
-                        for line in order["lines"]), ZERO)
-        return (customer.get("balance") or ZERO) + unbilled
+        return (customer.get("balance") or ZERO) + (customer.get("unbilled_orders") or ZERO)
 
     def _on_credit_hold(self, customer: Record, extra: Decimal) -> bool:
         override = customer.get("credit_hold_override") or "AUTO"
@@ -288,3 +311,11 @@ class ErpEngine(Engine):
             return override == "ON"
         limit = customer.get("credit_limit")
         return limit is not None and self._exposure(customer) + extra > limit
+
+
+def _unbilled(order: Record) -> Decimal:
+    """The value of an open order's lines not billed yet, to the cent (zero for other statuses)."""
+    if order["status"] not in OPEN_ORDER_STATUSES:
+        return ZERO
+    return sum(((line["amount"] * (line["quantity"] - line["quantity_billed"]) / line["quantity"]).quantize(CENT)
+                for line in order["lines"]), ZERO)

@@ -209,6 +209,7 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("currency", "picklist", values=CURRENCIES, default="USD"),
         _f("crm_id", "string", length=ID_LENGTH),
         _f("balance", "decimal", read_only=True),
+        _f("unbilled_orders", "decimal", read_only=True),  # open orders not yet billed (derived)
         _f("inactive", "boolean", default=False),
         _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),

@@ -183,3 +183,25 @@ def test_collection_without_all_or_none_keeps_the_good_records(sims: Sims) -> No
             {"attributes": {"type": "Account"}, "Phone": "1"}]}).json()
     assert [r["success"] for r in results] == [True, False]
     assert [a["name"] for a in sims.state("crm")["account"]] == ["Good"]
+
+
+def test_crm_cascade_delete_looks_children_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncert.simulators.domain.crm import CrmEngine, crm_store
+
+    crm = CrmEngine(crm_store(None), Clock(), lambda kind, n: f"{kind}-{n}")
+    account = crm.create("account", {"name": "Acme"})
+    contact = crm.create("contact", {"account_id": account["id"], "last_name": "Doe"})
+    opportunity = crm.create("opportunity", {"account_id": account["id"], "name": "Deal", "stage": "Proposal",
+                                             "close_date": "2030-01-01"})
+    product = crm.create("product", {"name": "Widget"})
+    standard = crm.find("pricebook", "is_standard", True)[0]
+    entry = crm.create("pricebook_entry", {"pricebook_id": standard["id"], "product_id": product["id"],
+                                           "unit_price": "5"})
+    line = crm.create("opportunity_line_item", {"opportunity_id": opportunity["id"],
+                                                "pricebook_entry_id": entry["id"], "quantity": "2"})
+    assert crm.get("opportunity", opportunity["id"])["amount"] == 10
+    monkeypatch.setattr(crm.store, "all", lambda kind: pytest.fail(f"whole-table scan of {kind}"))
+    crm.delete("account", account["id"])
+    for kind, record in (("contact", contact), ("opportunity", opportunity), ("opportunity_line_item", line)):
+        assert crm.get_or_none(kind, record["id"]) is None
+    assert crm.count("contact") == crm.count("opportunity") == crm.count("opportunity_line_item") == 0

@@ -140,7 +140,7 @@ def main() -> None:
                        "other_side_longest_wait_s": round(poller.longest_s, 3), "other_side_polls": poller.polls}
                 results["cases"].append(row)
                 print(f"{label:60} {side} {row['status']} {row['error_code']:28} {elapsed:7.3f}s  "
-                      f"other side waited at most {poller.longest_s:.3f}s")
+                      f"other side: {poller.polls} polls, longest {poller.longest_s:.3f}s")
             body = b'{"Name": "' + b"x" * (9 * 1024 * 1024) + b'"}'
             url = f"{host.url('crm')}/services/data/v59.0/sobjects/Account"
             client.post(url, content=body)

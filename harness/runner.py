@@ -64,6 +64,29 @@ def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if "write" in e["tags"]]
 
 
+class StateMirror:
+    """A copy of one simulator's canonical state, brought up to date from pages of its change feed."""
+
+    def __init__(self) -> None:
+        self.since = 0
+        self._records: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def apply(self, page: dict[str, Any]) -> None:
+        for kind in page["kinds"]:
+            self._records.setdefault(kind, {})
+        for kind, records in page["records"].items():
+            for record in records:
+                self._records[kind][record["id"]] = record
+        for kind, ids in page["deleted"].items():
+            for record_id in ids:
+                self._records[kind].pop(record_id, None)
+        self.since = page["next"]
+
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
+                for kind, records in self._records.items()}
+
+
 class ConnectorFailed(AssertionError):
     """The connector crashed, hung or could not start; the evidence says how."""
 
@@ -79,6 +102,7 @@ class ScenarioRun:
         self.info, self.manifest, self.host = info, manifest, host
         self.keep_state = keep_state
         self.evidence = Evidence()
+        self._mirrors = {side: StateMirror() for side in ("crm", "erp")}
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
                                           headers={"Authorization": f"Bearer {host.admin_token}"})
                        for side in ("crm", "erp")}
@@ -121,7 +145,15 @@ class ScenarioRun:
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
     def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
-        return self._control(side, "GET", "/_sim/state")["records"]
+        """Canonical state of `side`: live records by kind, in creation order.
+
+        The harness keeps a mirror of each side and reads only what changed since its last read."""
+        mirror = self._mirrors[side]
+        while True:
+            page = self._control(side, "GET", "/_sim/state", params={"since": mirror.since})
+            mirror.apply(page)
+            if not page["more"]:
+                return mirror.records()
 
     def journal(self, side: str) -> list[dict[str, Any]]:
         """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,

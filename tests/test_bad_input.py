@@ -31,7 +31,7 @@ def _netsuite_error(response: httpx.Response) -> dict:
     (b'[1, 2]', "JSON_PARSER_ERROR", "expected a JSON object"),
     (b'{"Name": "A", "Colour__c": "red"}', "INVALID_FIELD", "Colour__c"),
     (b'{"Name": 12}', "JSON_PARSER_ERROR", "field Name"),
-    (b'{"Name": "' + b"n" * 300 + b'"}', "STRING_TOO_LONG", "at most 255"),
+    (b'{"Name": "' + b"n" * 300 + b'"}', "STRING_TOO_LONG", "max length=255"),
     (b'{"Name": "A", "Industry": "Space"}', "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Space"),
     (b'{"Name": "A", "Outstanding_Balance__c": "lots"}', "JSON_PARSER_ERROR", "Outstanding_Balance__c"),
     (b'{"Name": "A", "Id": "001000000000000AAA"}', "INVALID_FIELD_FOR_INSERT_UPDATE", "Id"),
@@ -66,7 +66,7 @@ def test_salesforce_rejects_broken_soql(sims: Sims, soql: str, code: str, names:
     ("/record/v1/customer", b'{"companyName": ', "INVALID_CONTENT", "malformed JSON"),
     ("/record/v1/customer", b'{"companyName": "A", "colour": "red"}', "INVALID_FIELD", "colour"),
     ("/record/v1/customer", b'{"companyName": ["A"]}', "INVALID_FLD_VALUE", "customer.companyName"),
-    ("/record/v1/customer", b'{"email": "a@b.example"}', "USER_ERROR", "name"),
+    ("/record/v1/customer", b'{"email": "a@b.example"}', "USER_ERROR", "companyName"),
     ("/record/v1/customer", b'{"companyName": "' + b"c" * 90 + b'"}', "USER_ERROR", "at most 83"),
     ("/record/v1/customer", b'{"companyName": "A", "terms": {"id": "99"}}', "INVALID_FLD_VALUE", "terms"),
     ("/record/v1/customer", b'{"companyName": "A", "balance": 5}', "INVALID_FIELD", "read-only"),
@@ -132,3 +132,32 @@ def test_any_customer_body_gets_an_answer_not_a_crash(sims: Sims, body: dict) ->
     assert response.status_code in (204, 400), response.text
     if response.status_code == 400:
         assert response.json()["o:errorDetails"][0]["detail"]
+
+
+@pytest.mark.parametrize("number", [b"1e999999", b"-1e999999", b"1e-400", b"1234567890123456789"])
+def test_netsuite_refuses_numbers_beyond_range_and_keeps_answering(sims: Sims, number: bytes) -> None:
+    with sims.erp() as erp:
+        error = _netsuite_error(erp.post("/record/v1/customer", content=b'{"companyName": "A", "creditLimit": '
+                                         + number + b"}", headers={"Content-Type": "application/json"}))
+        assert error["o:errorCode"] == "INVALID_FLD_VALUE" and error["o:errorPath"] == "creditLimit"
+        assert "outside the valid range" in error["detail"]
+        created = erp.post("/record/v1/customer", json={"companyName": "B", "creditLimit": 123456789012.5})
+        assert created.status_code == 204
+        assert erp.get(created.headers["Location"].split("/services/rest")[1]).json()["creditLimit"] == 123456789012.5
+
+
+@pytest.mark.parametrize(("number", "code"), [(b"1e999999", "NUMBER_OUTSIDE_VALID_RANGE"),
+                                              (b"12345678901234567", "NUMBER_OUTSIDE_VALID_RANGE"),
+                                              (b"1e-400", "NUMBER_OUTSIDE_VALID_RANGE")])
+def test_salesforce_refuses_numbers_beyond_range(sims: Sims, number: bytes, code: str) -> None:
+    with sims.crm() as crm:
+        error = _salesforce_error(crm.post("/sobjects/Account/", content=b'{"Name": "A", "Outstanding_Balance__c": '
+                                           + number + b"}", headers={"Content-Type": "application/json"}))
+        assert error["errorCode"] == code and error["fields"] == ["Outstanding_Balance__c"]
+        assert crm.post("/sobjects/Account/", json={"Name": "B", "Outstanding_Balance__c": 1e15}).status_code == 201
+
+
+def test_netsuite_names_its_own_field_ids_in_refusals(sims: Sims) -> None:
+    with sims.erp() as erp:
+        error = _netsuite_error(erp.post("/record/v1/customer", json={"email": "a@b.example"}))
+    assert error["o:errorPath"] == "companyName" and error["detail"] == "Please enter value(s) for: companyName"

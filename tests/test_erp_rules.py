@@ -34,7 +34,7 @@ def test_mandatory_fields_and_lengths(erp: ErpEngine) -> None:
         erp.create("customer", {"email": "a@b.example"})
     assert missing.value.code == "REQUIRED_FIELD_MISSING" and missing.value.fields == ("name",)
     with pytest.raises(DomainError) as too_long:
-        _customer(erp, name="x" * 84)
+        _customer(erp, name="x" * 256)  # the canonical limit; NetSuite's 83 is the dialect's
     assert too_long.value.code == "STRING_TOO_LONG"
 
 
@@ -103,3 +103,35 @@ def test_overpaying_an_invoice_is_refused(erp: ErpEngine) -> None:
     with pytest.raises(DomainError):
         erp.create("payment", {"customer_id": customer["id"], "amount": "50",
                                "applications": [{"invoice_id": invoice["id"], "amount": "50"}]})
+
+
+@pytest.mark.parametrize("number", ["1e999999", "-1E+18", "1e-19", float("inf")])
+def test_numbers_beyond_the_canonical_range_are_refused(erp: ErpEngine, number) -> None:
+    with pytest.raises(DomainError) as refused:
+        _customer(erp, credit_limit=number)
+    assert refused.value.code in ("NUMBER_OUTSIDE_VALID_RANGE", "INVALID_VALUE")
+    assert refused.value.fields == ("credit_limit",) and refused.value.kind == "customer"
+    assert _customer(erp, credit_limit="999999999999999999.25")["credit_limit"] == Decimal("999999999999999999.25")
+
+
+def test_order_rules_look_customers_orders_up_instead_of_scanning(erp: ErpEngine, monkeypatch) -> None:
+    customer = _customer(erp, credit_limit="1000000")
+    item = _item(erp, on_hand="1000")
+    for _ in range(3):
+        _order(erp, customer, item)
+    scan = erp.store.all
+
+    def no_scan(kind: str):
+        if kind in ("sales_order", "customer", "item", "invoice"):
+            raise AssertionError(f"whole-table scan of {kind} in a rule")
+        return scan(kind)
+
+    monkeypatch.setattr(erp.store, "all", no_scan)
+    order = _order(erp, customer, item, quantity=2)
+    assert order["status"] == "pending_fulfillment"
+    assert erp.get("customer", customer["id"])["unbilled_orders"] == Decimal("19.99") * 5
+    fulfillment = erp.create("item_fulfillment", {"sales_order_id": order["id"]})
+    erp.create("invoice", {"sales_order_id": order["id"]})
+    assert erp.get("customer", customer["id"])["unbilled_orders"] == Decimal("19.99") * 3
+    erp.create("payment", {"customer_id": customer["id"], "amount": "10"})
+    assert fulfillment["lines"][0]["quantity"] == 2

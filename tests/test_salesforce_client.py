@@ -78,7 +78,8 @@ def test_client_exceptions_for_400_401_404(sf: Salesforce, sims: Sims) -> None:
     with pytest.raises(SalesforceMalformedRequest) as malformed:
         sf.Account.create({"Phone": "123"})
     assert malformed.value.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
-    assert "name" in malformed.value.content[0]["message"]
+    assert malformed.value.content[0]["message"] == "Required fields are missing: [Name]"
+    assert malformed.value.content[0]["fields"] == ["Name"]
 
     with pytest.raises(SalesforceResourceNotFound):
         sf.Account.get("001000000000000AAA")

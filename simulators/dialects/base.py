@@ -8,7 +8,10 @@ from starlette.responses import Response
 
 from syncert.simulators.auth.tokens import IssuedSecrets, TokenStore
 from syncert.simulators.clock import Clock
-from syncert.simulators.domain.engine import Engine
+from syncert.simulators.dialects.field_map import load_limits, load_object_maps
+from syncert.simulators.domain.kinds import CRM_KINDS, ERP_KINDS, DomainError
+from syncert.simulators.domain.repository import Repository
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.http import ApiRequest
 from syncert.simulators.stages.governance import Governor, Rejection
 
@@ -16,21 +19,32 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 class ApiDialect(ABC):
-    """A vendor's API shape over a domain engine: auth, routes, errors, environment."""
+    """A vendor's API shape over a system's records: auth, routes, errors, environment.
+
+    A dialect reads and writes canonical records through `repository` and reads its vendor objects,
+    field maps and limits from `schema` (this simulator's own copy).
+    """
 
     name: str
     side: str  # "crm" | "erp"
     tokens: TokenStore  # access tokens, created by each dialect with its vendor's prefix
 
-    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
-        self.engine = engine
+    def __init__(self, repository: Repository, schema: Schema, clock: Clock, governor: Governor):
+        self.repository = repository
+        self.schema = schema
         self.clock = clock
         self.governor = governor
         self.secrets = IssuedSecrets()
 
+    @classmethod
+    def default_schema(cls) -> Schema:
+        """A fresh schema: the canonical kinds of this dialect's side and its field map and limits."""
+        kinds = CRM_KINDS if cls.side == "crm" else ERP_KINDS
+        return Schema(dict(kinds), load_object_maps(cls.name), load_limits(cls.name))
+
     @staticmethod
     @abstractmethod
-    def id_format(kind: str, number: int) -> str:
+    def id_format(schema: Schema, kind: str, number: int) -> str:
         """The vendor-style record id for the `number`-th record of `kind`."""
 
     @abstractmethod
@@ -84,6 +98,23 @@ class ApiDialect(ABC):
     @abstractmethod
     def handle(self, request: ApiRequest) -> Response:
         """Serve an authenticated API request."""
+
+    def vendor_fields(self, error: DomainError) -> tuple[str, ...]:
+        """The vendor field names of a refusal's canonical fields (for the kind it names)."""
+        object_map = self.schema.object_for(error.kind) if error.kind else None
+        if object_map is None:
+            return error.fields
+        return tuple(object_map.vendor_name(name) for name in error.fields)
+
+    def vendor_message(self, error: DomainError) -> str:
+        """A refusal's message with `kind.field` names replaced by the vendor's `Object.field` names."""
+        message = error.message
+        object_map = self.schema.object_for(error.kind) if error.kind else None
+        if object_map is None:
+            return message
+        for name, vendor in zip(error.fields, self.vendor_fields(error), strict=True):
+            message = message.replace(f"{error.kind}.{name}", f"{object_map.name}.{vendor}")
+        return message
 
     def method_not_allowed(self, method: str, allowed: tuple[str, ...]) -> Response:
         """405 in the vendor's error shape, with the Allow header RFC 9110 asks for."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from syncert.contracts import load_yaml
@@ -54,6 +55,12 @@ class ObjectMap:
     def lookup(self, vendor_field: str) -> FieldMapping | None:
         return self.fields.get(vendor_field) or self.by_lower.get(vendor_field.lower())
 
+    def vendor_name(self, canonical: str) -> str:
+        """The vendor field carrying a canonical field (writable ones first); the canonical name if none."""
+        carriers = [m for m in self.fields.values() if m.top == canonical]
+        carriers.sort(key=lambda m: m.read_only)
+        return carriers[0].vendor if carriers else canonical
+
     def to_canonical(self, payload: dict[str, Any], convert: Callable[[FieldMapping, Any], Any],
                      unknown: Callable[[str], Exception], read_only: Callable[[list[str]], Exception],
                      ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -94,9 +101,19 @@ class ObjectMap:
         return out
 
 
+@cache
+def _document(dialect: str) -> dict[str, Any]:
+    return load_yaml(dialect, "field_map.yaml")
+
+
+def load_limits(dialect: str) -> dict[str, int]:
+    """The API limits of `dialect` (a fresh dict)."""
+    return dict(_document(dialect).get("limits", {}))
+
+
 def load_object_maps(dialect: str) -> dict[str, ObjectMap]:
-    """The vendor objects of `dialect`, by vendor name."""
-    document = load_yaml(dialect, "field_map.yaml")
+    """The vendor objects of `dialect`, by vendor name (fresh objects on every call)."""
+    document = _document(dialect)
     maps = {}
     for name, spec in document["objects"].items():
         options = {k: v for k, v in spec.items() if k not in ("kind", "key_prefix", "label", "fields")}

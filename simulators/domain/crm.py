@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from syncert.simulators.clock import Clock
 from syncert.simulators.domain.engine import Engine, IdFormat
 from syncert.simulators.domain.kinds import CRM_KINDS, DomainError
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record, Store
 
 CENT = Decimal("0.01")
 
 
-def crm_store(path) -> Store:
-    return Store(path, {k.name: k.indexed_fields for k in CRM_KINDS.values()})
+def crm_schema() -> Schema:
+    """A fresh schema with the default CRM kinds (no dialect objects)."""
+    return Schema(dict(CRM_KINDS))
+
+
+def crm_store(path: Path | None, schema: Schema | None = None) -> Store:
+    """A store indexing what the CRM kinds of `schema` (default: crm_schema()) look up."""
+    return Store(path, (schema or crm_schema()).indexed_fields())
 
 
 class CrmEngine(Engine):
     """CRM rules: line totals and opportunity amounts are computed; deleting an account cascades.
 
-    Like every Salesforce org, the CRM always has one standard price book.
+    Like every Salesforce org, the CRM always has one standard price book. Rules look related
+    records up by indexed reference fields.
     """
 
     system = "crm"
 
-    def __init__(self, store: Store, clock: Clock, id_format: IdFormat):
-        super().__init__(CRM_KINDS, store, clock, id_format)
+    def __init__(self, store: Store, clock: Clock, id_format: IdFormat, schema: Schema | None = None):
+        super().__init__(schema or crm_schema(), store, clock, id_format)
         self._ensure_standard_pricebook()
 
     def reset(self) -> None:
@@ -33,7 +42,7 @@ class CrmEngine(Engine):
         self._ensure_standard_pricebook()
 
     def _ensure_standard_pricebook(self) -> None:
-        if not any(p.get("is_standard") for p in self.records("pricebook")):
+        if not self.find("pricebook", "is_standard", True):
             self.create("pricebook", {"name": "Standard Price Book", "is_standard": True})
 
     def _apply_rules(self, kind: str, record: Record, previous: Record | None) -> None:
@@ -61,26 +70,22 @@ class CrmEngine(Engine):
         if kind == "opportunity_line_item":
             self._recompute_amount(record["opportunity_id"])
 
-    def delete(self, kind: str, record_id: str) -> None:
-        record = self.get(kind, record_id)
-        super().delete(kind, record_id)
+    def _after_delete(self, kind: str, record: Record) -> None:
         if kind == "account":
             for child_kind in ("contact", "opportunity"):
-                for child in self.records(child_kind):
-                    if child.get("account_id") == record_id:
-                        self.delete(child_kind, child["id"])
+                for child in self.find(child_kind, "account_id", record["id"]):
+                    self.delete(child_kind, child["id"])
         elif kind == "opportunity":
-            for line in self.records("opportunity_line_item"):
-                if line["opportunity_id"] == record_id:
-                    super().delete("opportunity_line_item", line["id"])
+            for line in self.find("opportunity_line_item", "opportunity_id", record["id"]):
+                self.delete("opportunity_line_item", line["id"])
         elif kind == "opportunity_line_item":
             self._recompute_amount(record["opportunity_id"])
 
     def _recompute_amount(self, opportunity_id: str) -> None:
-        opportunity = self.store.get("opportunity", opportunity_id)
-        if opportunity is None or opportunity.get("is_deleted"):
+        opportunity = self.get_or_none("opportunity", opportunity_id)
+        if opportunity is None:
             return
-        lines = [r for r in self.records("opportunity_line_item") if r["opportunity_id"] == opportunity_id]
+        lines = self.find("opportunity_line_item", "opportunity_id", opportunity_id)
         changes: dict = {"amount": sum((line["total_price"] for line in lines), Decimal("0.00"))}
         if lines and opportunity.get("pricebook_id") is None:
             changes["pricebook_id"] = self.get("pricebook_entry", lines[0]["pricebook_entry_id"])["pricebook_id"]

@@ -1,18 +1,27 @@
-"""The generic domain engine: validated CRUD over canonical records, tombstones and change events.
+"""The generic domain engine: validated CRUD over canonical records, in transactions, with change events.
 
-The CRM and ERP engines subclass it and add their business rules through the `_apply_rules` and
-`_after_write` hooks. An engine never sees vendor shapes: dialects hand it canonical field names.
+The CRM and ERP engines subclass it and add their business rules through the `_apply_rules`,
+`_after_write`, `_before_delete` and `_after_delete` hooks. An engine never sees vendor shapes:
+dialects hand it canonical field names (through a Repository).
+
+Every write runs inside a transaction (one is opened for the call when none is open). Transactions
+nest as savepoints: a block left by an exception, or rolled back explicitly, leaves no trace in
+records, indexes or the change feed; change events are held until the outermost block commits, so
+rolled-back writes publish nothing. Id and document-number counters are not rolled back (a number
+handed out stays used, as with database sequences). Durability is the store's: `store.commit()`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from syncert.simulators.clock import Clock, parse_datetime
+from syncert.simulators.domain.change_feed import ChangePage
 from syncert.simulators.domain.kinds import (
     ADDRESS_PARTS,
     SYSTEM_FIELDS,
@@ -23,32 +32,53 @@ from syncert.simulators.domain.kinds import (
     NotFound,
     short_repr,
 )
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record, Store
 
 IdFormat = Callable[[str, int], str]
+Listener = Callable[[ChangeEvent], None]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_INTEGER_DIGITS = 18  # canonical numbers: |x| < 10**18 (Salesforce and NetSuite: 18 digits in all)
+MAX_DECIMAL_PLACES = 18
+DEFAULT_CHANGE_PAGE = 10_000
+
+
+class Transaction:
+    """An open transaction block (a savepoint when nested); `rollback()` undoes its writes so far."""
+
+    def __init__(self, engine: Engine, mark: int, first_event: int):
+        self._engine = engine
+        self.mark = mark
+        self.first_event = first_event
+
+    def rollback(self) -> None:
+        """Undo every write of this block so far and drop its events; the block stays open."""
+        self._engine.store.rollback_to(self.mark)
+        del self._engine._held_events[self.first_event:]
 
 
 class Engine:
-    """Canonical records of one system, validated against `kinds` and persisted in `store`."""
+    """Canonical records of one system, validated against its schema's kinds and kept in `store`."""
 
     system = "generic"
 
-    def __init__(self, kinds: dict[str, Kind], store: Store, clock: Clock, id_format: IdFormat):
-        self.kinds = kinds
+    def __init__(self, schema: Schema, store: Store, clock: Clock, id_format: IdFormat):
+        self.schema = schema
         self.store = store
         self.clock = clock
         self._id_format = id_format
-        self._listeners: list[Callable[[ChangeEvent], None]] = []
+        self._listeners: list[Listener] = []
+        self._held_events: list[ChangeEvent] = []
+
+    @property
+    def kinds(self) -> dict[str, Kind]:
+        return self.schema.kinds
 
     # -- reading ---------------------------------------------------------------------------------
 
     def kind(self, name: str) -> Kind:
-        try:
-            return self.kinds[name]
-        except KeyError:
-            raise DomainError("UNKNOWN_KIND", f"unknown record kind {name!r}") from None
+        return self.schema.kind(name)
 
     def get(self, kind: str, record_id: str, include_deleted: bool = False) -> Record:
         record = self.store.get(self.kind(kind).name, record_id)
@@ -56,79 +86,144 @@ class Engine:
             raise NotFound(kind, record_id)
         return record
 
+    def get_or_none(self, kind: str, record_id: str) -> Record | None:
+        """The live record, or None when it does not exist or is deleted."""
+        record = self.store.get(self.kind(kind).name, record_id)
+        return None if record is None or record.get("is_deleted") else record
+
     def find(self, kind: str, field: str, value: Any) -> list[Record]:
         """Live records whose indexed `field` equals `value`."""
         return [r for r in self.store.find(kind, field, value) if not r.get("is_deleted")]
 
     def records(self, kind: str, include_deleted: bool = False) -> list[Record]:
+        """Every live record of `kind` (and tombstones with `include_deleted`): a whole-table read."""
         return [r for r in self.store.all(self.kind(kind).name) if include_deleted or not r.get("is_deleted")]
+
+    def count(self, kind: str) -> int:
+        """How many live records of `kind` there are."""
+        return self.store.count(self.kind(kind).name)
 
     def dump(self) -> dict[str, list[Record]]:
         """Canonical state of every live record, by kind."""
         return {kind: self.records(kind) for kind in self.kinds}
 
+    def changes(self, since: int = 0, kinds: Collection[str] | None = None,
+                limit: int = DEFAULT_CHANGE_PAGE) -> ChangePage:
+        """Records written after cursor `since` (tombstones included), oldest change first.
+
+        Each record appears once, with its latest values, at the position of its latest write; pass
+        `next_since` back to read on. Cost follows the number of changes after `since`.
+        """
+        if limit < 1:
+            raise DomainError("INVALID_VALUE", f"limit must be at least 1, not {limit}", ("limit",))
+        wanted = list(self.kinds) if kinds is None else [self.kind(k).name for k in kinds]
+        records, next_since, more = self.store.changes(since, wanted, limit)
+        return ChangePage(records, next_since, more)
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction block; nested blocks are savepoints. An exception leaving it rolls it back."""
+        block = Transaction(self, self.store.savepoint(), len(self._held_events))
+        try:
+            yield block
+        except BaseException:
+            block.rollback()
+            raise
+        finally:
+            self.store.release(block.mark)
+        if not self.store.in_savepoint:
+            self._publish_held()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.store.in_savepoint
+
+    @contextmanager
+    def _writing(self, kind: str) -> Iterator[None]:
+        """One write call: its own transaction block; refusals name the kind being written."""
+        try:
+            with self.transaction():
+                yield
+        except DomainError as error:
+            error.kind = error.kind or kind
+            raise
+
     # -- writing ---------------------------------------------------------------------------------
 
-    def subscribe(self, listener: Callable[[ChangeEvent], None]) -> None:
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with every committed change event."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
     def create(self, kind: str, values: dict[str, Any]) -> Record:
-        schema = self.kind(kind)
-        record = self._new_record(schema, values)
-        self.store.put(kind, record)
-        self._after_write(kind, record, None)
-        self._publish(kind, record["id"], "created", record["created_at"], tuple(values))
-        return record
+        with self._writing(kind):
+            schema = self.kind(kind)
+            record = self._new_record(schema, values)
+            self.store.put(kind, record)
+            self._publish(kind, record["id"], "created", record["created_at"], tuple(values))
+            self._after_write(kind, record, None)
+            return record
 
     def create_many(self, kind: str, rows: Iterable[dict[str, Any]]) -> list[Record]:
         """Bulk create (seeding): same validation, one transaction, events per record."""
-        schema = self.kind(kind)
-        records: list[Record] = []
-        seen: set[tuple[str, Any]] = set()
-        for values in rows:
-            record = self._new_record(schema, values)
-            for name in schema.unique_fields:
-                if record.get(name) is not None:
-                    if (name, record[name]) in seen:
-                        raise DomainError("DUPLICATE_VALUE", f"{kind}.{name} {record[name]!r} appears twice",
-                                          (name,))
-                    seen.add((name, record[name]))
-            records.append(record)
-        self.store.put_many(kind, records)
-        for record in records:
-            self._after_write(kind, record, None)
-            self._publish(kind, record["id"], "created", record["created_at"], tuple(record))
-        return records
+        with self._writing(kind):
+            schema = self.kind(kind)
+            records: list[Record] = []
+            seen: set[tuple[str, Any]] = set()
+            for values in rows:
+                record = self._new_record(schema, values)
+                for name in schema.unique_fields:
+                    if record.get(name) is not None:
+                        if (name, record[name]) in seen:
+                            raise DomainError("DUPLICATE_VALUE", f"{kind}.{name} {record[name]!r} appears twice",
+                                              (name,))
+                        seen.add((name, record[name]))
+                records.append(record)
+            self.store.put_many(kind, records)
+            for record in records:
+                self._publish(kind, record["id"], "created", record["created_at"], tuple(record))
+                self._after_write(kind, record, None)
+            return records
 
     def update(self, kind: str, record_id: str, values: dict[str, Any]) -> Record:
-        schema = self.kind(kind)
-        previous = self.get(kind, record_id)
-        changes = self._validate(schema, values, record_id=record_id)
-        record = {**previous, **changes}
-        self._check_required(schema, record)
-        self._apply_rules(kind, record, previous)
-        record["modified_at"] = self.clock.iso()
-        self.store.put(kind, record)
-        self._after_write(kind, record, previous)
-        self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
-        return record
+        with self._writing(kind):
+            schema = self.kind(kind)
+            previous = self.get(kind, record_id)
+            changes = self._validate(schema, values, record_id=record_id)
+            record = {**previous, **changes}
+            self._check_required(schema, record)
+            self._apply_rules(kind, record, previous)
+            record["modified_at"] = self.clock.iso()
+            self.store.put(kind, record)
+            self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
+            self._after_write(kind, record, previous)
+            return record
 
     def delete(self, kind: str, record_id: str) -> None:
-        previous = self.get(kind, record_id)
-        self._before_delete(kind, previous)
-        now = self.clock.iso()
-        self.store.put(kind, {**previous, "is_deleted": True, "deleted_at": now, "modified_at": now})
-        self._publish(kind, record_id, "deleted", now)
+        with self._writing(kind):
+            previous = self.get(kind, record_id)
+            self._before_delete(kind, previous)
+            now = self.clock.iso()
+            self.store.put(kind, {**previous, "is_deleted": True, "deleted_at": now, "modified_at": now})
+            self._publish(kind, record_id, "deleted", now)
+            self._after_delete(kind, previous)
 
     def touch(self, kind: str, record_id: str, changes: dict[str, Any]) -> Record:
         """Apply computed changes (rule side effects) without input validation."""
-        record = {**self.get(kind, record_id), **changes, "modified_at": self.clock.iso()}
-        self.store.put(kind, record)
-        self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
-        return record
+        with self._writing(kind):
+            record = {**self.get(kind, record_id), **changes, "modified_at": self.clock.iso()}
+            self.store.put(kind, record)
+            self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
+            return record
 
     def reset(self) -> None:
+        """Remove every record (not inside a transaction)."""
         self.store.clear()
+        self._held_events.clear()
 
     # -- hooks for business rules -----------------------------------------------------------------
 
@@ -136,10 +231,13 @@ class Engine:
         """Derive computed fields and enforce rules; raise DomainError to refuse the write."""
 
     def _after_write(self, kind: str, record: Record, previous: Record | None) -> None:
-        """Side effects on other records after a committed write."""
+        """Side effects on other records after a write (same transaction)."""
 
     def _before_delete(self, kind: str, record: Record) -> None:
         """Raise DomainError to refuse a delete."""
+
+    def _after_delete(self, kind: str, record: Record) -> None:
+        """Side effects of a delete (cascades), in the same transaction."""
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -154,9 +252,15 @@ class Engine:
         return record
 
     def _publish(self, kind: str, record_id: str, operation: str, at: str, changed: tuple[str, ...] = ()) -> None:
-        event = ChangeEvent(self.system, kind, record_id, operation, at, changed)  # type: ignore[arg-type]
-        for listener in self._listeners:
-            listener(event)
+        """Hold an event until the outermost transaction commits."""
+        self._held_events.append(ChangeEvent(self.system, kind, record_id, operation, at,  # type: ignore[arg-type]
+                                             changed))
+
+    def _publish_held(self) -> None:
+        events, self._held_events = self._held_events, []
+        for event in events:
+            for listener in self._listeners:
+                listener(event)
 
     @staticmethod
     def _check_required(schema: Kind, record: Record) -> None:
@@ -203,6 +307,7 @@ class Engine:
             case "integer":
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise _bad_value(where, value, "integer")
+                _check_range(Decimal(value), where, field.name)
                 return value
             case "boolean":
                 if not isinstance(value, bool):
@@ -253,7 +358,12 @@ class Engine:
 
 
 def to_decimal(value: Any, where: str, field_name: str) -> Decimal:
-    """Exact decimal from a JSON number or numeric text; refuses booleans and non-finite values."""
+    """Exact decimal from a JSON number or numeric text, within the canonical range.
+
+    Refuses booleans, non-finite values, more than MAX_INTEGER_DIGITS digits before the point and
+    more than MAX_DECIMAL_PLACES significant digits after it (1e999999 or 1e-400 would otherwise be
+    stored and break every later answer that converts them).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise _bad_value(where, value, "number")
     try:
@@ -262,7 +372,21 @@ def to_decimal(value: Any, where: str, field_name: str) -> Decimal:
         raise _bad_value(where, value, "number") from None
     if not number.is_finite():
         raise _bad_value(where, value, "finite number")
+    _check_range(number, where, field_name)
     return number
+
+
+def _check_range(number: Decimal, where: str, field_name: str) -> None:
+    """Raise NUMBER_OUTSIDE_VALID_RANGE when `number` is beyond the canonical range."""
+    _, digits, exponent = number.as_tuple()
+    text = "".join(map(str, digits))
+    if not text.strip("0"):
+        return
+    last_significant_place = int(exponent) + len(text) - len(text.rstrip("0"))
+    if number.adjusted() >= MAX_INTEGER_DIGITS or last_significant_place < -MAX_DECIMAL_PLACES:
+        raise DomainError("NUMBER_OUTSIDE_VALID_RANGE",
+                          f"{where}: {str(number)[:40]} is outside the valid range (at most {MAX_INTEGER_DIGITS} "
+                          f"digits before the decimal point and {MAX_DECIMAL_PLACES} after it)", (field_name,))
 
 
 def _bad_value(where: str, value: Any, expected: str) -> DomainError:

@@ -7,10 +7,12 @@ stock -> backorder, fulfilment -> billing, posted invoices immutable, payments r
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from syncert.simulators.clock import Clock, add_days
 from syncert.simulators.domain.engine import Engine, IdFormat
 from syncert.simulators.domain.kinds import ERP_KINDS, DomainError
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record, Store
 
 CENT = Decimal("0.01")
@@ -20,17 +22,23 @@ OPEN_ORDER_STATUSES = ("pending_fulfillment", "partially_fulfilled", "pending_bi
 INVOICE_EDITABLE_FIELDS = {"memo", "external_id"}
 
 
-def erp_store(path) -> Store:
-    return Store(path, {k.name: k.indexed_fields for k in ERP_KINDS.values()})
+def erp_schema() -> Schema:
+    """A fresh schema with the default ERP kinds (no dialect objects)."""
+    return Schema(dict(ERP_KINDS))
+
+
+def erp_store(path: Path | None, schema: Schema | None = None) -> Store:
+    """A store indexing what the ERP kinds of `schema` (default: erp_schema()) look up."""
+    return Store(path, (schema or erp_schema()).indexed_fields())
 
 
 class ErpEngine(Engine):
-    """ERP rules on top of validated CRUD."""
+    """ERP rules on top of validated CRUD. Rules look related records up by indexed reference fields."""
 
     system = "erp"
 
-    def __init__(self, store: Store, clock: Clock, id_format: IdFormat):
-        super().__init__(ERP_KINDS, store, clock, id_format)
+    def __init__(self, store: Store, clock: Clock, id_format: IdFormat, schema: Schema | None = None):
+        super().__init__(schema or erp_schema(), store, clock, id_format)
 
     # -- rules before a write ----------------------------------------------------------------------
 
@@ -43,6 +51,7 @@ class ErpEngine(Engine):
         if record.get("number") is None:
             record["number"] = f"CUST{self.store.next_number('number:customer')}"
         record["balance"] = record.get("balance") or ZERO
+        record["unbilled_orders"] = record.get("unbilled_orders") or ZERO
         limit = record.get("credit_limit")
         if limit is not None and limit < 0:
             raise DomainError("INVALID_VALUE", "customer.credit_limit cannot be negative", ("credit_limit",))
@@ -134,8 +143,8 @@ class ErpEngine(Engine):
             raise DomainError("INVALID_OPERATION", "a customer payment cannot be changed; delete it instead")
         if record["amount"] <= 0:
             raise DomainError("INVALID_VALUE", "payment.amount must be positive", ("amount",))
-        open_invoices = sorted((i for i in self.records("invoice")
-                                if i["customer_id"] == record["customer_id"] and i["amount_due"] > 0),
+        open_invoices = sorted((i for i in self.find("invoice", "customer_id", record["customer_id"])
+                                if i["amount_due"] > 0),
                                key=lambda i: (i["due_date"], i["id"]))
         if not record.get("applications"):
             remaining, applications = record["amount"], []
@@ -166,7 +175,10 @@ class ErpEngine(Engine):
                 self._release_stock(previous)
             if record["status"] != "pending_approval":
                 self._commit_stock(record)
+            self._track_unbilled(previous, record)
             self._refresh_credit_hold(record["customer_id"])
+            if previous is not None and previous["customer_id"] != record["customer_id"]:
+                self._refresh_credit_hold(previous["customer_id"])
         elif kind == "item_fulfillment":
             self._ship(record)
         elif kind == "invoice" and previous is None:
@@ -174,13 +186,18 @@ class ErpEngine(Engine):
         elif kind == "payment":
             self._receive(record)
 
+    def _after_delete(self, kind: str, record: Record) -> None:
+        if kind == "sales_order":
+            self._track_unbilled(record, None)
+            self._refresh_credit_hold(record["customer_id"])
+
     def _before_delete(self, kind: str, record: Record) -> None:
         if kind == "invoice":
             raise DomainError("INVALID_OPERATION", f"invoice {record['number']} is posted and cannot be deleted")
         if kind == "sales_order" and any(line["quantity_fulfilled"] or line["quantity_billed"]
                                          for line in record["lines"]):
             raise DomainError("INVALID_OPERATION", f"sales order {record['number']} has fulfillments or invoices")
-        if kind == "customer" and any(o["customer_id"] == record["id"] for o in self.records("sales_order")):
+        if kind == "customer" and self.find("sales_order", "customer_id", record["id"]):
             raise DomainError("INVALID_OPERATION", f"customer {record['number']} has transactions")
         if kind == "sales_order" and record["status"] != "pending_approval":
             self._release_stock(record)
@@ -233,8 +250,9 @@ class ErpEngine(Engine):
                 self._move_stock(line["item_id"], committed=-quantity, on_hand=-quantity)
             lines.append({**line, "quantity_fulfilled": line["quantity_fulfilled"] + quantity})
         complete = all(line["quantity_fulfilled"] >= line["quantity"] for line in lines)
-        self.touch("sales_order", order["id"],
-                   {"lines": lines, "status": "pending_billing" if complete else "partially_fulfilled"})
+        shipped_order = self.touch("sales_order", order["id"],
+                                   {"lines": lines, "status": "pending_billing" if complete else "partially_fulfilled"})
+        self._track_unbilled(order, shipped_order)
 
     def _bill(self, invoice: Record) -> None:
         customer = self.get("customer", invoice["customer_id"])
@@ -245,7 +263,9 @@ class ErpEngine(Engine):
             lines = [{**line, "quantity_billed": line["quantity_billed"] + billed.pop(line["item_id"], ZERO)}
                      for line in order["lines"]]
             done = all(line["quantity_billed"] >= line["quantity"] for line in lines)
-            self.touch("sales_order", order["id"], {"lines": lines, "status": "billed" if done else order["status"]})
+            billed_order = self.touch("sales_order", order["id"],
+                                      {"lines": lines, "status": "billed" if done else order["status"]})
+            self._track_unbilled(order, billed_order)
 
     def _receive(self, payment: Record) -> None:
         for application in payment["applications"]:
@@ -266,13 +286,24 @@ class ErpEngine(Engine):
         if held != customer["credit_hold"]:
             self.touch("customer", customer_id, {"credit_hold": held})
 
-    def _exposure(self, customer: Record) -> Decimal:
+    def _track_unbilled(self, before: Record | None, after: Record | None) -> None:
+        """Keep each customer's `unbilled_orders` (open orders not yet billed) in step with an order write.
+
+        A derived figure, written without an event or a new modified_at, like committed stock on lines.
+        """
+        deltas: dict[str, Decimal] = {}
+        for order, sign in ((before, -1), (after, 1)):
+            if order is not None:
+                deltas[order["customer_id"]] = deltas.get(order["customer_id"], ZERO) + sign * _unbilled(order)
+        for customer_id, delta in deltas.items():
+            if delta:
+                customer = self.get("customer", customer_id)
+                self.store.put("customer", {**customer, "unbilled_orders": customer["unbilled_orders"] + delta})
+
+    @staticmethod
+    def _exposure(customer: Record) -> Decimal:
         """Balance plus the unbilled value of the customer's open orders."""
-        unbilled = sum((line["amount"] * (1 - line["quantity_billed"] / line["quantity"])
-                        for order in self.records("sales_order")
-                        if order["customer_id"] == customer.get("id") and order["status"] in OPEN_ORDER_STATUSES
-                        for line in order["lines"]), ZERO)
-        return (customer.get("balance") or ZERO) + unbilled
+        return (customer.get("balance") or ZERO) + (customer.get("unbilled_orders") or ZERO)
 
     def _on_credit_hold(self, customer: Record, extra: Decimal) -> bool:
         override = customer.get("credit_hold_override") or "AUTO"
@@ -280,3 +311,11 @@ class ErpEngine(Engine):
             return override == "ON"
         limit = customer.get("credit_limit")
         return limit is not None and self._exposure(customer) + extra > limit
+
+
+def _unbilled(order: Record) -> Decimal:
+    """The value of an open order's lines not billed yet, to the cent (zero for other statuses)."""
+    if order["status"] not in OPEN_ORDER_STATUSES:
+        return ZERO
+    return sum(((line["amount"] * (line["quantity"] - line["quantity_billed"]) / line["quantity"]).quantize(CENT)
+                for line in order["lines"]), ZERO)

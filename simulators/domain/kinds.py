@@ -24,7 +24,7 @@ class Field:
     length: int | None = None
     required: bool = False
     unique: bool = False
-    indexed: bool = False  # looked up by value (external ids); implied by unique
+    indexed: bool = False  # looked up by value (external ids); implied by unique and by references
     read_only: bool = False
     values: tuple[str, ...] = ()
     references: str | None = None
@@ -49,7 +49,7 @@ class Kind:
 
     @property
     def indexed_fields(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields if f.unique or f.indexed)
+        return tuple(f.name for f in self.fields if f.unique or f.indexed or f.type == "reference")
 
 
 SYSTEM_FIELDS = ("id", "created_at", "modified_at", "is_deleted", "deleted_at")
@@ -58,13 +58,17 @@ ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
 
 
 class DomainError(Exception):
-    """A write the engine refuses. `code` is canonical; dialects map it to vendor error codes."""
+    """A write the engine refuses. `code` is canonical; dialects map it to vendor error codes.
 
-    def __init__(self, code: str, message: str, fields: tuple[str, ...] = ()):
+    `fields` are canonical field names of `kind` (set by the engine to the kind being written).
+    """
+
+    def __init__(self, code: str, message: str, fields: tuple[str, ...] = (), kind: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.fields = fields
+        self.kind = kind
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -94,6 +98,14 @@ def _f(name: str, type_: FieldType, **kw: Any) -> Field:
     return Field(name, type_, **kw)
 
 
+# Generic canonical limits. A vendor's own, shorter limits live in its field map (contracts/<dialect>/).
+NAME_LENGTH = 255
+PHONE_LENGTH = 40
+EMAIL_LENGTH = 254  # RFC 5321
+ID_LENGTH = 255
+NUMBER_LENGTH = 40
+TEXT_LENGTH = 4000
+
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "JPY")
 OPPORTUNITY_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Proposal", "Negotiation",
                       "Closed Won", "Closed Lost")
@@ -102,39 +114,39 @@ INVOICE_STATUSES = ("None", "Invoiced", "Partially Paid", "Paid")
 
 CRM_KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("account", (
-        _f("name", "string", length=255, required=True),
-        _f("phone", "phone", length=40),
-        _f("website", "url", length=255),
+        _f("name", "string", length=NAME_LENGTH, required=True),
+        _f("phone", "phone", length=PHONE_LENGTH),
+        _f("website", "url", length=NAME_LENGTH),
         _f("industry", "picklist", values=("Agriculture", "Banking", "Construction", "Education",
                                            "Manufacturing", "Retail", "Technology", "Other")),
         _f("billing_address", "address"),
         _f("shipping_address", "address"),
-        _f("erp_customer_id", "string", length=40, unique=True),
+        _f("erp_customer_id", "string", length=ID_LENGTH, unique=True),
         _f("credit_status", "picklist", values=("OK", "On Hold", "Unknown")),
         _f("outstanding_balance", "decimal"),
     )),
     Kind("contact", (
         _f("account_id", "reference", references="account"),
-        _f("first_name", "string", length=40),
-        _f("last_name", "string", length=80, required=True),
-        _f("email", "email", length=80),
-        _f("phone", "phone", length=40),
-        _f("role", "string", length=128),
+        _f("first_name", "string", length=NAME_LENGTH),
+        _f("last_name", "string", length=NAME_LENGTH, required=True),
+        _f("email", "email", length=EMAIL_LENGTH),
+        _f("phone", "phone", length=PHONE_LENGTH),
+        _f("role", "string", length=NAME_LENGTH),
         _f("primary", "boolean", default=False),
-        _f("erp_contact_id", "string", length=40, unique=True),
+        _f("erp_contact_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("product", (
-        _f("sku", "string", length=255, indexed=True),  # Salesforce's ProductCode is not unique
-        _f("name", "string", length=255, required=True),
+        _f("sku", "string", length=NAME_LENGTH, indexed=True),  # Salesforce's ProductCode is not unique
+        _f("name", "string", length=NAME_LENGTH, required=True),
         _f("list_price", "decimal"),
         _f("currency", "picklist", values=CURRENCIES, default="USD"),
         _f("active", "boolean", default=True),
         _f("quantity_available", "decimal"),
-        _f("erp_item_id", "string", length=40, unique=True),
+        _f("erp_item_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("pricebook", (
-        _f("name", "string", length=255, required=True),
-        _f("is_standard", "boolean", default=False),
+        _f("name", "string", length=NAME_LENGTH, required=True),
+        _f("is_standard", "boolean", default=False, indexed=True),
         _f("active", "boolean", default=True),
     )),
     Kind("pricebook_entry", (
@@ -146,17 +158,17 @@ CRM_KINDS: dict[str, Kind] = {k.name: k for k in (
     )),
     Kind("opportunity", (
         _f("account_id", "reference", references="account"),
-        _f("name", "string", length=120, required=True),
+        _f("name", "string", length=NAME_LENGTH, required=True),
         _f("stage", "picklist", values=OPPORTUNITY_STAGES, required=True),
         _f("close_date", "date", required=True),
         _f("currency", "picklist", values=CURRENCIES, default="USD"),
         _f("amount", "decimal"),
         _f("pricebook_id", "reference", references="pricebook"),
-        _f("erp_order_id", "string", length=40, unique=True),
+        _f("erp_order_id", "string", length=ID_LENGTH, unique=True),
         _f("commitment_status", "picklist", values=COMMITMENT_STATUSES, default="Proposed"),
         _f("invoice_status", "picklist", values=INVOICE_STATUSES, default="None"),
         _f("payment_status", "picklist", values=("Unpaid", "Partially Paid", "Paid")),
-        _f("external_id", "string", length=80, unique=True),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("opportunity_line_item", (
         _f("opportunity_id", "reference", references="opportunity", required=True),
@@ -182,11 +194,11 @@ ORDER_LINE_FIELDS = (
 
 ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("customer", (
-        _f("number", "string", length=32, unique=True),
-        _f("name", "string", length=83, required=True),
-        _f("email", "email", length=254),
-        _f("phone", "phone", length=32),
-        _f("subsidiary", "string", length=10, default="1"),
+        _f("number", "string", length=NUMBER_LENGTH, unique=True),
+        _f("name", "string", length=NAME_LENGTH, required=True),
+        _f("email", "email", length=EMAIL_LENGTH),
+        _f("phone", "phone", length=PHONE_LENGTH),
+        _f("subsidiary", "string", length=ID_LENGTH, default="1"),
         _f("billing_address", "address"),
         _f("shipping_address", "address"),
         _f("payment_terms", "picklist", values=("Net 15", "Net 30", "Net 60", "Due on receipt"),
@@ -195,23 +207,24 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("credit_hold_override", "picklist", values=("AUTO", "ON", "OFF"), default="AUTO"),
         _f("credit_hold", "boolean", read_only=True, default=False),
         _f("currency", "picklist", values=CURRENCIES, default="USD"),
-        _f("crm_id", "string", length=40),
+        _f("crm_id", "string", length=ID_LENGTH),
         _f("balance", "decimal", read_only=True),
+        _f("unbilled_orders", "decimal", read_only=True),  # open orders not yet billed (derived)
         _f("inactive", "boolean", default=False),
-        _f("external_id", "string", length=255, unique=True),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("item", (
-        _f("sku", "string", length=60, required=True, unique=True),
-        _f("name", "string", length=60),
+        _f("sku", "string", length=NAME_LENGTH, required=True, unique=True),
+        _f("name", "string", length=NAME_LENGTH),
         _f("price", "decimal"),
         _f("quantity_on_hand", "decimal", default=0),
         _f("quantity_committed", "decimal", read_only=True),
         _f("quantity_available", "decimal", read_only=True),
         _f("discontinued", "boolean", default=False),
-        _f("external_id", "string", length=255, unique=True),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("sales_order", (
-        _f("number", "string", length=32, read_only=True, unique=True),
+        _f("number", "string", length=NUMBER_LENGTH, read_only=True, unique=True),
         _f("customer_id", "reference", references="customer", required=True),
         _f("order_date", "date"),
         _f("currency", "picklist", values=CURRENCIES),
@@ -220,9 +233,9 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("hold_reason", "string", read_only=True),
         _f("lines", "lines", required=True, line_fields=ORDER_LINE_FIELDS),
         _f("total", "decimal", read_only=True),
-        _f("memo", "string", length=999),
-        _f("crm_id", "string", length=40),
-        _f("external_id", "string", length=255, unique=True),
+        _f("memo", "string", length=TEXT_LENGTH),
+        _f("crm_id", "string", length=ID_LENGTH),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("item_fulfillment", (
         _f("sales_order_id", "reference", references="sales_order", required=True),
@@ -231,10 +244,10 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
             _f("quantity", "decimal", required=True),
         )),
         _f("ship_date", "date"),
-        _f("external_id", "string", length=255, unique=True),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("invoice", (
-        _f("number", "string", length=32, read_only=True, unique=True),
+        _f("number", "string", length=NUMBER_LENGTH, read_only=True, unique=True),
         _f("sales_order_id", "reference", references="sales_order"),
         _f("customer_id", "reference", references="customer"),
         _f("invoice_date", "date"),
@@ -249,8 +262,8 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("amount_due", "decimal", read_only=True),
         _f("status", "picklist", values=("open", "paid_in_full"), read_only=True),
         _f("posted", "boolean", read_only=True),
-        _f("memo", "string", length=999),
-        _f("external_id", "string", length=255, unique=True),
+        _f("memo", "string", length=TEXT_LENGTH),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
     Kind("payment", (
         _f("customer_id", "reference", references="customer", required=True),
@@ -260,7 +273,7 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
             _f("invoice_id", "reference", references="invoice", required=True),
             _f("amount", "decimal", required=True),
         )),
-        _f("memo", "string", length=999),
-        _f("external_id", "string", length=255, unique=True),
+        _f("memo", "string", length=TEXT_LENGTH),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
 )}

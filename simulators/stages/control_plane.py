@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 
 CONTROL_PREFIX = "/_sim/"
+STATE_PAGE = 10_000  # records one state read returns at most
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -128,9 +129,33 @@ class ControlPlaneStage(Stage):
         return json_response({"ids": self._seed(request.json_object())}, 201)
 
     async def _state(self, request: ApiRequest) -> Response:
-        sim = self.sim
-        return json_response({"system": sim.engine.system, "dialect": sim.dialect.name,
-                              "records": sim.engine.dump()}, exact=True)
+        """Canonical records written after cursor `since` (default 0: everything), a page at a time.
+
+        ?since=SEQ&kinds=a,b&limit=N (default and most STATE_PAGE). Answers `records` (live records by
+        kind, money as exact strings), `deleted` (ids by kind), `kinds` (every kind asked for), `next` (the
+        cursor to pass as `since`) and `more`. A reader that keeps `next` reads only what changed."""
+        engine, query = self.sim.engine, request.query
+        try:
+            since = int(query.get("since") or 0)
+            limit = int(query.get("limit") or STATE_PAGE)
+        except ValueError:
+            raise BadRequest("INVALID_REQUEST", "since and limit must be integers") from None
+        if since < 0 or not 1 <= limit <= STATE_PAGE:
+            raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{STATE_PAGE}")
+        kinds = [kind for kind in (query.get("kinds") or "").split(",") if kind] or list(engine.kinds)
+        for kind in kinds:
+            engine.kind(kind)
+        page = engine.changes(since, kinds, limit)
+        records: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+        deleted: dict[str, list[str]] = {kind: [] for kind in kinds}
+        for kind, record in page.records:
+            if record.get("is_deleted"):
+                deleted[kind].append(record["id"])
+            else:
+                records[kind].append(record)
+        return json_response({"system": engine.system, "dialect": self.sim.dialect.name, "kinds": kinds,
+                              "records": records, "deleted": deleted, "next": page.next_since, "more": page.more},
+                             exact=True)
 
     async def _clock(self, request: ApiRequest) -> Response:
         clock = self.sim.clock

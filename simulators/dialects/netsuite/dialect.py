@@ -28,10 +28,11 @@ from syncert.simulators.auth.oauth1 import SignatureVerifier, TbaCredentials
 from syncert.simulators.auth.tokens import TokenStore
 from syncert.simulators.clock import Clock
 from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
-from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
+from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap
 from syncert.simulators.dialects.netsuite import suiteql_tables
-from syncert.simulators.domain.engine import Engine
 from syncert.simulators.domain.kinds import DomainError, short_repr
+from syncert.simulators.domain.repository import Repository
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, empty_response, json_response
 from syncert.simulators.query import netsuite_filter, suiteql
@@ -40,9 +41,6 @@ from syncert.simulators.query.evaluate import InMemoryRows, evaluate
 from syncert.simulators.query.parsing import QueryError, UnknownColumn, UnknownTable
 from syncert.simulators.stages.governance import Governor, Rejection
 
-OBJECTS = load_object_maps("netsuite")
-KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
-MAX_PAGE = 1000
 TRANSFORMS = {("salesOrder", "itemFulfillment"), ("salesOrder", "invoice")}
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str, "date": str, "datetime": str, "boolean": bool, "number": (int, Decimal), "ref": dict, "enum": dict,
@@ -63,7 +61,7 @@ ERROR_CODES = {
     "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",
     "INVALID_VALUE": "INVALID_FLD_VALUE", "INVALID_PICKLIST_VALUE": "INVALID_FLD_VALUE",
     "INVALID_REFERENCE": "INVALID_KEY_OR_REF", "DUPLICATE_VALUE": "DUP_RCRD",
-    "INVALID_EMAIL_ADDRESS": "INVALID_FLD_VALUE",
+    "INVALID_EMAIL_ADDRESS": "INVALID_FLD_VALUE", "NUMBER_OUTSIDE_VALID_RANGE": "INVALID_FLD_VALUE",
     "INVALID_FIELD": "INVALID_FIELD", "READ_ONLY_FIELD": "INVALID_FIELD", "INVALID_OPERATION": "USER_ERROR",
     "JSON_PARSER_ERROR": "INVALID_CONTENT", "UNKNOWN_KIND": "INVALID_RCRD_TYPE",
     "REQUEST_TOO_LARGE": "INVALID_CONTENT", "UNKNOWN_EXCEPTION": "UNEXPECTED_ERROR",
@@ -83,8 +81,8 @@ class NetSuiteDialect(ApiDialect):
     name = "netsuite"
     side = "erp"
 
-    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
-        super().__init__(engine, clock, governor)
+    def __init__(self, repository: Repository, schema: Schema, clock: Clock, governor: Governor):
+        super().__init__(repository, schema, clock, governor)
         self.credentials = self._new_credentials(f"{secrets.randbelow(9_000_000) + 1_000_000}_SB1")
         self.verifier = SignatureVerifier(self.credentials)
         self.tokens = TokenStore(self.secrets, clock.timestamp, prefix="eyJ")
@@ -92,11 +90,14 @@ class NetSuiteDialect(ApiDialect):
     # -- identity --------------------------------------------------------------------------------
 
     @staticmethod
-    def id_format(kind: str, number: int) -> str:
+    def id_format(schema: Schema, kind: str, number: int) -> str:
         return str(number + 100)
 
     def object_name(self, kind: str) -> str:
-        return KIND_OBJECTS[kind].name
+        object_map = self.schema.object_for(kind)
+        if object_map is None:
+            raise DomainError("UNKNOWN_KIND", f"NetSuite has no record type for {kind!r}")
+        return object_map.name
 
     def environment(self, base_url: str) -> dict[str, str]:
         c = self.credentials
@@ -128,7 +129,7 @@ class NetSuiteDialect(ApiDialect):
         if not match:
             return access, None, None
         record_type, key, transform = match.groups()
-        object_map = OBJECTS.get(record_type)
+        object_map = self.schema.objects.get(record_type)
         kind = object_map.kind if object_map else None
         if transform:
             return access, kind, "transform"
@@ -193,6 +194,14 @@ class NetSuiteDialect(ApiDialect):
                               "title": _STATUS_TITLES.get(status, "Error"), "status": status,
                               "o:errorDetails": [detail]}, status)
 
+    def _refusal(self, error: DomainError) -> Response:
+        """An engine refusal in NetSuite terms: error code, field ids in the detail and the error path."""
+        fields = self.vendor_fields(error)
+        message = self.vendor_message(error)
+        if error.code == "REQUIRED_FIELD_MISSING":
+            message = f"Please enter value(s) for: {', '.join(fields)}"
+        return self.error(404 if error.code == "NOT_FOUND" else 400, error.code, message, fields)
+
     def throttled(self, rejection: Rejection) -> Response:
         code = "CONCURRENCY_LIMIT_EXCEEDED" if rejection.reason == "concurrency" else "REQUEST_LIMIT_EXCEEDED"
         response = self.error(429, code, f"Request blocked: {rejection.message}. Retry after "
@@ -216,7 +225,7 @@ class NetSuiteDialect(ApiDialect):
                 ("GET", "PATCH", "DELETE", "PUT") if key.startswith("eid:") else ("GET", "PATCH", "DELETE"))
             if request.method not in allowed:
                 return self.method_not_allowed(request.method, allowed)
-            object_map = OBJECTS.get(record_type)
+            object_map = self.schema.objects.get(record_type)
             if object_map is None:
                 raise NsError(404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist or is not "
                                                         "supported by this simulator")
@@ -228,16 +237,16 @@ class NetSuiteDialect(ApiDialect):
         except NsError as error:
             return self.error(error.status, error.code, error.message, (error.path,) if error.path else ())
         except DomainError as error:
-            return self.error(404 if error.code == "NOT_FOUND" else 400, error.code, error.message, error.fields)
+            return self._refusal(error)
         except QueryError as error:
             return self.error(400, "INVALID_PARAMETER", f"Invalid search query: {error}")
 
     def _collection(self, request: ApiRequest, object_map: ObjectMap) -> Response:
         if request.method == "POST":
-            record = self.engine.create(object_map.kind, self._values(request, object_map))
+            record = self.repository.create(object_map.kind, self._values(request, object_map))
             return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
-        limit, offset = _paging(request, default_limit=MAX_PAGE)
-        records = self.engine.records(object_map.kind)
+        limit, offset = _paging(request, self.schema.limits["page_size"])
+        records = self.repository.records(object_map.kind)
         if "q" in request.query:
             records = self._filter_records(object_map, records, request.query["q"])
         records.sort(key=lambda r: int(r["id"]))
@@ -263,23 +272,21 @@ class NetSuiteDialect(ApiDialect):
         method = request.method
         external = key.startswith("eid:")
         if external:
-            matches = self.engine.find(object_map.kind, "external_id", key[4:])
+            matches = self.repository.find(object_map.kind, "external_id", key[4:])
             record = matches[0] if matches else None
         else:
             if not key.isdigit():
                 raise NsError(400, "INVALID_PARAMETER", f"invalid record id {key!r}: use a number or eid:<externalId>")
-            record = self.engine.store.get(object_map.kind, key)
-            if record is not None and record.get("is_deleted"):
-                record = None
+            record = self.repository.get_or_none(object_map.kind, key)
         if method == "PUT":
             values = self._values(request, object_map)
             if values.get("external_id") not in (None, key[4:]):
                 raise NsError(400, "INVALID_FLD_VALUE", "externalId in the body differs from the eid: in the path",
                               "externalId")
             if record is None:
-                record = self.engine.create(object_map.kind, {**values, "external_id": key[4:]})
+                record = self.repository.create(object_map.kind, {**values, "external_id": key[4:]})
             else:
-                self.engine.update(object_map.kind, record["id"], values)
+                self.repository.update(object_map.kind, record["id"], values)
             return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
         if record is None:
             raise NsError(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid record "
@@ -292,18 +299,18 @@ class NetSuiteDialect(ApiDialect):
                 shaped = {k: v for k, v in shaped.items() if k in names or k in ("links", "id")}
             return json_response(shaped)
         if method == "PATCH":
-            self.engine.update(object_map.kind, record["id"], self._values(request, object_map))
+            self.repository.update(object_map.kind, record["id"], self._values(request, object_map))
             return empty_response(204)
-        self.engine.delete(object_map.kind, record["id"])
+        self.repository.delete(object_map.kind, record["id"])
         return empty_response(204)
 
     def _transform(self, request: ApiRequest, source: ObjectMap, key: str, target_name: str) -> Response:
         if (source.name, target_name) not in TRANSFORMS:
             raise NsError(400, "INVALID_PARAMETER", f"cannot transform {source.name} into {target_name}")
-        self.engine.get(source.kind, key)
-        target = OBJECTS[target_name]
+        self.repository.get(source.kind, key)
+        target = self.schema.objects[target_name]
         values = self._values(request, target) if request.body.strip() else {}
-        record = self.engine.create(target.kind, {**values, "sales_order_id": key})
+        record = self.repository.create(target.kind, {**values, "sales_order_id": key})
         return empty_response(204, {"Location": self._href(request, target, record["id"])})
 
     # -- shapes ----------------------------------------------------------------------------------
@@ -345,6 +352,9 @@ class NetSuiteDialect(ApiDialect):
                                                                          and isinstance(value, bool))):
             raise NsError(400, "INVALID_FLD_VALUE", f"{where}: {short_repr(value)} is not a valid {mapping.type}",
                           where)
+        if mapping.length is not None and isinstance(value, str) and len(value) > mapping.length:
+            raise NsError(400, "STRING_TOO_LONG", f"{where}: {len(value)} characters, at most {mapping.length} "
+                                                  "allowed", where)
         if mapping.type in ("ref", "enum") and (not set(value) <= _REFERENCE_KEYS[mapping.type]
                                                 or not all(isinstance(v, str) for v in value.values())):
             raise NsError(400, "INVALID_FLD_VALUE", f"{where}: a reference is {{\"id\": \"...\"}} with text values, "
@@ -353,8 +363,8 @@ class NetSuiteDialect(ApiDialect):
             if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].isdigit():
                 return value["id"]
             if isinstance(value, dict) and isinstance(value.get("externalId"), str):
-                target = OBJECTS.get(mapping.reference_to or "")
-                found = self.engine.find(target.kind, "external_id", value["externalId"]) if target else []
+                target = self.schema.objects.get(mapping.reference_to or "")
+                found = self.repository.find(target.kind, "external_id", value["externalId"]) if target else []
                 if not found:
                     raise NsError(400, "INVALID_KEY_OR_REF", f"Invalid {where} reference key "
                                                              f"externalId {value['externalId']!r}.", where)
@@ -464,11 +474,11 @@ class NetSuiteDialect(ApiDialect):
         text = body.get("q")
         if not isinstance(text, str):
             raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
-        limit, offset = _paging(request, default_limit=MAX_PAGE)
+        limit, offset = _paging(request, self.schema.limits["page_size"])
         select = suiteql.parse_suiteql(text)
         if not select.order_by and not select.counts:
             select = replace(select, order_by=(OrderItem(Column("id", select.source.reference)),))
-        rows = suiteql_tables.source(self.engine.records, self.engine.find, self._shape_flat)
+        rows = suiteql_tables.source(self.repository.records, self.repository.find, self._shape_flat)
         try:
             result = evaluate(select, rows, suiteql_tables.SCHEMA, suiteql.SEMANTICS)
         except UnknownTable as error:
@@ -485,14 +495,15 @@ class NetSuiteDialect(ApiDialect):
         return json_response(self._envelope(request, items, limit, offset, len(result.rows)))
 
 
-def _paging(request: ApiRequest, default_limit: int) -> tuple[int, int]:
+def _paging(request: ApiRequest, max_page: int) -> tuple[int, int]:
+    """limit (default and maximum: `max_page`) and offset of a list or SuiteQL request."""
     try:
-        limit = int(request.query.get("limit", default_limit))
+        limit = int(request.query.get("limit", max_page))
         offset = int(request.query.get("offset", 0))
     except ValueError:
         raise NsError(400, "INVALID_PARAMETER", "limit and offset must be integers") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise NsError(400, "INVALID_PARAMETER", f"limit must be between 1 and {MAX_PAGE}", "limit")
+    if not 1 <= limit <= max_page:
+        raise NsError(400, "INVALID_PARAMETER", f"limit must be between 1 and {max_page}", "limit")
     if offset < 0:
         raise NsError(400, "INVALID_PARAMETER", "offset must not be negative", "offset")
     return limit, offset

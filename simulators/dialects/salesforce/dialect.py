@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,9 +24,10 @@ from starlette.responses import Response
 from syncert.simulators.auth.tokens import TokenStore
 from syncert.simulators.clock import Clock, format_datetime, parse_datetime
 from syncert.simulators.dialects.base import WRITE_METHODS, ApiDialect
-from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field, load_object_maps
-from syncert.simulators.domain.engine import Engine
+from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, canonical_field
 from syncert.simulators.domain.kinds import DomainError, short_repr
+from syncert.simulators.domain.repository import Repository
+from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, BadRequest, empty_response, json_response
 from syncert.simulators.query import soql
@@ -35,12 +37,9 @@ from syncert.simulators.query.parsing import QueryError, UnknownColumn
 from syncert.simulators.query.records import RecordSource, RecordTable
 from syncert.simulators.stages.governance import Governor, Rejection
 
-OBJECTS = load_object_maps("salesforce")
-KIND_OBJECTS = {m.kind: m for m in OBJECTS.values()}
 API_VERSIONS = tuple(f"{v}.0" for v in range(42, 63))
 UPSERT_200_FROM = 46.0
-DEFAULT_BATCH = 2000
-COLLECTION_LIMIT = 200
+CURRENCY_INTEGER_DIGITS = 16  # currency fields: precision 18, scale 2 (as describe says)
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
@@ -71,6 +70,9 @@ ERROR_CODES = {
     "UNKNOWN_KIND": "NOT_FOUND",
     "INVALID_OPERATION": "FIELD_INTEGRITY_EXCEPTION",
 }
+_ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request was using "
+                           "AllOrNone header", "fields": []}
 
 
 def salesforce_id(prefix: str, number: int) -> str:
@@ -102,8 +104,8 @@ class SalesforceDialect(ApiDialect):
     name = "salesforce"
     side = "crm"
 
-    def __init__(self, engine: Engine, clock: Clock, governor: Governor):
-        super().__init__(engine, clock, governor)
+    def __init__(self, repository: Repository, schema: Schema, clock: Clock, governor: Governor):
+        super().__init__(repository, schema, clock, governor)
         self.org_id = with_checksum("00D5g" + secrets.token_hex(5).upper())
         self.user_id = with_checksum("0055g" + secrets.token_hex(5).upper())
         self.username = "integration@syncert.example"
@@ -114,11 +116,11 @@ class SalesforceDialect(ApiDialect):
     # -- identity ------------------------------------------------------------------------------
 
     @staticmethod
-    def id_format(kind: str, number: int) -> str:
-        return salesforce_id(KIND_OBJECTS[kind].key_prefix, number)
+    def id_format(schema: Schema, kind: str, number: int) -> str:
+        return salesforce_id(_object_for(schema, kind).key_prefix, number)
 
     def object_name(self, kind: str) -> str:
-        return KIND_OBJECTS[kind].name
+        return _object_for(self.schema, kind).name
 
     def environment(self, base_url: str) -> dict[str, str]:
         return {"SYNCERT_CRM_URL": base_url, "SYNCERT_CRM_CLIENT_ID": self.client_id,
@@ -221,6 +223,16 @@ class SalesforceDialect(ApiDialect):
         return json_response([{"message": message, "errorCode": ERROR_CODES.get(code, code),
                                "fields": list(fields)}], status)
 
+    def _refusal(self, error: DomainError) -> dict[str, Any]:
+        """An engine refusal in Salesforce terms: vendor error code, field names and message."""
+        fields = self.vendor_fields(error)
+        message = self.vendor_message(error)
+        if error.code == "REQUIRED_FIELD_MISSING":
+            message = f"Required fields are missing: [{', '.join(fields)}]"
+        elif error.code == "NUMBER_OUTSIDE_VALID_RANGE":
+            message = f"{', '.join(fields)}: value outside of valid range on numeric field"
+        return {"message": message, "errorCode": ERROR_CODES.get(error.code, error.code), "fields": list(fields)}
+
     def throttled(self, rejection: Rejection) -> Response:
         message = {"concurrency": "ConcurrentPerOrgLongTxn Limit exceeded.",
                    "rate": "TotalRequests Limit exceeded.",
@@ -253,6 +265,8 @@ class SalesforceDialect(ApiDialect):
             return self._route(request, version, parts)
         except SfError as error:
             return self.error(error.status, error.code, error.message, error.fields)
+        except DomainError as error:
+            return json_response([self._refusal(error)], 404 if error.code == "NOT_FOUND" else 400)
         except QueryError as error:
             return self.error(400, "MALFORMED_QUERY", str(error))
 
@@ -275,9 +289,9 @@ class SalesforceDialect(ApiDialect):
             return self._sobjects(request, version, parts[1:])
         raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
 
-    @staticmethod
-    def _find_object(name: str) -> ObjectMap | None:
-        return OBJECTS.get(name) or next((m for m in OBJECTS.values() if m.name.lower() == name.lower()), None)
+    def _find_object(self, name: str) -> ObjectMap | None:
+        objects = self.schema.objects
+        return objects.get(name) or next((m for m in objects.values() if m.name.lower() == name.lower()), None)
 
     def _object(self, name: str) -> ObjectMap:
         object_map = self._find_object(name)
@@ -288,13 +302,13 @@ class SalesforceDialect(ApiDialect):
     def _sobjects(self, request: ApiRequest, version: str, parts: list[str]) -> Response:
         method = request.method
         if not parts:
-            return json_response({"encoding": "UTF-8", "maxBatchSize": COLLECTION_LIMIT,
-                                  "sobjects": [self._object_summary(m, version) for m in OBJECTS.values()]})
+            return json_response({"encoding": "UTF-8", "maxBatchSize": self.schema.limits["collection_records"],
+                                  "sobjects": [self._object_summary(m, version) for m in self.schema.objects.values()]})
         object_map = self._object(parts[0])
         if len(parts) == 1:
             if method == "POST":
                 values = self._values(object_map, request.json_object())
-                record = self.engine.create(object_map.kind, values)
+                record = self.repository.create(object_map.kind, values)
                 return json_response({"id": record["id"], "success": True, "errors": []}, 201,
                                      {"Location": self._url(version, object_map, record["id"])})
             return json_response({"objectDescribe": self._object_summary(object_map, version), "recentItems": []})
@@ -312,7 +326,7 @@ class SalesforceDialect(ApiDialect):
 
     def _record(self, request: ApiRequest, version: str, object_map: ObjectMap, record_id: str) -> Response:
         record_id = self._normalize_id(record_id)
-        record = self.engine.get(object_map.kind, record_id)
+        record = self.repository.get(object_map.kind, record_id)
         etag = _etag(record)
         method = request.method
         if method == "GET":
@@ -322,9 +336,9 @@ class SalesforceDialect(ApiDialect):
         if if_match and if_match not in (etag, "*"):
             raise SfError(412, "PRECONDITION_FAILED", "The requested entity has been modified.")
         if method == "PATCH":
-            self.engine.update(object_map.kind, record_id, self._values(object_map, request.json_object()))
+            self.repository.update(object_map.kind, record_id, self._values(object_map, request.json_object()))
             return empty_response(204)
-        self.engine.delete(object_map.kind, record_id)
+        self.repository.delete(object_map.kind, record_id)
         return empty_response(204)
 
     def _by_external_id(self, request: ApiRequest, version: str, object_map: ObjectMap, field_name: str,
@@ -333,9 +347,9 @@ class SalesforceDialect(ApiDialect):
         if mapping is None or not (mapping.external_id or mapping.canonical == "id"):
             raise SfError(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: "
                                             f"{field_name}")
-        matches = ([r for r in [self.engine.store.get(object_map.kind, self._normalize_id(value))]
-                    if r and not r.get("is_deleted")] if mapping.canonical == "id"
-                   else self.engine.find(object_map.kind, mapping.canonical, value))
+        matches = ([r for r in [self.repository.get_or_none(object_map.kind, self._normalize_id(value))] if r]
+                   if mapping.canonical == "id"
+                   else self.repository.find(object_map.kind, mapping.canonical, value))
         method = request.method
         if len(matches) > 1:
             urls = [self._url(version, object_map, r["id"]) for r in matches]
@@ -347,24 +361,24 @@ class SalesforceDialect(ApiDialect):
         if method == "DELETE":
             if not matches:
                 raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
-            self.engine.delete(object_map.kind, matches[0]["id"])
+            self.repository.delete(object_map.kind, matches[0]["id"])
             return empty_response(204)
         body = request.json_object()
         if mapping.canonical == "id":
             if not matches:
                 raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
-            self.engine.update(object_map.kind, matches[0]["id"], self._values(object_map, body))
+            self.repository.update(object_map.kind, matches[0]["id"], self._values(object_map, body))
             return empty_response(204)
         if any(object_map.lookup(k) is mapping for k in body):
             raise SfError(400, "INVALID_FIELD", f"The external ID field {mapping.vendor} cannot be set in the body "
                                                 "of an upsert", (mapping.vendor,))
         values = self._values(object_map, body)
         if matches:
-            record = self.engine.update(object_map.kind, matches[0]["id"], values)
+            record = self.repository.update(object_map.kind, matches[0]["id"], values)
             if float(version) >= UPSERT_200_FROM:
                 return json_response({"id": record["id"], "success": True, "errors": [], "created": False}, 200)
             return empty_response(204)
-        record = self.engine.create(object_map.kind, {**values, mapping.canonical: value})
+        record = self.repository.create(object_map.kind, {**values, mapping.canonical: value})
         return json_response({"id": record["id"], "success": True, "errors": [], "created": True}, 201,
                              {"Location": self._url(version, object_map, record["id"])})
 
@@ -393,6 +407,9 @@ class SalesforceDialect(ApiDialect):
             raise SfError(400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of {mapping.type} from "
                                                     f"{short_repr(value, 40)} "
                                                     f"for field {mapping.vendor}", (mapping.vendor,))
+        if numeric and value is not None and value and Decimal(value).adjusted() >= CURRENCY_INTEGER_DIGITS:
+            raise SfError(400, "NUMBER_OUTSIDE_VALID_RANGE", f"{mapping.vendor}: value outside of valid range on "
+                                                             f"numeric field: {str(value)[:40]}", (mapping.vendor,))
         if mapping.type == "reference" and isinstance(value, str) and value:
             return self._normalize_id(value)
         if mapping.length is not None and isinstance(value, str) and len(value) > mapping.length:
@@ -444,7 +461,7 @@ class SalesforceDialect(ApiDialect):
     def _describe(self, object_map: ObjectMap, version: str) -> dict[str, Any]:
         fields = []
         for mapping in object_map.fields.values():
-            definition = canonical_field(self.engine.kinds, object_map, mapping)
+            definition = canonical_field(self.schema.kinds, object_map, mapping)
             writable = not mapping.read_only and not (definition and definition.read_only)
             picklist = [{"value": v, "label": v, "active": True, "defaultValue": v == definition.default}
                         for v in definition.values] if definition and definition.type == "picklist" else []
@@ -486,7 +503,7 @@ class SalesforceDialect(ApiDialect):
         low, high = format_datetime(start), format_datetime(end)
         latest = self._convert_out(object_map.fields["SystemModstamp"], format_datetime(end.replace(second=0,
                                                                                                     microsecond=0)))
-        records = self.engine.records(object_map.kind, include_deleted=True)
+        records = self.repository.records(object_map.kind, include_deleted=True)
         if feed == "updated":
             ids = [r["id"] for r in records if not r.get("is_deleted") and low <= r["modified_at"] <= high]
             return json_response({"ids": ids, "latestDateCovered": latest})
@@ -507,7 +524,7 @@ class SalesforceDialect(ApiDialect):
             raise SfError(400, "MALFORMED_QUERY", "the q parameter with a SOQL query is required")
         select = soql.parse_soql(text, self.clock.now)
         table = select.source.name
-        object_map = next((m for m in OBJECTS.values() if m.name.lower() == table), None)
+        object_map = next((m for m in self.schema.objects.values() if m.name.lower() == table), None)
         if object_map is None:
             raise SfError(400, "INVALID_TYPE", f"sObject type '{table}' is not supported.")
         try:
@@ -537,15 +554,16 @@ class SalesforceDialect(ApiDialect):
                    if m.part is None and m.type in ("string", "id", "reference", "email", "phone", "url", "picklist")}
         table = RecordTable((object_map.kind,), to_rows, indexed)
         return RecordSource({object_map.name.lower(): table},
-                            lambda kind: self.engine.records(kind, include_deleted=include_deleted),
-                            None if include_deleted else self.engine.find)
+                            lambda kind: self.repository.records(kind, include_deleted=include_deleted),
+                            None if include_deleted else self.repository.find)
 
     def _page(self, request: ApiRequest, version: str, records: list[dict]) -> Response:
-        batch = DEFAULT_BATCH
+        limits = self.schema.limits
+        batch = limits["query_batch"]
         options = request.headers.get("sforce-query-options", "")
         match = re.search(r"batchSize\s*=\s*(\d+)", options)
         if match:
-            batch = min(DEFAULT_BATCH, max(200, int(match.group(1))))
+            batch = min(limits["query_batch"], max(limits["query_batch_min"], int(match.group(1))))
         return self._cursor_page(version, records, 0, batch)
 
     def _cursor_page(self, version: str, records: list[dict], offset: int, batch: int) -> Response:
@@ -579,9 +597,8 @@ class SalesforceDialect(ApiDialect):
             self._check_collection_size(len(ids))
             found = []
             for record_id in ids:
-                record = self.engine.store.get(object_map.kind, self._normalize_id(record_id))
-                found.append(None if record is None or record.get("is_deleted")
-                             else self._shape(object_map, record, version, wanted))
+                record = self.repository.get_or_none(object_map.kind, self._normalize_id(record_id))
+                found.append(None if record is None else self._shape(object_map, record, version, wanted))
             return json_response(found)
         if method == "DELETE" and not parts:
             if request.query.get("allOrNone", "false") not in ("true", "false"):
@@ -614,36 +631,34 @@ class SalesforceDialect(ApiDialect):
                                               lambda r: self._collection_upsert(object_map, mapping, r))
         raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
 
-    @staticmethod
-    def _check_collection_size(size: int) -> None:
-        if size > COLLECTION_LIMIT:
+    def _check_collection_size(self, size: int) -> None:
+        limit = self.schema.limits["collection_records"]
+        if size > limit:
             raise SfError(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more than "
-                                                    f"{COLLECTION_LIMIT} records into this call")
+                                                    f"{limit} records into this call")
 
-    def _collection_write(self, records: list[dict], all_or_none: bool, write) -> Response:
+    def _collection_write(self, records: list[dict], all_or_none: bool,
+                          write: Callable[[dict], dict[str, Any]]) -> Response:
+        """Write each record in its own savepoint; with allOrNone, one failure rolls back them all."""
         for payload in records:  # deserialization errors fail the whole request, as in Salesforce
             object_map = self._typed_object(payload)
             self._values(object_map, {k: v for k, v in payload.items() if k not in ("Id", "id")})
-        results, undo = [], []
-        for payload in records:
-            try:
-                result, undo_step = write(payload)
-                results.append(result)
-                undo.append(undo_step)
-            except (SfError, DomainError, BadRequest) as error:
-                results.append({"success": False, "errors": [_collection_error(error)]})
-                if all_or_none:
-                    break
-        failed = any(not r["success"] for r in results)
-        if all_or_none and failed:
-            for step in reversed(undo):
-                step()
-            rolled_back = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                           "message": "Record rolled back because not all records were valid and the request "
-                                      "was using AllOrNone header", "fields": []}
-            results = [r if not r["success"] else {"id": r.get("id"), "success": False, "errors": [rolled_back]}
-                       for r in results]
-            results += [{"success": False, "errors": [rolled_back]}] * (len(records) - len(results))
+        results: list[dict[str, Any]] = []
+        with self.repository.transaction() as request_block:
+            for payload in records:
+                try:
+                    with self.repository.transaction():
+                        results.append(write(payload))
+                except (SfError, DomainError, BadRequest) as error:
+                    results.append({"success": False, "errors": [self._collection_error(error)]})
+                    if all_or_none:
+                        break
+            failed = any(not r["success"] for r in results)
+            if all_or_none and failed:
+                request_block.rollback()
+                results = [r if not r["success"] else {"id": r.get("id"), "success": False, "errors": [_ROLLED_BACK]}
+                           for r in results]
+                results += [{"success": False, "errors": [_ROLLED_BACK]}] * (len(records) - len(results))
         return json_response(results)
 
     def _typed_object(self, payload: dict) -> ObjectMap:
@@ -652,27 +667,24 @@ class SalesforceDialect(ApiDialect):
             raise SfError(400, "INVALID_TYPE", "each record needs attributes.type")
         return self._object(attributes["type"])
 
-    def _collection_create(self, payload: dict):
+    def _collection_create(self, payload: dict) -> dict[str, Any]:
         object_map = self._typed_object(payload)
         if "Id" in payload or "id" in payload:
             raise SfError(400, "INVALID_FIELD", "cannot specify Id in an insert call", ("Id",))
-        record = self.engine.create(object_map.kind, self._values(object_map, payload))
-        return ({"id": record["id"], "success": True, "errors": []},
-                lambda: self.engine.store.delete(object_map.kind, record["id"]))
+        record = self.repository.create(object_map.kind, self._values(object_map, payload))
+        return {"id": record["id"], "success": True, "errors": []}
 
-    def _collection_update(self, payload: dict):
+    def _collection_update(self, payload: dict) -> dict[str, Any]:
         object_map = self._typed_object(payload)
         body = dict(payload)
         record_id = body.pop("Id", None) or body.pop("id", None)
         if not isinstance(record_id, str):
             raise SfError(400, "MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))
         record_id = self._normalize_id(record_id)
-        previous = self.engine.get(object_map.kind, record_id)
-        self.engine.update(object_map.kind, record_id, self._values(object_map, body))
-        return ({"id": record_id, "success": True, "errors": []},
-                lambda: self.engine.store.put(object_map.kind, previous))
+        self.repository.update(object_map.kind, record_id, self._values(object_map, body))
+        return {"id": record_id, "success": True, "errors": []}
 
-    def _collection_upsert(self, object_map: ObjectMap, mapping: FieldMapping, payload: dict):
+    def _collection_upsert(self, object_map: ObjectMap, mapping: FieldMapping, payload: dict) -> dict[str, Any]:
         typed = self._typed_object(payload)
         if typed is not object_map:
             raise SfError(400, "INVALID_TYPE", f"record type {typed.name} does not match {object_map.name}")
@@ -680,36 +692,41 @@ class SalesforceDialect(ApiDialect):
         key = next((v for k, v in payload.items() if object_map.lookup(k) is mapping), None)
         if not isinstance(key, str) or not key:
             raise SfError(400, "MISSING_ARGUMENT", f"{mapping.vendor} not specified", (mapping.vendor,))
-        matches = self.engine.find(object_map.kind, mapping.canonical, key)
+        matches = self.repository.find(object_map.kind, mapping.canonical, key)
         if len(matches) > 1:
             raise SfError(300, "DUPLICATE_EXTERNAL_ID", f"{mapping.vendor}: more than one record found for "
                                                         f"external id field: {[r['id'] for r in matches]}")
         values = self._values(object_map, body)
         if matches:
-            previous = matches[0]
-            self.engine.update(object_map.kind, previous["id"], values)
-            return ({"id": previous["id"], "success": True, "errors": [], "created": False},
-                    lambda: self.engine.store.put(object_map.kind, previous))
-        record = self.engine.create(object_map.kind, {**values, mapping.canonical: key})
-        return ({"id": record["id"], "success": True, "errors": [], "created": True},
-                lambda: self.engine.store.delete(object_map.kind, record["id"]))
+            self.repository.update(object_map.kind, matches[0]["id"], values)
+            return {"id": matches[0]["id"], "success": True, "errors": [], "created": False}
+        record = self.repository.create(object_map.kind, {**values, mapping.canonical: key})
+        return {"id": record["id"], "success": True, "errors": [], "created": True}
 
     def _collection_delete(self, record_id: str) -> dict:
         try:
             record_id = self._normalize_id(record_id)
-            kind = next((m.kind for m in OBJECTS.values() if record_id.startswith(m.key_prefix)), None)
+            kind = next((m.kind for m in self.schema.objects.values() if record_id.startswith(m.key_prefix)), None)
             if kind is None:
                 raise SfError(404, "ENTITY_IS_DELETED", "entity is deleted")
-            self.engine.delete(kind, record_id)
+            self.repository.delete(kind, record_id)
             return {"id": record_id, "success": True, "errors": []}
         except (SfError, DomainError) as error:
-            return {"id": record_id, "success": False, "errors": [_collection_error(error)]}
+            return {"id": record_id, "success": False, "errors": [self._collection_error(error)]}
+
+    def _collection_error(self, error: SfError | DomainError | BadRequest) -> dict[str, Any]:
+        if isinstance(error, DomainError):
+            refusal = self._refusal(error)
+            return {"statusCode": refusal["errorCode"], "message": refusal["message"], "fields": refusal["fields"]}
+        return {"statusCode": ERROR_CODES.get(error.code, error.code), "message": error.message,
+                "fields": list(getattr(error, "fields", ()))}
 
 
-def _collection_error(error: Exception) -> dict[str, Any]:
-    code = getattr(error, "code", "UNKNOWN_EXCEPTION")
-    return {"statusCode": ERROR_CODES.get(code, code), "message": getattr(error, "message", str(error)),
-            "fields": list(getattr(error, "fields", ()))}
+def _object_for(schema: Schema, kind: str) -> ObjectMap:
+    object_map = schema.object_for(kind)
+    if object_map is None:
+        raise DomainError("UNKNOWN_KIND", f"Salesforce has no object for {kind!r}")
+    return object_map
 
 
 def _etag(record: Record) -> str:

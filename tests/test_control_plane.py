@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from syncert.harness.runner import StateMirror
 from syncert.simulators.stages.journal import BODY_LIMIT, BYTES_LIMIT, Journal, JournalEntry
 from tests.conftest import Sims
 
@@ -199,3 +200,25 @@ def test_the_journal_drops_its_oldest_entries_past_its_byte_budget() -> None:
     kept_entries = journal.select()
     assert len(kept_entries) == BYTES_LIMIT // len(body) and journal.dropped == 10
     assert kept_entries[-1].seq == count
+
+
+def test_state_pages_by_cursor_and_a_mirror_reads_only_changes(sims: Sims) -> None:
+    ids = sims.seed("erp", {"customer": [{"name": f"Paged {n}"} for n in range(12_000)]})["customer"]
+    mirror, pages = StateMirror(), 0
+    with sims.admin("erp") as admin:
+        while True:
+            page = admin.get("/_sim/state", params={"since": mirror.since}).json()
+            mirror.apply(page)
+            pages += 1
+            if not page["more"]:
+                break
+        assert pages == 2 and [c["id"] for c in mirror.records()["customer"]] == ids
+        assert admin.patch(f"/_sim/records/customer/{ids[5]}", json={"name": "Renamed"}).status_code == 200
+        assert admin.delete(f"/_sim/records/customer/{ids[6]}").status_code == 200
+        changes = admin.get("/_sim/state", params={"since": mirror.since}).json()
+        assert [c["id"] for c in changes["records"]["customer"]] == [ids[5]]
+        assert changes["deleted"]["customer"] == [ids[6]] and not changes["more"]
+        mirror.apply(changes)
+        assert admin.get("/_sim/state", params={"limit": 0}).status_code == 400
+    customers = mirror.records()["customer"]
+    assert len(customers) == 11_999 and customers[5]["name"] == "Renamed"

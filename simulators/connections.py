@@ -6,6 +6,8 @@
   its headers is closed to make room; if none is waiting, the newcomer is answered 503 and closed.
 - A request the HTTP parser rejects (an oversized URL or header, garbage) is answered 400 in the
   vendor's error shape, not as plain text.
+Each response leaves in one write (status line, headers and body together): uvicorn writes the head
+and the body separately, a second system call per request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ import asyncio
 import resource
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from syncert.simulators.dialects import ApiDialect
 
@@ -36,6 +44,79 @@ def _raw_error(dialect: ApiDialect, status: int, code: str, message: str) -> byt
     head += [name + b": " + value for name, value in response.raw_headers]
     head.append(b"connection: close")
     return b"\r\n".join(head) + b"\r\n\r\n" + response.body
+
+
+class CoalescingCycle(RequestResponseCycle):
+    """uvicorn's request-response cycle, with the response head held back and written with the body."""
+
+    _head = b""
+
+    async def send(self, message: Any) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            self._head = self._encode_head(message["status"], [*self.default_headers, *message.get("headers", ())])
+        elif not self.response_complete:
+            if message["type"] != "http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+            self._send_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+
+    def _encode_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        if HEADER_RE.search(b"".join(name for name, _ in headers)):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join(value for _, value in headers)):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status]]
+        has_connection_close = False
+        for raw_name, value in headers:
+            name = raw_name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+                self.keep_alive = False
+                has_connection_close = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
+
+    def _send_body(self, body: bytes, more_body: bool) -> None:
+        head, self._head = self._head, b""
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+            self.transport.write(head)
+        elif self.chunked_encoding:
+            chunk = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            self.transport.write(head + chunk + (b"" if more_body else b"0\r\n\r\n"))
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            self.transport.write(head + body if head else body)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
 
 
 def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
@@ -66,6 +147,8 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
         def on_headers_complete(self) -> None:
             self._stop_waiting()
             super().on_headers_complete()
+            if type(self.cycle) is RequestResponseCycle:  # not an upgrade: the cycle's task has not run yet
+                self.cycle.__class__ = CoalescingCycle
 
         def send_400_response(self, msg: str) -> None:
             self._refuse(400, "INVALID_REQUEST", f"malformed HTTP request: {msg.rstrip('.')}")

@@ -124,28 +124,33 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
     header_timeout_s, max_connections = HEADER_TIMEOUT_S, MAX_CONNECTIONS
 
     class GuardedProtocol(HttpToolsProtocol):
+        # One sweep per listener checks the header deadline of every connection (a timer per request
+        # would be armed and cancelled on every request); a deadline is met within a tenth of itself.
+        _sweep: asyncio.TimerHandle | None = None
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._header_timer: asyncio.TimerHandle | None = None
-            self._waiting_since = 0.0
+            self._waiting_since: float | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._await_headers()
+            self._waiting_since = self.loop.time()
+            if GuardedProtocol._sweep is None:
+                GuardedProtocol._sweep = self.loop.call_later(header_timeout_s / 10, self._sweep_deadlines)
             if len(self.connections) > max_connections and not self._evict_slowest():
                 self._refuse(503, "SERVER_UNAVAILABLE", "too many open connections; retry later")
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_waiting()
+            self._waiting_since = None
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            if self._header_timer is None:
-                self._await_headers()
+            if self._waiting_since is None:
+                self._waiting_since = self.loop.time()
 
         def on_headers_complete(self) -> None:
-            self._stop_waiting()
+            self._waiting_since = None
             super().on_headers_complete()
             if type(self.cycle) is RequestResponseCycle:  # not an upgrade: the cycle's task has not run yet
                 self.cycle.__class__ = CoalescingCycle
@@ -153,31 +158,27 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
         def send_400_response(self, msg: str) -> None:
             self._refuse(400, "INVALID_REQUEST", f"malformed HTTP request: {msg.rstrip('.')}")
 
-        def _await_headers(self) -> None:
-            self._waiting_since = self.loop.time()
-            self._header_timer = self.loop.call_later(header_timeout_s, self._headers_too_slow)
-
-        def _stop_waiting(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_too_slow(self) -> None:
-            self._header_timer = None
-            self._refuse(408, "REQUEST_TIMEOUT", f"request headers not received within {header_timeout_s:g} s")
+        def _sweep_deadlines(self) -> None:
+            late = self.loop.time() - header_timeout_s
+            for connection in list(self.connections):
+                if (isinstance(connection, GuardedProtocol) and connection._waiting_since is not None
+                        and connection._waiting_since <= late):
+                    connection._refuse(408, "REQUEST_TIMEOUT",
+                                       f"request headers not received within {header_timeout_s:g} s")
+            GuardedProtocol._sweep = (self.loop.call_later(header_timeout_s / 10, self._sweep_deadlines)
+                                      if self.connections else None)
 
         def _evict_slowest(self) -> bool:
             waiting = [c for c in self.connections if isinstance(c, GuardedProtocol) and c is not self
-                       and c._header_timer is not None and not c.transport.is_closing()]
+                       and c._waiting_since is not None and not c.transport.is_closing()]
             if not waiting:
                 return False
-            slowest = min(waiting, key=lambda c: c._waiting_since)
-            slowest._stop_waiting()
+            slowest = min(waiting, key=lambda c: c._waiting_since or 0.0)
             slowest._refuse(408, "REQUEST_TIMEOUT", "connection closed to make room: request headers too slow")
             return True
 
         def _refuse(self, status: int, code: str, message: str) -> None:
-            self._stop_waiting()
+            self._waiting_since = None
             if not self.transport.is_closing():
                 self.transport.write(_raw_error(dialect, status, code, message))
                 self.transport.close()

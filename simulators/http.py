@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,13 +34,21 @@ class ApiRequest:
     body: bytes
     scheme: str
 
-    @cached_property
-    def query(self) -> dict[str, str]:
-        return dict(self.query_pairs)
+    _query_pairs: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _query: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            self._query = dict(self.query_pairs)
+        return self._query
+
+    @property
     def query_pairs(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query_string, keep_blank_values=True) if self.query_string else []
+        """Parsed once (functools.cached_property takes a lock on every first access before Python 3.12)."""
+        if self._query_pairs is None:
+            self._query_pairs = parse_qsl(self.query_string, keep_blank_values=True) if self.query_string else []
+        return self._query_pairs
 
     @property
     def base_url(self) -> str:

@@ -124,13 +124,15 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
     header_timeout_s, max_connections = HEADER_TIMEOUT_S, MAX_CONNECTIONS
 
     class GuardedProtocol(HttpToolsProtocol):
-        # One sweep per listener checks the header deadline of every connection (a timer per request
-        # would be armed and cancelled on every request); a deadline is met within a tenth of itself.
+        # One sweep per listener checks every connection's header deadline and keep-alive timeout (uvicorn
+        # and a header timer would arm and cancel two timers per request); both are met within
+        # a tenth of the header deadline.
         _sweep: asyncio.TimerHandle | None = None
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._waiting_since: float | None = None
+            self._idle_since: float | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -155,16 +157,35 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
             if type(self.cycle) is RequestResponseCycle:  # not an upgrade: the cycle's task has not run yet
                 self.cycle.__class__ = CoalescingCycle
 
+        def on_response_complete(self) -> None:
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            else:
+                self._idle_since = self.loop.time()
+
+        def _unset_keepalive_if_required(self) -> None:
+            self._idle_since = None
+
         def send_400_response(self, msg: str) -> None:
             self._refuse(400, "INVALID_REQUEST", f"malformed HTTP request: {msg.rstrip('.')}")
 
         def _sweep_deadlines(self) -> None:
-            late = self.loop.time() - header_timeout_s
+            now = self.loop.time()
             for connection in list(self.connections):
-                if (isinstance(connection, GuardedProtocol) and connection._waiting_since is not None
-                        and connection._waiting_since <= late):
+                if not isinstance(connection, GuardedProtocol):
+                    continue
+                if connection._waiting_since is not None and connection._waiting_since <= now - header_timeout_s:
                     connection._refuse(408, "REQUEST_TIMEOUT",
                                        f"request headers not received within {header_timeout_s:g} s")
+                elif (connection._idle_since is not None
+                      and connection._idle_since <= now - connection.timeout_keep_alive):
+                    connection._idle_since = None
+                    connection.timeout_keep_alive_handler()
             GuardedProtocol._sweep = (self.loop.call_later(header_timeout_s / 10, self._sweep_deadlines)
                                       if self.connections else None)
 

@@ -1,16 +1,29 @@
 """Throughput of the simulated Salesforce against WireMock and Mountebank, side by side in one run.
 
-Workloads (same load generator, wrk, for every server):
-  get     GET one Account by id, authenticated (bearer token checked), request journaled
-  create  POST one Account, validated (Name required), stored, journaled
-syncert runs with its default SQLite (WAL) store; WireMock answers stubs (it cannot store state) with
-its request journal on; Mountebank stores created records in its imposter state through an injected
-function (`--allowInjection`) and records requests. By default each server is pinned to CPU 0 and wrk
-to CPU 1, so every server gets the same single core; with --no-pin every server may use both cores
-(the JVM's JIT and GC threads then get a core of their own, which favours WireMock). Rounds alternate
-between servers; the median is reported.
+What is measured (wrk, one thread, --connections keep-alive connections, for every server):
+  syncert get          GET one Account by id: bearer token checked, governance (limits, in-flight count),
+                       journaled (tags, kind, operation, bodies), read from the SQLite (WAL) store
+  syncert create       POST one Account: token checked, governance, validated (Name required), stored in
+                       SQLite and committed (group commit) before the answer, journaled
+  wiremock-nojournal   GET of a stub matched on URL and bearer token, WireMock run with
+                       --no-request-journal (how its users run load tests)
+  wiremock-journal     the same stub, WireMock run with --max-request-journal-entries JOURNAL_ENTRIES
+  mountebank create    POST one Account: an injected function validates Name and stores the record in
+                       the imposter's state; the imposter records requests (its journal)
+WireMock stubs cannot store state, so WireMock is measured on GET only; Mountebank on create only.
 
-Run: python benchmarks/throughput.py [--duration 8] [--rounds 3] [--connections 16] [--no-pin]
+Each pass starts all four servers once and keeps them running. Every server and workload first gets
+--warmup seconds of unmeasured load (the JVM's JIT warm-up for WireMock; the same for the others), then
+--rounds alternating rounds of --duration seconds each; the order of servers rotates every round and
+the median of the rounds is reported. Two passes by default: pinned (every server on CPU 0, wrk on
+CPU 1, so every server gets the same single core) and unpinned (servers and wrk on any core; the JVM's
+JIT and GC threads then get a core of their own, which favours WireMock).
+
+Ratios: syncert get / wiremock-nojournal get, syncert get / wiremock-journal get, syncert create /
+mountebank create. Goal (issue 13): get >= 1.5x WireMock without journal, create >= 2x Mountebank.
+
+Run: python benchmarks/throughput.py [--duration 8] [--rounds 5] [--warmup 15] [--connections 16]
+                                     [--pinning both|pinned|unpinned]
 Needs wrk (Debian package), Java 17 and npm; WireMock 3.13.2 and Mountebank 2.9.2 are installed with
 npm into benchmarks/.tools on first use. Results: benchmarks/results/throughput.json and stdout.
 """
@@ -20,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -29,8 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,12 +53,17 @@ HERE = Path(__file__).resolve().parent
 TOOLS = HERE / ".tools"
 RESULTS = HERE / "results"
 WIREMOCK_VERSION, MOUNTEBANK_VERSION = "3.13.2", "2.9.2"
-PINNING = {"server": ["taskset", "-c", "0"], "load": ["taskset", "-c", "1"]}
+JOURNAL_ENTRIES = 10_000
+PINNING = {"pinned": {"server": ["taskset", "-c", "0"], "load": ["taskset", "-c", "1"]},
+           "unpinned": {"server": [], "load": []}}
 TOKEN = "00DBENCH!bench-token"
 ACCOUNT_PATH = "/services/data/v59.0/sobjects/Account"
 RECORD = {"attributes": {"type": "Account", "url": f"{ACCOUNT_PATH}/0015g0000000001AAA"},
           "Id": "0015g0000000001AAA", "Name": "Bench Account", "Phone": "+1 555 0100", "BillingCity": "Lyon",
           "ERP_Customer_Id__c": "C-1", "Outstanding_Balance__c": 1250.5, "IsDeleted": False}
+CREATE_BODY = '{"Name": "Bench Account", "BillingCity": "Lyon"}'
+Targets = dict[str, dict]
+Server = Callable[[list[str]], AbstractContextManager[Targets]]
 
 
 def free_port() -> int:
@@ -76,9 +95,9 @@ def ensure_tools() -> None:
 
 
 @contextmanager
-def process(command: list[str], **kwargs) -> Iterator[subprocess.Popen]:
-    """Start a server pinned to the server CPU; stop it (and its group) afterwards."""
-    proc = subprocess.Popen([*PINNING["server"], *command], start_new_session=True,
+def process(command: list[str], pin: list[str], **kwargs) -> Iterator[subprocess.Popen]:
+    """Start a server (pinned with `pin`); stop it and its process group afterwards."""
+    proc = subprocess.Popen([*pin, *command], start_new_session=True,
                             stdout=kwargs.pop("stdout", subprocess.DEVNULL), stderr=subprocess.DEVNULL, **kwargs)
     try:
         yield proc
@@ -92,9 +111,9 @@ def process(command: list[str], **kwargs) -> Iterator[subprocess.Popen]:
 
 
 @contextmanager
-def syncert_server() -> Iterator[dict[str, dict]]:
+def syncert_server(pin: list[str]) -> Iterator[Targets]:
     with tempfile.TemporaryDirectory() as data_dir, process(
-            [sys.executable, "-m", "syncert", "sim", "--json", "--data-dir", data_dir],
+            [sys.executable, "-m", "syncert", "sim", "--json", "--data-dir", data_dir], pin,
             stdout=subprocess.PIPE, text=True, cwd=HERE.parent) as proc:
         env = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
         base = env["SYNCERT_CRM_URL"]
@@ -110,28 +129,22 @@ def syncert_server() -> Iterator[dict[str, dict]]:
                "create": {"url": f"{base}{ACCOUNT_PATH}/", "headers": headers}}
 
 
-@contextmanager
-def wiremock_server(journal: bool = True) -> Iterator[dict[str, dict]]:
-    port = free_port()
-    jar = next((TOOLS / "node_modules" / "wiremock" / "build").glob("wiremock-standalone-*.jar"))
-    journal_option = ["--max-request-journal-entries", "200000"] if journal else ["--no-request-journal"]
-    with process(["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1",
-                  "--disable-banner", *journal_option]):
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/__admin/health")
-        auth = {"Authorization": {"equalTo": f"Bearer {TOKEN}"}}
-        stubs = [
-            {"request": {"method": "GET", "url": f"{ACCOUNT_PATH}/0015g0000000001AAA", "headers": auth},
-             "response": {"status": 200, "jsonBody": RECORD}},
-            {"request": {"method": "POST", "url": f"{ACCOUNT_PATH}/", "headers": auth,
-                         "bodyPatterns": [{"matchesJsonPath": "$.Name"}]},
-             "response": {"status": 201, "jsonBody": {"id": "0015g0000000002AAA", "success": True, "errors": []}}},
-        ]
-        for stub in stubs:
+def wiremock_server(journal_option: list[str]) -> Server:
+    @contextmanager
+    def start(pin: list[str]) -> Iterator[Targets]:
+        port = free_port()
+        jar = next((TOOLS / "node_modules" / "wiremock" / "build").glob("wiremock-standalone-*.jar"))
+        with process(["java", "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1",
+                      "--disable-banner", *journal_option], pin):
+            base = f"http://127.0.0.1:{port}"
+            wait_for(f"{base}/__admin/health")
+            stub = {"request": {"method": "GET", "url": f"{ACCOUNT_PATH}/0015g0000000001AAA",
+                                "headers": {"Authorization": {"equalTo": f"Bearer {TOKEN}"}}},
+                    "response": {"status": 200, "jsonBody": RECORD}}
             httpx.post(f"{base}/__admin/mappings", json=stub).raise_for_status()
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        yield {"get": {"url": f"{base}{ACCOUNT_PATH}/0015g0000000001AAA", "headers": headers},
-               "create": {"url": f"{base}{ACCOUNT_PATH}/", "headers": headers}}
+            yield {"get": {"url": f"{base}{ACCOUNT_PATH}/0015g0000000001AAA",
+                           "headers": {"Authorization": f"Bearer {TOKEN}"}}}
+    return start
 
 
 MOUNTEBANK_CREATE = """
@@ -155,83 +168,96 @@ function (config) {
 
 
 @contextmanager
-def mountebank_server() -> Iterator[dict[str, dict]]:
+def mountebank_server(pin: list[str]) -> Iterator[Targets]:
     admin_port, port = free_port(), free_port()
     with process([str(TOOLS / "node_modules" / ".bin" / "mb"), "--port", str(admin_port), "--host", "127.0.0.1",
-                  "--allowInjection", "--loglevel", "error", "--nologfile"]):
+                  "--allowInjection", "--loglevel", "error", "--nologfile"], pin):
         wait_for(f"http://127.0.0.1:{admin_port}/imposters")
         auth = {"Authorization": f"Bearer {TOKEN}"}
         imposter = {"port": port, "protocol": "http", "host": "127.0.0.1", "recordRequests": True, "stubs": [
-            {"predicates": [{"equals": {"method": "GET", "path": f"{ACCOUNT_PATH}/0015g0000000001AAA",
-                                        "headers": auth}}],
-             "responses": [{"is": {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-                                   "body": json.dumps(RECORD)}}]},
             {"predicates": [{"equals": {"method": "POST", "path": f"{ACCOUNT_PATH}/", "headers": auth}}],
              "responses": [{"inject": MOUNTEBANK_CREATE}]},
         ]}
         httpx.post(f"http://127.0.0.1:{admin_port}/imposters", json=imposter).raise_for_status()
-        base = f"http://127.0.0.1:{port}"
-        yield {"get": {"url": f"{base}{ACCOUNT_PATH}/0015g0000000001AAA", "headers": auth},
-               "create": {"url": f"{base}{ACCOUNT_PATH}/", "headers": auth}}
+        yield {"create": {"url": f"http://127.0.0.1:{port}{ACCOUNT_PATH}/", "headers": auth}}
 
 
-def run_wrk(target: dict, workload: str, duration_s: int, connections: int) -> float:
+SERVERS: dict[str, Server] = {
+    "syncert": syncert_server,
+    "wiremock-nojournal": wiremock_server(["--no-request-journal"]),
+    "wiremock-journal": wiremock_server(["--max-request-journal-entries", str(JOURNAL_ENTRIES)]),
+    "mountebank": mountebank_server,
+}
+
+
+def run_wrk(target: dict, workload: str, duration_s: int, connections: int, pin: list[str]) -> float:
     """Requests per second; raises if any answer was not the expected success."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if workload == "create":
-            script.write('wrk.method = "POST"\nwrk.body = \'{"Name": "Bench Account", "BillingCity": "Lyon"}\'\n'
+            script.write(f'wrk.method = "POST"\nwrk.body = \'{CREATE_BODY}\'\n'
                          'wrk.headers["Content-Type"] = "application/json"\n')
-    command = [*PINNING["load"], "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "-s", script.name]
+    command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "-s", script.name]
     for name, value in target["headers"].items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, target["url"]], capture_output=True, text=True, check=True).stdout
-    os.unlink(script.name)
-    failures = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: .*", output)
-    if failures or errors:
+    try:
+        output = subprocess.run([*command, target["url"]], capture_output=True, text=True, check=True,
+                                timeout=duration_s + 30).stdout
+    finally:
+        os.unlink(script.name)
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", output) or re.search(r"Socket errors: .*", output):
         raise RuntimeError(f"{target['url']} answered errors under load:\n{output}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
-SERVERS = {"syncert": syncert_server, "wiremock": wiremock_server, "mountebank": mountebank_server,
-           # context only: WireMock without its request journal does not meet the workloads' definition
-           "wiremock-unjournaled": lambda: wiremock_server(journal=False)}
+def measure(pinning: str, args: argparse.Namespace) -> dict:
+    """One pass: start every server, warm each up, then alternate measured rounds; medians and ratios."""
+    pin = PINNING[pinning]
+    with ExitStack() as stack:
+        targets = {name: stack.enter_context(start(pin["server"])) for name, start in SERVERS.items()}
+        cases = [(server, workload) for server, by in targets.items() for workload in by]
+        for server, workload in cases:
+            print(f"[{pinning}] warm-up {server} {workload}: {args.warmup} s", flush=True)
+            run_wrk(targets[server][workload], workload, args.warmup, args.connections, pin["load"])
+        samples: dict[str, list[float]] = {f"{s} {w}": [] for s, w in cases}
+        for round_number in range(args.rounds):
+            shift = round_number % len(cases)
+            for server, workload in cases[shift:] + cases[:shift]:
+                rate = run_wrk(targets[server][workload], workload, args.duration, args.connections, pin["load"])
+                samples[f"{server} {workload}"].append(rate)
+                print(f"[{pinning}] round {round_number + 1} {server:20} {workload:6} {rate:9.0f} req/s", flush=True)
+    medians = {case: statistics.median(rates) for case, rates in samples.items()}
+    ratios = {"get_vs_wiremock_nojournal": medians["syncert get"] / medians["wiremock-nojournal get"],
+              "get_vs_wiremock_journal": medians["syncert get"] / medians["wiremock-journal get"],
+              "create_vs_mountebank": medians["syncert create"] / medians["mountebank create"]}
+    return {"samples": samples, "medians": medians, "ratios": ratios}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per server")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measured round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating measured rounds")
+    parser.add_argument("--warmup", type=int, default=15, help="seconds of unmeasured load per server and workload")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--no-pin", action="store_true", help="let servers and wrk use any core")
+    parser.add_argument("--pinning", choices=("both", "pinned", "unpinned"), default="both")
     args = parser.parse_args()
-    if args.no_pin:
-        PINNING.update(server=[], load=[])
     ensure_tools()
-    samples: dict[str, dict[str, list[float]]] = {s: {"get": [], "create": []} for s in SERVERS}
-    for round_number in range(1, args.rounds + 1):
-        for server, start in SERVERS.items():
-            with start() as targets:
-                for workload in ("get", "create"):
-                    run_wrk(targets[workload], workload, 3, args.connections)  # warm-up (JIT, caches)
-                    rate = run_wrk(targets[workload], workload, args.duration, args.connections)
-                    samples[server][workload].append(rate)
-                    print(f"round {round_number} {server:20} {workload:6} {rate:10.0f} req/s", flush=True)
-    medians = {s: {w: statistics.median(v) for w, v in by.items()} for s, by in samples.items()}
-    ratios = {"get_vs_wiremock": medians["syncert"]["get"] / medians["wiremock"]["get"],
-              "create_vs_mountebank": medians["syncert"]["create"] / medians["mountebank"]["create"],
-              "get_vs_mountebank": medians["syncert"]["get"] / medians["mountebank"]["get"],
-              "create_vs_wiremock_stub": medians["syncert"]["create"] / medians["wiremock"]["create"],
-              "get_vs_wiremock_unjournaled": medians["syncert"]["get"] / medians["wiremock-unjournaled"]["get"]}
+    passes = ["pinned", "unpinned"] if args.pinning == "both" else [args.pinning]
+    started = time.monotonic()
+    results = {pinning: measure(pinning, args) for pinning in passes}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"throughput{'-unpinned' if args.no_pin else ''}.json").write_text(json.dumps(
-        {"settings": vars(args), "samples": samples, "medians": medians, "ratios": ratios,
-         "versions": {"wiremock": WIREMOCK_VERSION, "mountebank": MOUNTEBANK_VERSION}}, indent=2))
-    print("\nmedian req/s              get    create")
-    for server, values in medians.items():
-        print(f"{server:20} {values['get']:8.0f} {values['create']:9.0f}")
-    for name, value in ratios.items():
-        print(f"{name:26} {value:5.2f}x")
+    (RESULTS / "throughput.json").write_text(json.dumps(
+        {"settings": {**vars(args), "journal_entries": JOURNAL_ENTRIES, "wall_s": round(time.monotonic() - started)},
+         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+         "versions": {"wiremock": WIREMOCK_VERSION, "mountebank": MOUNTEBANK_VERSION},
+         "results": results}, indent=2) + "\n")
+    print(f"\n{args.rounds} rounds of {args.duration} s after {args.warmup} s of warm-up per server and workload "
+          f"(JIT warm-up for WireMock); {args.connections} connections; medians in req/s")
+    for pinning, result in results.items():
+        print(f"\n[{pinning}]")
+        for case, value in result["medians"].items():
+            print(f"  {case:26} {value:9.0f}")
+        for name, value in result["ratios"].items():
+            print(f"  {name:26} {value:6.2f}x")
 
 
 if __name__ == "__main__":

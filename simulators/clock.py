@@ -19,7 +19,8 @@ class Clock:
         return datetime.fromtimestamp(self.timestamp(), UTC)
 
     def iso(self) -> str:
-        return format_datetime(self.now())
+        """`format_datetime(self.now())`, without its conversion to UTC (the moment is UTC already)."""
+        return datetime.fromtimestamp(self.timestamp(), UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
     def today(self) -> str:
         return self.now().date().isoformat()

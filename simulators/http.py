@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,13 +34,21 @@ class ApiRequest:
     body: bytes
     scheme: str
 
-    @cached_property
-    def query(self) -> dict[str, str]:
-        return dict(parse_qsl(self.query_string, keep_blank_values=True))
+    _query_pairs: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _query: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            self._query = dict(self.query_pairs)
+        return self._query
+
+    @property
     def query_pairs(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query_string, keep_blank_values=True)
+        """Parsed once (functools.cached_property takes a lock on every first access before Python 3.12)."""
+        if self._query_pairs is None:
+            self._query_pairs = parse_qsl(self.query_string, keep_blank_values=True) if self.query_string else []
+        return self._query_pairs
 
     @property
     def base_url(self) -> str:
@@ -56,8 +63,7 @@ class ApiRequest:
         except UnicodeDecodeError:
             raise BadRequest("JSON_PARSER_ERROR", "the request body is not UTF-8 text") from None
         try:
-            return json.loads(text, parse_int=_bounded_int, parse_float=_bounded_decimal,
-                              parse_constant=_reject_constant)
+            return _DECODER.decode(text)
         except json.JSONDecodeError as error:
             raise BadRequest("JSON_PARSER_ERROR",
                              f"malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
@@ -102,12 +108,35 @@ def _exact_default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+_DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_float=_bounded_decimal, parse_constant=_reject_constant)
+# Made once: json.dumps with options builds an encoder per call. No circular check: answers are trees.
+_VENDOR_ENCODER = json.JSONEncoder(default=_vendor_default, separators=(",", ":"), check_circular=False)
+_EXACT_ENCODER = json.JSONEncoder(default=_exact_default, separators=(",", ":"), check_circular=False)
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class ApiResponse(Response):
+    """A Starlette Response with the same status, headers and body, built without Starlette's generic
+    rendering and header normalisation (the simulators' answers are bytes with str headers)."""
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str] | None, json_body: bool) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+        if status >= 200 and status not in (204, 304) and not (headers and "content-length" in map(str.lower, headers)):
+            raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        if json_body and not (headers and "content-type" in map(str.lower, headers)):
+            raw.append(_JSON_TYPE)
+        self.raw_headers = raw
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,
                   exact: bool = False) -> Response:
     """JSON response; money as JSON numbers (vendor APIs) or, with `exact`, as decimal strings."""
-    body = json.dumps(data, default=_exact_default if exact else _vendor_default, separators=(",", ":"))
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return ApiResponse((_EXACT_ENCODER if exact else _VENDOR_ENCODER).encode(data).encode("utf-8"), status,
+                       headers, True)
 
 
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, headers=headers)
+    return ApiResponse(b"", status, headers, False)

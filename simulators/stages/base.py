@@ -64,8 +64,15 @@ class Exchange:
         if self.body_read:
             return self.request.body
         self.body_read = True
-        declared = self.request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        declared, chunked = None, False
+        for name, value in self.scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked:  # HTTP/1.1: no length and no chunks means no body
+            return self.request.body
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise BodyTooLarge
         chunks, size = [], 0
         while True:

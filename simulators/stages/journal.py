@@ -38,6 +38,7 @@ PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at mos
 CONTROL_PREFIX = "/_sim/"
 TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER})
 REDACTED = "[REDACTED]"
+_REFUSED_BEFORE = frozenset({AUTH, THROTTLED})  # auth or governance refused: tagged already
 SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
 _SENSITIVE_KEY = re.compile(r"secret|password|token|assertion|signature|session", re.IGNORECASE)
 _SENSITIVE_MARKERS = (b"secret", b"password", b"token", b"assertion", b"signature", b"session")
@@ -218,7 +219,7 @@ class JournalStage(Stage):
             return response
         if response is None:
             exchange.tags.add(TAKEN_OVER)
-        elif not exchange.tags & {AUTH, THROTTLED}:
+        elif not exchange.tags & _REFUSED_BEFORE:
             exchange.tags.add(OK if response.status_code < 400 else REFUSED if response.status_code < 500 else FAILED)
         scope = exchange.scope
         self.journal.add(JournalEntry(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -89,12 +89,31 @@ def standard_stages(simulator: Simulator) -> list[Stage]:
     return [*stages, ControlPlaneStage(simulator, [*stages, *rest]), *rest]
 
 
+def _unanswered(exchange: Exchange) -> Awaitable[Response | None]:
+    raise LookupError(f"no stage answered {exchange.request.method} {exchange.request.path}")
+
+
+def _link(stage: Stage, call_next: NextStage) -> NextStage:
+    """`stage` bound to the rest of the pipeline: one callable per stage, made once, not per request."""
+    handle = stage.handle
+    return lambda exchange: handle(exchange, call_next)
+
+
 class SimulatorApp:
-    """The ASGI entry point of one simulator: runs each request through its stages."""
+    """The ASGI entry point of one simulator: runs each request through its stages.
+
+    The chain of stages is linked once; a stage that does not override `Stage.handle` (a pure
+    pass-through, such as drift until it lands) is left out of it.
+    """
 
     def __init__(self, simulator: Simulator, stages: Sequence[Stage] | None = None):
         self.simulator = simulator
         self.stages = list(stages) if stages is not None else standard_stages(simulator)
+        chain: NextStage = _unanswered
+        for stage in reversed(self.stages):
+            if type(stage).handle is not Stage.handle:
+                chain = _link(stage, chain)
+        self._chain = chain
 
     def stage(self, name: str) -> Stage:
         return next(stage for stage in self.stages if stage.name == name)
@@ -102,12 +121,6 @@ class SimulatorApp:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        exchange = Exchange.from_scope(scope, receive, send)
-        response = await self._run(0, exchange)
+        response = await self._chain(Exchange.from_scope(scope, receive, send))
         if response is not None:
             await response(scope, receive, send)
-
-    async def _run(self, index: int, exchange: Exchange) -> Response | None:
-        if index == len(self.stages):
-            raise LookupError(f"no stage answered {exchange.request.method} {exchange.request.path}")
-        return await self.stages[index].handle(exchange, lambda passed: self._run(index + 1, passed))

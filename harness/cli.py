@@ -194,10 +194,13 @@ def _sim(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(env), flush=True)
         else:
+            admin_token = env.pop("SYNCERT_ADMIN_TOKEN")
             print(f"CRM ({args.crm}): {host.url('crm')}\nERP ({args.erp}): {host.url('erp')}\n"
                   f"Store: {'memory' if args.memory else host.work_dir}\n\nexport these for a connector:")
             for key, value in env.items():
                 print(f"  export {key}={value}")
+            print("\nfor you and your scripts only, never for a connector:\n"
+                  f"  export SYNCERT_ADMIN_TOKEN={admin_token}")
             print("\nControl plane: <URL>/_sim/ with 'Authorization: Bearer $SYNCERT_ADMIN_TOKEN'. "
                   "Ctrl-C to stop.", flush=True)
         await stop.wait()

@@ -69,7 +69,12 @@ class StateMirror:
 
     def __init__(self) -> None:
         self.since = 0
+        self.epoch: int | None = None
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def cursor(self) -> dict[str, int]:
+        """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
+        return {"since": self.since} if self.epoch is None else {"since": self.since, "epoch": self.epoch}
 
     def apply(self, page: dict[str, Any]) -> None:
         for kind in page["kinds"]:
@@ -80,7 +85,7 @@ class StateMirror:
         for kind, ids in page["deleted"].items():
             for record_id in ids:
                 self._records[kind].pop(record_id, None)
-        self.since = page["next"]
+        self.since, self.epoch = page["next"], page["epoch"]
 
     def records(self) -> dict[str, list[dict[str, Any]]]:
         return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
@@ -150,7 +155,7 @@ class ScenarioRun:
         The harness keeps a mirror of each side and reads only what changed since its last read."""
         mirror = self._mirrors[side]
         while True:
-            page = self._control(side, "GET", "/_sim/state", params={"since": mirror.since})
+            page = self._control(side, "GET", "/_sim/state", params=mirror.cursor())
             mirror.apply(page)
             if not page["more"]:
                 return mirror.records()

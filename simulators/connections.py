@@ -2,8 +2,10 @@
 
 - A header deadline: a client gets HEADER_TIMEOUT_S to send a request's headers, or the connection is
   answered 408 and closed (slow-header clients cannot hold sockets forever).
+- A body deadline: once its headers are in, a request gets BODY_TIMEOUT_S to send its body (then 408).
 - A connection cap: past MAX_CONNECTIONS open connections, the connection that has waited longest for
-  its headers is closed to make room; if none is waiting, the newcomer is answered 503 and closed.
+  its headers, or sat idle longest between requests, is closed to make room; if every connection is
+  busy with a request, the newcomer is answered 503 and closed.
 - A request the HTTP parser rejects (an oversized URL or header, garbage) is answered 400 in the
   vendor's error shape, not as plain text.
 Each response leaves in one write (status line, headers and body together): uvicorn writes the head
@@ -27,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from syncert.simulators.dialects import ApiDialect
 
 HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 1_000
 _STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable"}
 
@@ -121,7 +124,7 @@ class CoalescingCycle(RequestResponseCycle):
 
 def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
     """An httptools protocol class that applies the guards above and answers in `dialect`'s shape."""
-    header_timeout_s, max_connections = HEADER_TIMEOUT_S, MAX_CONNECTIONS
+    header_timeout_s, body_timeout_s, max_connections = HEADER_TIMEOUT_S, BODY_TIMEOUT_S, MAX_CONNECTIONS
 
     class GuardedProtocol(HttpToolsProtocol):
         # One sweep per listener checks every connection's header deadline and keep-alive timeout (uvicorn
@@ -133,6 +136,7 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
             super().__init__(*args, **kwargs)
             self._waiting_since: float | None = None
             self._idle_since: float | None = None
+            self._body_since: float | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -153,9 +157,14 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
 
         def on_headers_complete(self) -> None:
             self._waiting_since = None
+            self._body_since = self.loop.time()
             super().on_headers_complete()
             if type(self.cycle) is RequestResponseCycle:  # not an upgrade: the cycle's task has not run yet
                 self.cycle.__class__ = CoalescingCycle
+
+        def on_message_complete(self) -> None:
+            self._body_since = None
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             self.server_state.total_requests += 1
@@ -182,6 +191,8 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
                 if connection._waiting_since is not None and connection._waiting_since <= now - header_timeout_s:
                     connection._refuse(408, "REQUEST_TIMEOUT",
                                        f"request headers not received within {header_timeout_s:g} s")
+                elif connection._body_since is not None and connection._body_since <= now - body_timeout_s:
+                    connection._refuse(408, "REQUEST_TIMEOUT", f"request body not received within {body_timeout_s:g} s")
                 elif (connection._idle_since is not None
                       and connection._idle_since <= now - connection.timeout_keep_alive):
                     connection._idle_since = None
@@ -190,12 +201,15 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
                                       if self.connections else None)
 
         def _evict_slowest(self) -> bool:
-            waiting = [c for c in self.connections if isinstance(c, GuardedProtocol) and c is not self
-                       and c._waiting_since is not None and not c.transport.is_closing()]
-            if not waiting:
+            """Close the connection waiting longest for headers, or idle longest between requests."""
+            candidates = [(since, c) for c in self.connections if isinstance(c, GuardedProtocol) and c is not self
+                          and not c.transport.is_closing()
+                          and (since := c._waiting_since if c._waiting_since is not None else c._idle_since)
+                          is not None]
+            if not candidates:
                 return False
-            slowest = min(waiting, key=lambda c: c._waiting_since or 0.0)
-            slowest._refuse(408, "REQUEST_TIMEOUT", "connection closed to make room: request headers too slow")
+            _, slowest = min(candidates, key=lambda candidate: candidate[0])
+            slowest._refuse(408, "REQUEST_TIMEOUT", "connection closed to make room: idle or too slow")
             return True
 
         def _refuse(self, status: int, code: str, message: str) -> None:

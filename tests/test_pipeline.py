@@ -18,6 +18,7 @@ from syncert.simulators.http import ApiRequest, json_response
 from syncert.simulators.simulator import build_simulator
 from syncert.simulators.stages.base import ControlHandler, Exchange, NextStage, Stage
 from syncert.simulators.stages.control_plane import ControlPlaneStage
+from syncert.simulators.stages.journal import Journal, JournalEntry
 from syncert.simulators.stages.pipeline import SimulatorApp, standard_stages
 from tests.conftest import Sims
 
@@ -198,3 +199,72 @@ def test_slow_headers_are_cut_and_the_slowest_make_room(guarded_host) -> None:
     assert all(answer.startswith(b"HTTP/1.1 408") and b'"o:errorDetails"' in answer for answer in answers)
     for connection in slow:
         connection.close()
+
+
+def test_a_refused_signed_request_keeps_no_body(sims: Sims) -> None:
+    response = httpx.post(f"{sims.plain_url('erp')}/services/rest/record/v1/customer",
+                          headers={"Authorization": 'OAuth realm="x", oauth_signature="bad"'},
+                          json={"companyName": "MARKER"})
+    assert response.status_code == 401
+    [entry] = sims.host.sides["erp"].simulator.journal.select()
+    assert entry.tags == ("auth",) and entry.raw_request_body == b""
+
+
+def test_the_journal_counts_headers_in_its_byte_budget() -> None:
+    journal = Journal(bytes_limit=100_000)
+    headers = tuple((b"x-filler-%d" % n, b"y" * 7_000) for n in range(8))
+    for seq in range(1, 11):
+        journal.add(JournalEntry(seq, "GET", "/p", ("auth",), None, None, None, b"", 401, 0.0, 0.0, 0, headers,
+                                 b"", (), b""))
+    assert journal.dropped == 9 and journal.bytes_kept <= 100_000
+
+
+def test_journal_and_state_pages_refuse_a_limit_that_would_never_advance(sims: Sims) -> None:
+    with sims.admin("crm") as admin:
+        for route in ("/_sim/journal", "/_sim/state"):
+            for limit in (0, -5, 10**6):
+                assert admin.get(route, params={"limit": limit}).status_code == 400, (route, limit)
+
+
+def test_a_state_cursor_from_before_a_reset_is_refused(sims: Sims) -> None:
+    sims.seed("crm", {"account": [{"name": f"Before {n}"} for n in range(3)]})
+    with sims.admin("crm") as admin:
+        page = admin.get("/_sim/state").json()
+        assert admin.post("/_sim/reset").status_code == 200
+        stale = admin.get("/_sim/state", params={"since": page["next"], "epoch": page["epoch"]})
+        assert stale.status_code == 409 and stale.json()["error"]["code"] == "STALE_CURSOR"
+
+
+def test_the_clock_refuses_offsets_beyond_a_century(sims: Sims) -> None:
+    with sims.admin("crm") as admin:
+        for offset in (1e300, -1e12):
+            assert admin.put("/_sim/clock", json={"offset_s": offset}).status_code == 400
+        assert admin.get("/_sim/clock").status_code == 200
+
+
+def test_runaway_soql_date_literals_and_joins_answer_400(sims: Sims) -> None:
+    with sims.crm() as crm:
+        for literal in ("LAST_N_DAYS:99999999999", "NEXT_N_DAYS:3000000", "LAST_N_DAYS:1000000000"):
+            response = crm.get("/query", params={"q": f"SELECT Id FROM Account WHERE CreatedDate = {literal}"})
+            assert response.status_code == 400 and response.json()[0]["errorCode"] == "MALFORMED_QUERY", literal
+    sims.seed("erp", {"customer": [{"name": f"Cross {n}"} for n in range(1_100)]})
+    with sims.erp() as erp:
+        response = erp.post("/query/v1/suiteql", headers={"Prefer": "transient"},
+                            json={"q": "SELECT COUNT(*) FROM customer a JOIN customer b ON 1 = 1"})
+    assert response.status_code == 400 and "row combinations" in response.text
+
+
+def test_idle_keep_alive_connections_make_room_too(guarded_host) -> None:
+    address = urlsplit(guarded_host.url("crm"))
+    idle = []
+    for _ in range(5):
+        connection = socket.create_connection((address.hostname, address.port), timeout=10)
+        connection.sendall(b"GET /_sim/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        idle.append(connection)
+    try:
+        response = httpx.get(f"{guarded_host.url('crm')}/_sim/health", timeout=5)
+        assert response.status_code == 200
+    finally:
+        for connection in idle:
+            connection.close()

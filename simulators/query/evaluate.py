@@ -37,7 +37,7 @@ from syncert.simulators.query.ast import (
     TableRef,
 )
 from syncert.simulators.query.like import LikePattern
-from syncert.simulators.query.parsing import QueryError, UnknownColumn, UnknownTable
+from syncert.simulators.query.parsing import QueryError, QueryTooComplex, UnknownColumn, UnknownTable
 
 Row = dict[str, Any]
 Combined = tuple[Row | None, ...]  # one row per table of the query (None: no match in a LEFT OUTER JOIN)
@@ -95,6 +95,9 @@ def evaluate(select: Select, source: RowSource, schema: Schema, semantics: Seman
     return _Evaluation(select, source, schema, semantics).run()
 
 
+JOIN_WORK_LIMIT = 1_000_000  # row combinations one query's joins may examine (a cross join of two 1,000-row tables)
+
+
 class _Evaluation:
     def __init__(self, select: Select, source: RowSource, schema: Schema, semantics: Semantics):
         self.select, self.source, self.semantics = select, source, semantics
@@ -104,6 +107,7 @@ class _Evaluation:
                 raise UnknownTable(table.name, list(schema))
         self.columns = [set(schema[t.name]) for t in self.tables]
         self.schema = schema
+        self.join_work = 0  # row combinations the joins have examined so far
 
     # -- the pipeline -------------------------------------------------------------------------------
 
@@ -200,6 +204,10 @@ class _Evaluation:
                 candidates = _distinct(row for key in keys for row in buckets.get(key, ()))
             else:
                 candidates = right
+            self.join_work += len(candidates)
+            if self.join_work > JOIN_WORK_LIMIT:
+                raise QueryTooComplex(f"the joins would examine more than {JOIN_WORK_LIMIT:,} row combinations; "
+                                      "join on matching ids (ON a.id = b.column) or filter the tables first")
             matched = [(*combined, row) for row in candidates if on((*combined, row)) is True]
             joined.extend(matched or ([(*combined, None)] if join.left_outer else []))
         return joined

@@ -206,8 +206,13 @@ def _relative_date(word: str, now: datetime) -> datetime | None:
     fixed = {"today": today, "yesterday": today - timedelta(days=1), "tomorrow": today + timedelta(days=1)}
     if word in fixed:
         return fixed[word]
-    match = re.fullmatch(r"(last|next)_n_days:(\d+)", word)
+    match = re.fullmatch(r"(last|next)_n_days:(\d{1,9})", word)
     if match:
         days = timedelta(days=int(match.group(2)))
-        return today - days if match.group(1) == "last" else today + days
+        try:
+            return today - days if match.group(1) == "last" else today + days
+        except OverflowError:
+            raise QueryError(f"{word.upper()} reaches beyond the years 1-9999") from None
+    if re.fullmatch(r"(last|next)_n_days:\d+", word):
+        raise QueryError(f"{word.upper()}: the number of days is out of range")
     return None

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 CONTROL_PREFIX = "/_sim/"
 STATE_PAGE = 10_000  # records one state read returns at most
+MAX_CLOCK_OFFSET_S = 100 * 365 * 86_400
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -56,6 +57,7 @@ class ControlPlaneStage(Stage):
     def __init__(self, simulator: Simulator, stages: list[Stage]):
         self.sim = simulator
         self.stages = stages
+        self.epoch = 0  # counts resets: a state cursor from an earlier epoch is refused
         own = {"POST reset": self._reset, "POST seed": self._seed_route, "GET state": self._state,
                "GET clock": self._clock, "PUT clock": self._clock, "GET tls": self._tls, "PUT tls": self._tls,
                "GET webhooks": self._webhooks, "POST webhooks": self._webhooks,
@@ -119,6 +121,7 @@ class ControlPlaneStage(Stage):
     async def _reset(self, request: ApiRequest) -> Response:
         sim = self.sim
         sim.engine.reset()
+        self.epoch += 1
         sim.clock.offset_s = 0.0
         sim.webhooks.clear()
         for stage in self.stages:
@@ -131,9 +134,10 @@ class ControlPlaneStage(Stage):
     async def _state(self, request: ApiRequest) -> Response:
         """Canonical records written after cursor `since` (default 0: everything), a page at a time.
 
-        ?since=SEQ&kinds=a,b&limit=N (default and most STATE_PAGE). Answers `records` (live records by
-        kind, money as exact strings), `deleted` (ids by kind), `kinds` (every kind asked for), `next` (the
-        cursor to pass as `since`) and `more`. A reader that keeps `next` reads only what changed."""
+        ?since=SEQ&kinds=a,b&limit=N (default and most STATE_PAGE)&epoch=E. Answers `records` (live records
+        by kind, money as exact strings), `deleted` (ids by kind), `kinds` (every kind asked for), `next` (the
+        cursor to pass as `since`), `more`, and `epoch` (counts resets: passed back, a cursor read before a
+        reset answers 409). A reader that keeps `next` and `epoch` reads only what changed."""
         engine, query = self.sim.engine, request.query
         try:
             since = int(query.get("since") or 0)
@@ -142,6 +146,10 @@ class ControlPlaneStage(Stage):
             raise BadRequest("INVALID_REQUEST", "since and limit must be integers") from None
         if since < 0 or not 1 <= limit <= STATE_PAGE:
             raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{STATE_PAGE}")
+        epoch = query.get("epoch")
+        if epoch is not None and epoch != str(self.epoch):
+            return _error(409, "STALE_CURSOR", f"the state was reset since cursor {since} was read (epoch {epoch}, "
+                                               f"now {self.epoch}): read again from since=0")
         kinds = [kind for kind in (query.get("kinds") or "").split(",") if kind] or list(engine.kinds)
         for kind in kinds:
             engine.kind(kind)
@@ -153,7 +161,8 @@ class ControlPlaneStage(Stage):
                 deleted[kind].append(record["id"])
             else:
                 records[kind].append(record)
-        return json_response({"system": engine.system, "dialect": self.sim.dialect.name, "kinds": kinds,
+        return json_response({"system": engine.system, "dialect": self.sim.dialect.name, "epoch": self.epoch,
+                              "kinds": kinds,
                               "records": records, "deleted": deleted, "next": page.next_since, "more": page.more},
                              exact=True)
 
@@ -161,8 +170,10 @@ class ControlPlaneStage(Stage):
         clock = self.sim.clock
         if request.method == "PUT":
             offset = request.json_object().get("offset_s")
-            if isinstance(offset, bool) or not isinstance(offset, int | float | Decimal) or not math.isfinite(offset):
-                raise BadRequest("INVALID_REQUEST", "clock needs {\"offset_s\": <number of seconds>}")
+            if (isinstance(offset, bool) or not isinstance(offset, int | float | Decimal) or not math.isfinite(offset)
+                    or abs(offset) > MAX_CLOCK_OFFSET_S):
+                raise BadRequest("INVALID_REQUEST",
+                                 "clock needs {\"offset_s\": <seconds, at most 100 years either way>}")
             clock.offset_s = float(offset)
         return json_response({"now": clock.iso(), "offset_s": clock.offset_s})
 

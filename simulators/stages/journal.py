@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
 
 BODY_LIMIT = 64 * 1024  # bytes of each body the journal keeps
-BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies the whole journal keeps; the oldest entries drop off past it
+BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies and headers the journal keeps; the oldest drop off past it
 PAGE_ENTRIES = 1_000  # entries one journal read returns at most
 PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at most (one entry at least)
 CONTROL_PREFIX = "/_sim/"
@@ -76,8 +76,10 @@ class JournalEntry(NamedTuple):
 
     @property
     def size(self) -> int:
-        """Bytes of bodies this entry holds (what the journal's byte budget counts)."""
-        return len(self.raw_request_body) + len(self.raw_response_body)
+        """Bytes of bodies and headers this entry holds (what the journal's byte budget counts)."""
+        return (len(self.raw_request_body) + len(self.raw_response_body)
+                + sum(len(name) + len(value) for name, value in self.raw_headers)
+                + sum(len(name) + len(value) for name, value in self.raw_response_headers))
 
     def as_dict(self) -> dict[str, Any]:
         headers = redact_headers(self.raw_headers)
@@ -142,7 +144,7 @@ def kept(body: bytes) -> bytes:
 
 class Journal:
     """A bounded, in-memory log of requests: the oldest entries drop off past `capacity` entries or past
-    BYTES_LIMIT bytes of bodies (each body is kept up to BODY_LIMIT, see `kept`). Sequence numbers are
+    BYTES_LIMIT bytes of bodies and headers (each body kept up to BODY_LIMIT, see `kept`). Sequence numbers are
     consecutive, so a cursor (`since`) finds its place without a scan."""
 
     def __init__(self, capacity: int = 200_000, bytes_limit: int = BYTES_LIMIT):
@@ -222,11 +224,12 @@ class JournalStage(Stage):
         elif not exchange.tags & _REFUSED_BEFORE:
             exchange.tags.add(OK if response.status_code < 400 else REFUSED if response.status_code < 500 else FAILED)
         scope = exchange.scope
+        body = b"" if AUTH in exchange.tags else kept(request.body)  # refused for credentials: never kept
         self.journal.add(JournalEntry(
             self.journal.next_seq(), request.method, request.path, tuple(sorted(exchange.tags)), exchange.kind,
             exchange.operation, exchange.retry_after_s, scope["query_string"],
             response.status_code if response is not None else 0, started, time.time(), exchange.in_flight,
-            tuple(scope["headers"]), kept(request.body), tuple(response.raw_headers) if response else (),
+            tuple(scope["headers"]), body, tuple(response.raw_headers) if response else (),
             kept(response.body) if response else b""))
         return response
 
@@ -247,9 +250,11 @@ class JournalStage(Stage):
         try:
             status = int(query["status"]) if query.get("status") else None
             since = int(query.get("since") or 0)
-            limit = min(int(query.get("limit") or PAGE_ENTRIES), PAGE_ENTRIES)
+            limit = int(query.get("limit") or PAGE_ENTRIES)
         except ValueError:
             raise BadRequest("INVALID_REQUEST", "status, since and limit must be integers") from None
+        if since < 0 or not 1 <= limit <= PAGE_ENTRIES:
+            raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{PAGE_ENTRIES}")
         tag = query.get("tag") or None
         if tag is not None and tag not in TAGS:
             raise BadRequest("INVALID_REQUEST", f"tag must be one of {', '.join(sorted(TAGS))}")

@@ -53,9 +53,10 @@ RECORD_PREFIX = "/services/rest/record/v1/"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
 _RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                  405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large", 429: "Too Many Requests",
-                  500: "Internal Server Error"}
+                  405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
+                  429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 _STATUS_TYPES = {400: "section-15.5.1", 401: "section-15.5.2", 403: "section-15.5.4", 404: "section-15.5.5",
+                 408: "section-15.5.9", 503: "section-15.6.4",
                  405: "section-15.5.6", 409: "section-15.5.10", 413: "section-15.5.14", 500: "section-15.6.1"}
 ERROR_CODES = {
     "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",

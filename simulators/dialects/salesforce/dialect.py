@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
@@ -201,7 +200,7 @@ class SalesforceDialect(ApiDialect):
                                                                self.password.encode())):
             return _oauth_error("invalid_grant", "authentication failure")
         token = self.tokens.issue(self.governor.limits.token_ttl_s)
-        issued_at = str(int(time.time() * 1000))
+        issued_at = str(int(self.clock.timestamp() * 1000))
         identity = f"{request.base_url}/id/{self.org_id}/{self.user_id}"
         signature = base64.b64encode(hmac.new(self.client_secret.encode(), (identity + issued_at).encode(),
                                               hashlib.sha256).digest()).decode()

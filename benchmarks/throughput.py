@@ -22,7 +22,7 @@ JIT and GC threads then get a core of their own, which favours WireMock).
 Ratios: syncert get / wiremock-nojournal get, syncert get / wiremock-journal get, syncert create /
 mountebank create. Goal (issue 13): get >= 1.5x WireMock without journal, create >= 2x Mountebank.
 
-Run: python benchmarks/throughput.py [--duration 8] [--rounds 5] [--warmup 15] [--connections 16]
+Run: python benchmarks/throughput.py [--duration 8] [--rounds 5] [--warmup 20] [--connections 16]
                                      [--pinning both|pinned|unpinned]
 Needs wrk (Debian package), Java 17 and npm; WireMock 3.13.2 and Mountebank 2.9.2 are installed with
 npm into benchmarks/.tools on first use. Results: benchmarks/results/throughput.json and stdout.
@@ -236,7 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per measured round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating measured rounds")
-    parser.add_argument("--warmup", type=int, default=15, help="seconds of unmeasured load per server and workload")
+    parser.add_argument("--warmup", type=int, default=20, help="seconds of unmeasured load per server and workload")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--pinning", choices=("both", "pinned", "unpinned"), default="both")
     args = parser.parse_args()

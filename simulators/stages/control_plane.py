@@ -115,8 +115,9 @@ class ControlPlaneStage(Stage):
 
     async def _routes(self, request: ApiRequest) -> Response:
         ordered = sorted(self.routes.items(), key=lambda item: (item[0].partition(" ")[2], item[0]))
-        return json_response({"routes": {f"{key.partition(' ')[0]} /_sim/{key.partition(' ')[2]}": stage
-                                         for key, (stage, _) in ordered}})
+        return json_response({"routes": {"GET /_sim/health": self.name,
+                                         **{f"{key.partition(' ')[0]} /_sim/{key.partition(' ')[2]}": stage
+                                            for key, (stage, _) in ordered}}})
 
     async def _reset(self, request: ApiRequest) -> Response:
         sim = self.sim

@@ -70,6 +70,18 @@ class ApiRequest:
         except RecursionError:
             raise BadRequest("JSON_PARSER_ERROR", "the JSON document is nested too deeply") from None
 
+    def page_cursor(self, page_size: int) -> tuple[int, int]:
+        """`since` (a sequence number, default 0) and `limit` (1..page_size, default page_size) of a paged
+        control-plane read; BadRequest names a bad value."""
+        try:
+            since = int(self.query.get("since") or 0)
+            limit = int(self.query.get("limit") or page_size)
+        except ValueError:
+            raise BadRequest("INVALID_REQUEST", "since and limit must be integers") from None
+        if since < 0 or not 1 <= limit <= page_size:
+            raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{page_size}")
+        return since, limit
+
     def json_object(self) -> dict[str, Any]:
         data = self.json()
         if not isinstance(data, dict):

@@ -17,7 +17,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lark import Lark, Token
-from lark.visitors import Transformer_NonRecursive
 
 from syncert.simulators.clock import parse_datetime
 from syncert.simulators.query.ast import (
@@ -32,11 +31,10 @@ from syncert.simulators.query.ast import (
     Not,
     Or,
     conjunction,
-    disjunction,
 )
 from syncert.simulators.query.evaluate import Semantics
 from syncert.simulators.query.like import literal_pattern
-from syncert.simulators.query.parsing import Limits, QueryError, parse
+from syncert.simulators.query.parsing import Limits, LogicTree, QueryError, parse
 
 SEMANTICS = Semantics(case_sensitive=False, null_is_value=True, nulls_first_ascending=True,
                       nulls_first_descending=False)
@@ -101,21 +99,12 @@ def parse_filter_date(text: str) -> datetime:
         raise QueryError(f"invalid date {text!r}; use M/D/YYYY [h:mm am] or ISO 8601") from None
 
 
-class _FilterTree(Transformer_NonRecursive):
+class _FilterTree(LogicTree):
     def __init__(self, field_type: Callable[[str], str | None]):
         super().__init__()
         self.field_type = field_type
 
     def start(self, children: list[Condition]) -> Condition:
-        return children[0]
-
-    def or_expr(self, children: list[Condition]) -> Condition:
-        return disjunction(children)
-
-    def and_expr(self, children: list[Condition]) -> Condition:
-        return conjunction(children)
-
-    def paren(self, children: list[Condition]) -> Condition:
         return children[0]
 
     def value(self, children: list[Token]) -> str:

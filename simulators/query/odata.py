@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from lark import Lark, Token
-from lark.visitors import Transformer_NonRecursive
 
 from syncert.simulators.clock import parse_datetime
 from syncert.simulators.query.ast import (
@@ -22,13 +21,10 @@ from syncert.simulators.query.ast import (
     Condition,
     Like,
     Literal,
-    Not,
-    conjunction,
-    disjunction,
 )
 from syncert.simulators.query.evaluate import Semantics
 from syncert.simulators.query.like import literal_pattern
-from syncert.simulators.query.parsing import Limits, QueryError, parse
+from syncert.simulators.query.parsing import Limits, LogicTree, QueryError, parse
 
 # Dataverse and Business Central store text with case-insensitive collations; `eq null` matches nulls.
 SEMANTICS = Semantics(case_sensitive=False, null_is_value=True, nulls_first_ascending=True,
@@ -70,20 +66,8 @@ def parse_filter(text: str, limits: Limits = LIMITS) -> Condition:
     return parse(_GRAMMAR, text, _ODataTree(), limits)
 
 
-class _ODataTree(Transformer_NonRecursive):
+class _ODataTree(LogicTree):
     def start(self, children: list[Condition]) -> Condition:
-        return children[0]
-
-    def or_expr(self, children: list[Condition]) -> Condition:
-        return disjunction(children)
-
-    def and_expr(self, children: list[Condition]) -> Condition:
-        return conjunction(children)
-
-    def negation(self, children: list[Condition]) -> Condition:
-        return Not(children[-1])
-
-    def paren(self, children: list[Condition]) -> Condition:
         return children[0]
 
     def comparison(self, children: list[Any]) -> Condition:

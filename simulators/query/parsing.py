@@ -13,6 +13,8 @@ from lark import Lark, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.visitors import Transformer_NonRecursive
 
+from syncert.simulators.query.ast import Condition, Not, conjunction, disjunction
+
 
 class QueryError(ValueError):
     """A query that cannot run; the message names the problem (and its position when it has one)."""
@@ -94,3 +96,19 @@ _READABLE = {"LPAR": "'('", "RPAR": "')'", "COMMA": "','", "STAR": "'*'", "LSQB"
 
 def _readable(terminal: str) -> str:
     return _READABLE.get(terminal, terminal)
+
+
+class LogicTree(Transformer_NonRecursive):
+    """What every front end's transformer shares: OR, AND, NOT and parentheses into the syntax tree."""
+
+    def or_expr(self, children: list[Condition]) -> Condition:
+        return disjunction(children)
+
+    def and_expr(self, children: list[Condition]) -> Condition:
+        return conjunction(children)
+
+    def negation(self, children: list[Condition]) -> Condition:
+        return Not(children[-1])
+
+    def paren(self, children: list[Condition]) -> Condition:
+        return children[0]

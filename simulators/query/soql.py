@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from lark import Lark, Token
-from lark.visitors import Transformer_NonRecursive
 
 from syncert.simulators.clock import parse_datetime
 from syncert.simulators.query.ast import (
@@ -31,16 +30,13 @@ from syncert.simulators.query.ast import (
     IsNull,
     Like,
     Literal,
-    Not,
     OrderItem,
     Select,
     SelectItem,
     TableRef,
-    conjunction,
-    disjunction,
 )
 from syncert.simulators.query.evaluate import Semantics
-from syncert.simulators.query.parsing import Limits, QueryError, parse
+from syncert.simulators.query.parsing import Limits, LogicTree, QueryError, parse
 
 SEMANTICS = Semantics(case_sensitive=False, null_is_value=True, nulls_first_ascending=True,
                       nulls_first_descending=True)
@@ -106,7 +102,7 @@ def _field(token: Token) -> str:
     return token.lower()
 
 
-class _SoqlTree(Transformer_NonRecursive):
+class _SoqlTree(LogicTree):
     def __init__(self, now: Callable[[], datetime]):
         super().__init__()
         self.now = now
@@ -129,18 +125,6 @@ class _SoqlTree(Transformer_NonRecursive):
 
     def where(self, children: list[Condition]) -> dict[str, Any]:
         return {"where": children[0]}
-
-    def or_expr(self, children: list[Condition]) -> Condition:
-        return disjunction(children)
-
-    def and_expr(self, children: list[Condition]) -> Condition:
-        return conjunction(children)
-
-    def negation(self, children: list[Any]) -> Condition:
-        return Not(children[-1])
-
-    def paren(self, children: list[Condition]) -> Condition:
-        return children[0]
 
     def comparison(self, children: list[Any]) -> Condition:
         name, operator, value = children

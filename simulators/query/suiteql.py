@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from lark import Lark, Token
-from lark.visitors import Transformer_NonRecursive
 
 from syncert.simulators.clock import parse_datetime
 from syncert.simulators.query.ast import (
@@ -36,16 +35,13 @@ from syncert.simulators.query.ast import (
     Join,
     Like,
     Literal,
-    Not,
     OrderItem,
     Select,
     SelectItem,
     TableRef,
-    conjunction,
-    disjunction,
 )
 from syncert.simulators.query.evaluate import Semantics
-from syncert.simulators.query.parsing import Limits, QueryError, parse
+from syncert.simulators.query.parsing import Limits, LogicTree, QueryError, parse
 
 SEMANTICS = Semantics(case_sensitive=True, null_is_value=False, nulls_first_ascending=False,
                       nulls_first_descending=True)
@@ -113,7 +109,7 @@ def _count(clause: str, token: Token) -> int:
     return int(token)
 
 
-class _SuiteqlTree(Transformer_NonRecursive):
+class _SuiteqlTree(LogicTree):
     def start(self, children: list[Any]) -> Select:
         limit: int | None = None
         offset = 0
@@ -175,18 +171,6 @@ class _SuiteqlTree(Transformer_NonRecursive):
 
     def where(self, children: list[Condition]) -> dict[str, Any]:
         return {"where": children[0]}
-
-    def or_expr(self, children: list[Condition]) -> Condition:
-        return disjunction(children)
-
-    def and_expr(self, children: list[Condition]) -> Condition:
-        return conjunction(children)
-
-    def negation(self, children: list[Any]) -> Condition:
-        return Not(children[-1])
-
-    def paren(self, children: list[Condition]) -> Condition:
-        return children[0]
 
     def comparison(self, children: list[Any]) -> Condition:
         left, operator, right = children

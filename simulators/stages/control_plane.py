@@ -140,13 +140,7 @@ class ControlPlaneStage(Stage):
         cursor to pass as `since`), `more`, and `epoch` (counts resets: passed back, a cursor read before a
         reset answers 409). A reader that keeps `next` and `epoch` reads only what changed."""
         engine, query = self.sim.engine, request.query
-        try:
-            since = int(query.get("since") or 0)
-            limit = int(query.get("limit") or STATE_PAGE)
-        except ValueError:
-            raise BadRequest("INVALID_REQUEST", "since and limit must be integers") from None
-        if since < 0 or not 1 <= limit <= STATE_PAGE:
-            raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{STATE_PAGE}")
+        since, limit = request.page_cursor(STATE_PAGE)
         epoch = query.get("epoch")
         if epoch is not None and epoch != str(self.epoch):
             return _error(409, "STALE_CURSOR", f"the state was reset since cursor {since} was read (epoch {epoch}, "

@@ -247,14 +247,11 @@ class JournalStage(Stage):
         """A page of entries: ?since=SEQ&limit=N (default and most PAGE_ENTRIES) and filters
         method, path (substring), status, tag; `next` is the cursor to pass as `since` for more."""
         query = request.query
-        try:
-            status = int(query["status"]) if query.get("status") else None
-            since = int(query.get("since") or 0)
-            limit = int(query.get("limit") or PAGE_ENTRIES)
-        except ValueError:
-            raise BadRequest("INVALID_REQUEST", "status, since and limit must be integers") from None
-        if since < 0 or not 1 <= limit <= PAGE_ENTRIES:
-            raise BadRequest("INVALID_REQUEST", f"since must be >= 0 and limit 1..{PAGE_ENTRIES}")
+        since, limit = request.page_cursor(PAGE_ENTRIES)
+        status_text = query.get("status") or ""
+        if status_text and not status_text.isdigit():
+            raise BadRequest("INVALID_REQUEST", "status must be an integer")
+        status = int(status_text) if status_text else None
         tag = query.get("tag") or None
         if tag is not None and tag not in TAGS:
             raise BadRequest("INVALID_REQUEST", f"tag must be one of {', '.join(sorted(TAGS))}")

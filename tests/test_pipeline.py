@@ -268,3 +268,12 @@ def test_idle_keep_alive_connections_make_room_too(guarded_host) -> None:
     finally:
         for connection in idle:
             connection.close()
+
+
+def test_an_empty_or_unprintable_external_id_is_refused(sims: Sims) -> None:
+    with sims.erp() as erp:
+        for key in ("eid:", "eid:%00%ff", "eid:%20"):
+            response = erp.put(f"/record/v1/customer/{key}", json={"companyName": "Odd"})
+            assert response.status_code == 400, key
+            assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
+    assert not sims.state("erp")["customer"]

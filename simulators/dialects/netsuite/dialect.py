@@ -273,6 +273,8 @@ class NetSuiteDialect(ApiDialect):
         method = request.method
         external = key.startswith("eid:")
         if external:
+            if not key[4:].isprintable() or not key[4:].strip():
+                raise NsError(400, "INVALID_PARAMETER", f"invalid external id {key[4:]!r}: it must be printable text")
             matches = self.repository.find(object_map.kind, "external_id", key[4:])
             record = matches[0] if matches else None
         else:

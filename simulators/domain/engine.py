@@ -95,6 +95,13 @@ class Engine:
         """Live records whose indexed `field` equals `value`."""
         return [r for r in self.store.find(kind, field, value) if not r.get("is_deleted")]
 
+    def records_between(self, kind: str, field: str, low: str | None, high: str | None, include_low: bool = True,
+                        include_high: bool = True) -> list[Record]:
+        """Live records whose ordered `field` (created_at, modified_at: canonical ISO text) lies between `low`
+        and `high` (None: unbounded), in field order; KeyError for other fields. Costs O(log n + k)."""
+        records = self.store.between(self.kind(kind).name, field, low, high, include_low, include_high)
+        return [r for r in records if not r.get("is_deleted")]
+
     def records(self, kind: str, include_deleted: bool = False) -> list[Record]:
         """Every live record of `kind` (and tombstones with `include_deleted`): a whole-table read."""
         return [r for r in self.store.all(self.kind(kind).name) if include_deleted or not r.get("is_deleted")]

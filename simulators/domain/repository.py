@@ -40,6 +40,11 @@ class Repository:
         """Live records whose indexed `field` equals `value`."""
         return self._engine.find(kind, field, value)
 
+    def records_between(self, kind: str, field: str, low: str | None, high: str | None, include_low: bool = True,
+                        include_high: bool = True) -> list[Record]:
+        """Live records whose created_at or modified_at lies between canonical `low` and `high` (None: open)."""
+        return self._engine.records_between(kind, field, low, high, include_low, include_high)
+
     def records(self, kind: str, include_deleted: bool = False) -> list[Record]:
         """Live records of `kind` (with tombstones when `include_deleted`)."""
         return self._engine.records(kind, include_deleted)

@@ -9,6 +9,8 @@ Savepoints make writes undoable: `savepoint()` marks the undo log, `rollback_to(
 every record, index entry and sequence number written since, `release(mark)` keeps them. Counters
 (`next_number`) are not rolled back: like database sequences, a number handed out stays used.
 Every write also gets the next change sequence number, stored with the record (see change_feed).
+`created_at` and `modified_at` of every kind are also kept in ordered indexes (value, id), so a range
+of them (`between`) costs O(log n + k) whatever order the records were written in.
 A store is used from one thread at a time (the simulator's event loop).
 """
 
@@ -21,10 +23,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sortedcontainers import SortedList
+
 from syncert.simulators.domain.change_feed import ChangeLog
 
 Record = dict[str, Any]
 SEQ_COUNTER = "change_seq"
+ORDERED_FIELDS = ("created_at", "modified_at")  # canonical ISO datetime text, which sorts as it orders
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -71,6 +76,7 @@ class Store:
         self._seqs: dict[str, dict[str, int]] = {}
         self._live: dict[str, int] = {}
         self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = {}
+        self._ordered: dict[tuple[str, str], SortedList] = {}  # (kind, field) -> sorted (value, id)
         self._counters: dict[str, int] = {}
         self._dirty_counters: dict[str, int] = {}
         self._unwritten: dict[tuple[str, str], tuple[Record, int] | None] = {}  # None: delete the row
@@ -101,6 +107,20 @@ class Store:
             raise KeyError(f"{kind}.{field} is not indexed")
         ids = self._indexes.get((kind, field), {}).get(value, ())
         return [self._records[kind][record_id] for record_id in sorted(ids)]
+
+    def between(self, kind: str, field: str, low: str | None, high: str | None, include_low: bool = True,
+                include_high: bool = True) -> list[Record]:
+        """Records of `kind` whose ordered `field` lies between `low` and `high` (None: unbounded), in field order."""
+        if field not in ORDERED_FIELDS:
+            raise KeyError(f"{kind}.{field} has no ordered index")
+        index = self._ordered.get((kind, field))
+        if not index:
+            return []
+        # (v,) sorts before every (v, id) and v + "\0" right after every v, so bounds bisect exactly.
+        start = 0 if low is None else index.bisect_left((low if include_low else low + "\0",))
+        stop = len(index) if high is None else index.bisect_left((high + "\0" if include_high else high,))
+        table = self._records[kind]
+        return [table[record_id] for _, record_id in index.islice(start, stop)]
 
     def all(self, kind: str) -> Iterator[Record]:
         return iter(list(self._records.get(kind, {}).values()))
@@ -167,6 +187,14 @@ class Store:
         self._live[kind] = self._live.get(kind, 0) + (not record.get("is_deleted"))
 
     def _index(self, kind: str, record: Record, remove: bool = False) -> None:
+        for field in ORDERED_FIELDS:
+            value = record.get(field)
+            if isinstance(value, str):
+                ordered = self._ordered.setdefault((kind, field), SortedList())
+                if remove:
+                    ordered.discard((value, record["id"]))
+                else:
+                    ordered.add((value, record["id"]))
         for field in self._indexed_fields.get(kind, ()):
             value = record.get(field)
             if value is None:
@@ -218,6 +246,7 @@ class Store:
         self._seqs.clear()
         self._live.clear()
         self._indexes.clear()
+        self._ordered.clear()
         self._log.clear()
         self._unwritten.clear()
         self._counters = {SEQ_COUNTER: self.last_seq}

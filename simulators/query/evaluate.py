@@ -2,7 +2,9 @@
 
 Rows are dicts keyed by column name. A row source may answer equality lookups from an index: when the
 WHERE clause pins an indexed column of the queried table (`x = 'v'`, `x IN (...)`, an OR of those, or an
-AND with one of those), only the rows it returns are examined; everything else is a scan. Conditions
+AND with one of those), only the rows it returns are examined. Likewise a range of datetimes on an ordered
+column (`x > t`, `x <= t`, `x BETWEEN t1 AND t2`; the ranges of an AND on one column are intersected)
+asks the row source for the rows in that interval. Everything else is a scan. Conditions
 use three-valued logic; `Semantics.null_is_value` makes comparisons with null plain true/false (SOQL).
 """
 
@@ -62,6 +64,12 @@ class RowSource(Protocol):
 
     def lookup(self, table: str, column: str, value: Any) -> Iterable[Row] | None: ...
 
+    def range_lookup(self, table: str, column: str, low: datetime | None, high: datetime | None,
+                     include_low: bool, include_high: bool) -> Iterable[Row] | None:
+        """Rows whose column may lie between aware datetimes `low` and `high` (None: unbounded), a superset
+        of those that do; None when the column has no ordered index."""
+        ...
+
     def display(self, table: str, column: str, value: Any) -> Any: ...
 
 
@@ -77,8 +85,37 @@ class InMemoryRows:
     def lookup(self, table: str, column: str, value: Any) -> Iterable[Row] | None:
         return None
 
+    def range_lookup(self, table: str, column: str, low: datetime | None, high: datetime | None,
+                     include_low: bool, include_high: bool) -> Iterable[Row] | None:
+        return None
+
     def display(self, table: str, column: str, value: Any) -> Any:
         return value
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The datetimes a column must lie in (None: unbounded on that side)."""
+
+    low: datetime | None = None
+    high: datetime | None = None
+    include_low: bool = True
+    include_high: bool = True
+
+    def meet(self, other: Interval) -> Interval:
+        """Both intervals at once."""
+        low, include_low = _tighter(self.low, self.include_low, other.low, other.include_low, max)
+        high, include_high = _tighter(self.high, self.include_high, other.high, other.include_high, min)
+        return Interval(low, high, include_low, include_high)
+
+
+def _tighter(a: datetime | None, include_a: bool, b: datetime | None, include_b: bool,
+             pick: Callable[[datetime, datetime], datetime]) -> tuple[datetime | None, bool]:
+    if a is None or b is None:
+        return (b, include_b) if a is None else (a, include_a)
+    if a == b:
+        return a, include_a and include_b
+    return (a, include_a) if pick(a, b) == a else (b, include_b)
 
 
 @dataclass
@@ -146,6 +183,9 @@ class _Evaluation:
 
     def candidates(self, condition: Condition) -> list[Row] | None:
         """Rows an index says can match `condition` (a superset of the matches), or None to scan."""
+        ranged = _range_of(condition)
+        if ranged is not None:
+            return self.range_lookup(*ranged)
         if isinstance(condition, Comparison) and condition.operator == "=":
             column, literal = _column_and_literal(condition.left, condition.right)
             return self.lookup(column, [literal]) if column else None
@@ -154,7 +194,19 @@ class _Evaluation:
                 return self.lookup(condition.operand, [v for v in condition.values if isinstance(v, Literal)])
             return None
         if isinstance(condition, And):
-            found = [rows for rows in map(self.candidates, condition.terms) if rows is not None]
+            intervals: dict[tuple[int, str], tuple[Column, Interval]] = {}
+            found = []
+            for term in condition.terms:
+                ranged = _range_of(term)
+                if ranged is None:
+                    rows = self.candidates(term)
+                    if rows is not None:
+                        found.append(rows)
+                    continue
+                key = self.resolve(ranged[0])
+                intervals[key] = (ranged[0], intervals[key][1].meet(ranged[1]) if key in intervals else ranged[1])
+            found.extend(rows for column, interval in intervals.values()
+                         if (rows := self.range_lookup(column, interval)) is not None)
             return min(found, key=len) if found else None
         if isinstance(condition, Or):
             parts = []
@@ -182,6 +234,14 @@ class _Evaluation:
                 return None
             found.extend(rows)
         return _distinct(found)
+
+    def range_lookup(self, column: Column, interval: Interval) -> list[Row] | None:
+        position, name = self.resolve(column)
+        if position != 0:
+            return None
+        rows = self.source.range_lookup(self.tables[0].name, name, interval.low, interval.high,
+                                        interval.include_low, interval.include_high)
+        return None if rows is None else _distinct(rows)
 
     def join(self, left: list[Combined], join: Join, on: Callable[[Combined], Truth],
              position: int) -> list[Combined]:
@@ -383,6 +443,33 @@ def _column_and_literal(left: Expression, right: Expression) -> tuple[Column | N
     if isinstance(right, Column) and isinstance(left, Literal):
         return right, left
     return None, Literal(None)
+
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _range_of(condition: Condition) -> tuple[Column, Interval] | None:
+    """(column, interval) when `condition` bounds a column by datetime or date literals."""
+    if isinstance(condition, Comparison) and condition.operator in _FLIPPED:
+        column, literal = _column_and_literal(condition.left, condition.right)
+        moment = _bound(literal.value)
+        if column is None or moment is None:
+            return None
+        operator_ = condition.operator if condition.left is column else _FLIPPED[condition.operator]
+        if operator_[0] == ">":
+            return column, Interval(low=moment, include_low=operator_ == ">=")
+        return column, Interval(high=moment, include_high=operator_ == "<=")
+    if isinstance(condition, Between) and not condition.negated and isinstance(condition.operand, Column):
+        low = _bound(condition.low.value) if isinstance(condition.low, Literal) else None
+        high = _bound(condition.high.value) if isinstance(condition.high, Literal) else None
+        if low is not None and high is not None:
+            return condition.operand, Interval(low, high)
+    return None
+
+
+def _bound(value: Any) -> datetime | None:
+    """A literal as the aware datetime comparisons convert it to; None unless it is a date or datetime."""
+    return _as_datetime(value) if isinstance(value, date) else None
 
 
 def _distinct(rows: Iterable[Row]) -> list[Row]:

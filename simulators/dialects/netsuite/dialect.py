@@ -37,8 +37,9 @@ from syncert.simulators.domain.store import Record
 from syncert.simulators.http import ApiRequest, empty_response, json_response
 from syncert.simulators.query import netsuite_filter, suiteql
 from syncert.simulators.query.ast import Column, OrderItem, Select, TableRef
-from syncert.simulators.query.evaluate import InMemoryRows, evaluate
+from syncert.simulators.query.evaluate import Row, evaluate
 from syncert.simulators.query.parsing import QueryError, UnknownColumn, UnknownTable
+from syncert.simulators.query.records import RecordSource, RecordTable
 from syncert.simulators.stages.governance import Governor, Rejection
 
 TRANSFORMS = {("salesOrder", "itemFulfillment"), ("salesOrder", "invoice")}
@@ -247,9 +248,10 @@ class NetSuiteDialect(ApiDialect):
             record = self.repository.create(object_map.kind, self._values(request, object_map))
             return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
         limit, offset = _paging(request, self.schema.limits["page_size"])
-        records = self.repository.records(object_map.kind)
         if "q" in request.query:
-            records = self._filter_records(object_map, records, request.query["q"])
+            records = self._filter_records(object_map, request.query["q"])
+        else:
+            records = self.repository.records(object_map.kind)
         records.sort(key=lambda r: int(r["id"]))
         page = records[offset:offset + limit]
         items = [{"links": [{"rel": "self", "href": self._href(request, object_map, r["id"])}], "id": r["id"]}
@@ -457,15 +459,23 @@ class NetSuiteDialect(ApiDialect):
 
     # -- SuiteQL ---------------------------------------------------------------------------------
 
-    def _filter_records(self, object_map: ObjectMap, records: list[Record], expression: str) -> list[Record]:
-        """The records a `q=` expression selects."""
+    def _filter_records(self, object_map: ObjectMap, expression: str) -> list[Record]:
+        """The live records a `q=` expression selects; ranges of lastModifiedDate and the like use the ordered
+        indexes, text equality the hash indexes."""
         condition = netsuite_filter.parse_filter(expression, lambda name: _field_type(object_map, name))
-        flat = [self._shape_flat(object_map, record) for record in records]
-        by_row = {id(row): record for row, record in zip(flat, records, strict=True)}
+        by_row: dict[int, Record] = {}
+
+        def to_rows(kind: str, record: Record) -> list[Row]:
+            row = self._shape_flat(object_map, record)
+            by_row[id(row)] = record
+            return [row]
+        indexed = {name: m.canonical for name, m in object_map.fields.items() if m.type == "string" and m.part is None}
+        ordered = {name: m.canonical for name, m in object_map.fields.items() if m.type == "datetime"}
+        rows = RecordSource({object_map.name: RecordTable((object_map.kind,), to_rows, indexed, ordered)},
+                            self.repository.records, self.repository.find, between=self.repository.records_between)
         select = Select(items=(), source=TableRef(object_map.name), where=condition)
         columns = [name for name in object_map.fields if _field_type(object_map, name) is not None]
-        result = evaluate(select, InMemoryRows({object_map.name: flat}), {object_map.name: columns},
-                          netsuite_filter.SEMANTICS)
+        result = evaluate(select, rows, {object_map.name: columns}, netsuite_filter.SEMANTICS)
         return [by_row[id(match[0])] for match in result.matches if match[0] is not None]
 
     def _suiteql_query(self, request: ApiRequest) -> Response:
@@ -481,7 +491,8 @@ class NetSuiteDialect(ApiDialect):
         select = suiteql.parse_suiteql(text)
         if not select.order_by and not select.counts:
             select = replace(select, order_by=(OrderItem(Column("id", select.source.reference)),))
-        rows = suiteql_tables.source(self.repository.records, self.repository.find, self._shape_flat)
+        rows = suiteql_tables.source(self.repository.records, self.repository.find, self._shape_flat,
+                                     self.repository.records_between)
         try:
             result = evaluate(select, rows, suiteql_tables.SCHEMA, suiteql.SEMANTICS)
         except UnknownTable as error:

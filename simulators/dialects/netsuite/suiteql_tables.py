@@ -14,7 +14,7 @@ from typing import Any
 
 from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap, load_object_maps
 from syncert.simulators.query.evaluate import Row
-from syncert.simulators.query.records import Record, RecordSource, RecordTable
+from syncert.simulators.query.records import Between, Record, RecordSource, RecordTable
 
 OBJECTS = load_object_maps("netsuite")
 TYPE_LABELS = {"SalesOrd": "Sales Order", "ItemShip": "Item Fulfillment", "CustInvc": "Invoice",
@@ -98,7 +98,7 @@ def _number(value: Any) -> Decimal | None:
 
 
 def source(records: Callable[[str], list[Record]], find: Callable[[str, str, Any], list[Record]],
-           flatten: Flatten) -> RecordSource:
+           flatten: Flatten, between: Between | None = None) -> RecordSource:
     """A row source for one SuiteQL query over the ERP's records."""
 
     def record_rows(object_map: ObjectMap) -> Callable[[str, Record], list[Row]]:
@@ -119,13 +119,15 @@ def source(records: Callable[[str], list[Record]], find: Callable[[str, str, Any
         by_kind = {m.kind: record_rows(m) for m in maps}
         indexed = {name.lower(): m.canonical for object_map in maps for name, m in object_map.fields.items()
                    if m.type == "string" and m.part is None}
+        ordered = {name.lower(): m.canonical for object_map in maps for name, m in object_map.fields.items()
+                   if m.type == "datetime"}
         tables[table] = RecordTable(tuple(by_kind), lambda kind, record, by_kind=by_kind: by_kind[kind](kind, record),
-                                    indexed)
+                                    indexed, ordered)
     tables["transactionline"] = RecordTable(tuple(OBJECTS[name].kind for name in LINE_SOURCES), _line_rows)
     tables["employee"] = RecordTable((), _no_rows, fixed_rows=EMPLOYEES)
     tables["subsidiary"] = RecordTable((), _no_rows, fixed_rows=SUBSIDIARIES)
     tables["currency"] = RecordTable((), _no_rows, fixed_rows=CURRENCIES)
-    return RecordSource(tables, records, find, display)
+    return RecordSource(tables, records, find, display, between)
 
 
 def _no_rows(kind: str, record: Record) -> list[Row]:

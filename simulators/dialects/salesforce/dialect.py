@@ -545,16 +545,19 @@ class SalesforceDialect(ApiDialect):
         return self._page(request, version, records)
 
     def _soql_rows(self, object_map: ObjectMap, include_deleted: bool) -> RecordSource:
-        """Rows keyed by lower-cased field name; text fields look up through the engine's indexes."""
+        """Rows keyed by lower-cased field name; text fields look up through the engine's indexes, datetimes
+        through its ordered ones."""
         def to_rows(kind: str, record: Record) -> list[dict[str, Any]]:
             values = object_map.from_canonical(record, self._convert_out)
             return [{name.lower(): value for name, value in values.items()}]
         indexed = {name.lower(): m.canonical for name, m in object_map.fields.items()
                    if m.part is None and m.type in ("string", "id", "reference", "email", "phone", "url", "picklist")}
-        table = RecordTable((object_map.kind,), to_rows, indexed)
+        ordered = {name.lower(): m.canonical for name, m in object_map.fields.items() if m.type == "datetime"}
+        table = RecordTable((object_map.kind,), to_rows, indexed, ordered)
         return RecordSource({object_map.name.lower(): table},
                             lambda kind: self.repository.records(kind, include_deleted=include_deleted),
-                            None if include_deleted else self.repository.find)
+                            None if include_deleted else self.repository.find,
+                            between=None if include_deleted else self.repository.records_between)
 
     def _page(self, request: ApiRequest, version: str, records: list[dict]) -> Response:
         limits = self.schema.limits

@@ -32,13 +32,8 @@ def main() -> None:
         seeded = time.perf_counter() - started
         print(f"seed of {args.records} customers in batches of {args.batch}: {seeded:.2f} s "
               f"({args.records / seeded:,.0f} records/s)")
-        mirror, pages, started = StateMirror(), 0, time.perf_counter()
-        while True:
-            page = admin.get("/_sim/state", params={"since": mirror.since}).json()
-            mirror.apply(page)
-            pages += 1
-            if not page["more"]:
-                break
+        mirror, started = StateMirror(), time.perf_counter()
+        pages = mirror.catch_up(lambda cursor: admin.get("/_sim/state", params=cursor).json())
         count = len(mirror.records()["customer"])
         print(f"paged state read: {count} customers in {pages} pages: {time.perf_counter() - started:.2f} s")
         some_id = mirror.records()["customer"][0]["id"]

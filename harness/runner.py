@@ -87,6 +87,16 @@ class StateMirror:
                 self._records[kind].pop(record_id, None)
         self.since, self.epoch = page["next"], page["epoch"]
 
+    def catch_up(self, read_page: Callable[[dict[str, int]], dict[str, Any]]) -> int:
+        """Apply pages from `read_page(query parameters)` until none is left; returns how many were read."""
+        pages = 0
+        while True:
+            page = read_page(self.cursor())
+            self.apply(page)
+            pages += 1
+            if not page["more"]:
+                return pages
+
     def records(self) -> dict[str, list[dict[str, Any]]]:
         return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
                 for kind, records in self._records.items()}
@@ -154,11 +164,8 @@ class ScenarioRun:
 
         The harness keeps a mirror of each side and reads only what changed since its last read."""
         mirror = self._mirrors[side]
-        while True:
-            page = self._control(side, "GET", "/_sim/state", params=mirror.cursor())
-            mirror.apply(page)
-            if not page["more"]:
-                return mirror.records()
+        mirror.catch_up(lambda cursor: self._control(side, "GET", "/_sim/state", params=cursor))
+        return mirror.records()
 
     def journal(self, side: str) -> list[dict[str, Any]]:
         """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,

@@ -31,7 +31,6 @@ from syncert.simulators.dialects import ApiDialect
 HEADER_TIMEOUT_S = 10.0
 BODY_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 1_000
-_STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable"}
 
 
 def raise_open_file_limit() -> None:
@@ -43,10 +42,10 @@ def raise_open_file_limit() -> None:
 
 def _raw_error(dialect: ApiDialect, status: int, code: str, message: str) -> bytes:
     response = dialect.error(status, code, message)
-    head = [f"HTTP/1.1 {status} {_STATUS_TEXT[status]}".encode()]
-    head += [name + b": " + value for name, value in response.raw_headers]
-    head.append(b"connection: close")
-    return b"\r\n".join(head) + b"\r\n\r\n" + response.body
+    head = [STATUS_LINE[status]]
+    head += [name + b": " + value + b"\r\n" for name, value in response.raw_headers]
+    head.append(b"connection: close\r\n\r\n")
+    return b"".join(head) + response.body
 
 
 class CoalescingCycle(RequestResponseCycle):
@@ -200,15 +199,17 @@ def guarded_protocol(dialect: ApiDialect) -> type[HttpToolsProtocol]:
             GuardedProtocol._sweep = (self.loop.call_later(header_timeout_s / 10, self._sweep_deadlines)
                                       if self.connections else None)
 
+        def _stalled_since(self) -> float | None:
+            """Since when this connection waits for headers or sits idle between requests (None: busy)."""
+            return self._waiting_since if self._waiting_since is not None else self._idle_since
+
         def _evict_slowest(self) -> bool:
             """Close the connection waiting longest for headers, or idle longest between requests."""
-            candidates = [(since, c) for c in self.connections if isinstance(c, GuardedProtocol) and c is not self
-                          and not c.transport.is_closing()
-                          and (since := c._waiting_since if c._waiting_since is not None else c._idle_since)
-                          is not None]
+            candidates = [c for c in self.connections if isinstance(c, GuardedProtocol) and c is not self
+                          and not c.transport.is_closing() and c._stalled_since() is not None]
             if not candidates:
                 return False
-            _, slowest = min(candidates, key=lambda candidate: candidate[0])
+            slowest = min(candidates, key=lambda c: c._stalled_since() or 0.0)
             slowest._refuse(408, "REQUEST_TIMEOUT", "connection closed to make room: idle or too slow")
             return True
 

@@ -110,10 +110,6 @@ class Engine:
         """How many live records of `kind` there are."""
         return self.store.count(self.kind(kind).name)
 
-    def dump(self) -> dict[str, list[Record]]:
-        """Canonical state of every live record, by kind."""
-        return {kind: self.records(kind) for kind in self.kinds}
-
     def changes(self, since: int = 0, kinds: Collection[str] | None = None,
                 limit: int = DEFAULT_CHANGE_PAGE) -> ChangePage:
         """Records written after cursor `since` (tombstones included), oldest change first.

@@ -252,12 +252,7 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("customer_id", "reference", references="customer"),
         _f("invoice_date", "date"),
         _f("due_date", "date", read_only=True),
-        _f("lines", "lines", line_fields=(
-            _f("item_id", "reference", references="item", required=True),
-            _f("quantity", "decimal", required=True),
-            _f("rate", "decimal"),
-            _f("amount", "decimal", read_only=True),
-        )),
+        _f("lines", "lines", line_fields=ORDER_LINE_FIELDS[:4]),  # item, quantity, rate, amount
         _f("amount", "decimal", read_only=True),
         _f("amount_due", "decimal", read_only=True),
         _f("status", "picklist", values=("open", "paid_in_full"), read_only=True),

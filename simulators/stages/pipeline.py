@@ -115,9 +115,6 @@ class SimulatorApp:
                 chain = _link(stage, chain)
         self._chain = chain
 
-    def stage(self, name: str) -> Stage:
-        return next(stage for stage in self.stages if stage.name == name)
-
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return

@@ -105,7 +105,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         junit_path = Path(scratch) / "junit.xml"
         ini = Path(scratch) / "pytest.ini"  # our settings, whatever pytest config the current directory has
         ini.write_text("[pytest]\n")
-        args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path),
+        args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path), "--syncert-seed", str(seed),
                 "--syncert-level", str(level), "--syncert-progress", "--junitxml", str(junit_path),
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]

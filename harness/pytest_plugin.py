@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ _RUN_KEY = pytest.StashKey[ScenarioRun]()
 _START_KEY = pytest.StashKey[float]()
 _RESULT_KEY = pytest.StashKey[dict[str, Any]]()
 _RECORD_KEY = pytest.StashKey["RunRecord"]()
+_SEED_KEY = pytest.StashKey[int]()
 
 
 @dataclass
@@ -57,6 +59,14 @@ class RunRecord:
 
 def run_record(config: pytest.Config) -> RunRecord:
     return config.stash[_RECORD_KEY]
+
+
+def random_seed(config: pytest.Config) -> int:
+    """The run's seed for generated data: --syncert-seed, or one chosen once per run."""
+    if _SEED_KEY not in config.stash:
+        given = config.getoption("--syncert-seed")
+        config.stash[_SEED_KEY] = given if given is not None else random.randrange(1, 2**31)
+    return config.stash[_SEED_KEY]
 
 
 def scenario(id: str, category: str, flows: tuple[str, ...], level: int, intent: str) -> Callable:
@@ -77,6 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--syncert-only", metavar="PATTERN",
                     help="run only scenarios whose id matches this glob, or contains it (ids or test names)")
     group.addoption("--syncert-progress", action="store_true", help="print one line per scenario as it ends")
+    group.addoption("--syncert-seed", type=int, help="seed for generated data (default: random, shown in the results)")
     group.addoption("--syncert-keep-state", metavar="DIR",
                     help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
 
@@ -152,7 +163,8 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest,
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
     record = run_record(request.config)
     keep_state = request.config.getoption("--syncert-keep-state")
-    run = ScenarioRun(info, syncert_manifest, syncert_host, Path(keep_state) if keep_state else None)
+    run = ScenarioRun(info, syncert_manifest, syncert_host, Path(keep_state) if keep_state else None,
+                      random_seed=random_seed(request.config))
     request.node.stash[_RUN_KEY] = run
     try:
         yield run

@@ -24,6 +24,8 @@ from syncert.harness.launchers import (
     make_launcher,
 )
 from syncert.harness.manifest import Manifest
+from syncert.harness.mapping import load_mapping
+from syncert.harness.reconciliation import Reconciliation, VendorNames, reconcile
 from syncert.harness.workspace import Workspace
 from syncert.simulators.host import SimulatorHost
 
@@ -65,12 +67,18 @@ def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class StateMirror:
-    """A copy of one simulator's canonical state, brought up to date from pages of its change feed."""
+    """A copy of one simulator's canonical state, brought up to date from pages of its change feed.
+
+    It keeps the last HISTORY versions it saw of each record before the current one (what a stale
+    target may still hold)."""
+
+    HISTORY = 8
 
     def __init__(self) -> None:
         self.since = 0
         self.epoch: int | None = None
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
 
     def cursor(self) -> dict[str, int]:
         """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
@@ -81,6 +89,11 @@ class StateMirror:
             self._records.setdefault(kind, {})
         for kind, records in page["records"].items():
             for record in records:
+                previous = self._records[kind].get(record["id"])
+                if previous is not None and previous != record:
+                    versions = self.history.setdefault(kind, {}).setdefault(record["id"], [])
+                    versions.insert(0, previous)
+                    del versions[self.HISTORY:]
                 self._records[kind][record["id"]] = record
         for kind, ids in page["deleted"].items():
             for record_id in ids:
@@ -113,8 +126,10 @@ class LeftoverProcesses(AssertionError):
 class ScenarioRun:
     """The harness side of one scenario (the `sync` fixture)."""
 
-    def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, keep_state: Path | None = None):
+    def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, keep_state: Path | None = None,
+                 random_seed: int = 0):
         self.info, self.manifest, self.host = info, manifest, host
+        self.random_seed = random_seed  # for generated data; the report records it
         self.keep_state = keep_state
         self.evidence = Evidence()
         self._mirrors = {side: StateMirror() for side in ("crm", "erp")}
@@ -130,6 +145,8 @@ class ScenarioRun:
         self.env = connector_environment(credentials, self.workspace, info.id, self.containment)
         self.launcher = make_launcher(manifest, self.env, self.containment)
         self._started = False
+        self.mapping = load_mapping(manifest.mapping)
+        self._vendor_names = VendorNames({"crm": manifest.crm, "erp": manifest.erp})
 
     # -- arranging and acting (as users do, through the control plane) -----------------------------
 
@@ -145,7 +162,8 @@ class ScenarioRun:
         return self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
 
     def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change a record as a user would."""
+        """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
+        self.state(side)
         return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
 
     def set_limits(self, side: str, **limits: Any) -> None:
@@ -166,6 +184,31 @@ class ScenarioRun:
         mirror = self._mirrors[side]
         mirror.catch_up(lambda cursor: self._control(side, "GET", "/_sim/state", params=cursor))
         return mirror.records()
+
+    def reconcile(self, flow: str) -> Reconciliation:
+        """The verdict per business key of one flow of the mapping (the connector's own, or the standard
+        one), from both sides' current state and the connector's dead letters; kept for the report."""
+        flow_map = self.mapping.flow(flow)
+        sides = {side: self.state(side) for side in ("crm", "erp")}
+        history = self._mirrors[flow_map.source.system].history.get(flow_map.source.kind, {})
+        result = reconcile(flow_map, sides, self._vendor_names, self.workspace.dead_letters(), history)
+        self.record_check(f"reconcile {flow}", result.summary(), result.failures())
+        return result
+
+    def field_limit(self, side: str, kind: str, name: str) -> int:
+        """The most characters `name` of `kind` on `side` can carry through both systems: the smallest
+        limit the two dialects set on it and on the fields the mapping pairs it with."""
+        ends = {(side, kind, name)}
+        for flow in self.mapping.flows.values():
+            for rule in flow.fields:
+                pair = {(flow.source.system, flow.source.kind, rule.sources[0]),
+                        (flow.target.system, flow.target.kind, rule.name)}
+                if (side, kind, name) in pair:
+                    ends |= pair
+        limits = [limit for end in ends if (limit := self._vendor_names.length(*end))]
+        if not limits:
+            raise RuntimeError(f"scenario setup: neither system limits the length of {side} {kind}.{name}")
+        return min(limits)
 
     def journal(self, side: str) -> list[dict[str, Any]]:
         """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,

@@ -7,7 +7,10 @@ The catalogue proves itself on them: the scenario named in DEFECTS must fail, th
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reference"))
@@ -95,6 +98,164 @@ def logs_credentials() -> None:
     apis.Salesforce._login = flawed
 
 
+def _rewrite_erp_writes(record_type: str, rewrite: Callable[[dict], dict]) -> None:
+    """Pass every body the connector writes to `record_type` in the ERP through `rewrite`."""
+    upsert, patch = apis.NetSuite.upsert, apis.NetSuite.patch
+
+    async def flawed_upsert(self, kind, external_id, body):
+        return await upsert(self, kind, external_id, rewrite(body) if kind == record_type else body)
+
+    async def flawed_patch(self, kind, record_id, body):
+        return await patch(self, kind, record_id, rewrite(body) if kind == record_type else body)
+    apis.NetSuite.upsert, apis.NetSuite.patch = flawed_upsert, flawed_patch
+
+
+def _rewrite_crm_writes(sobject: str, rewrite: Callable[[dict], dict]) -> None:
+    """Pass every body the connector writes to `sobject` in the CRM through `rewrite`."""
+    upsert, update = apis.Salesforce.upsert, apis.Salesforce.update
+
+    async def flawed_upsert(self, name, field, value, body):
+        return await upsert(self, name, field, value, rewrite(body) if name == sobject else body)
+
+    async def flawed_update(self, name, record_id, body):
+        return await update(self, name, record_id, rewrite(body) if name == sobject else body)
+    apis.Salesforce.upsert, apis.Salesforce.update = flawed_upsert, flawed_update
+
+
+def drops_shipping_address() -> None:
+    """Sends only the billing address of an account to the ERP."""
+    address_book = flows._address_book
+    flows._address_book = lambda account: {"items": [i for i in address_book(account)["items"] if i["defaultBilling"]]}
+
+
+def product_named_by_sku() -> None:
+    """Names each CRM product after the item's code instead of its name."""
+    _rewrite_crm_writes("Product2", lambda body: {**body, "Name": body.get("ProductCode", body.get("Name"))})
+
+
+def products_never_updated() -> None:
+    """Creates products but never updates them when the item changes."""
+    changed = state.SyncState.changed
+    state.SyncState.changed = lambda self, key, values: (key not in self.fingerprints if key.startswith("item:")
+                                                         else changed(self, key, values))
+
+
+def price_book_set_once() -> None:
+    """Creates the standard price of a product but never updates it."""
+    set_price = flows.StandardPrices.set
+
+    async def flawed(self, product, price):
+        if product not in self.entries:
+            await set_price(self, product, price)
+    flows.StandardPrices.set = flawed
+
+
+def on_hand_as_available() -> None:
+    """Shows stock on hand as available, ignoring what open orders committed."""
+    changed_since = apis.NetSuite.changed_since
+
+    async def flawed(self, record_type, since):
+        records = await changed_since(self, record_type, since)
+        if record_type == "inventoryItem":
+            records = [{**r, "quantityAvailable": r.get("quantityOnHand")} for r in records]
+        return records
+    apis.NetSuite.changed_since = flawed
+
+
+def credit_hold_never_released() -> None:
+    """Sends credit status to the CRM only while the customer is on hold."""
+    _rewrite_crm_writes("Account", lambda body: body if body.get("Credit_Status__c") != "OK"
+                        else {k: v for k, v in body.items() if k != "Credit_Status__c"})
+
+
+def paid_on_any_payment() -> None:
+    """Calls an invoice paid as soon as any payment arrives."""
+    _rewrite_crm_writes("Opportunity", lambda body: {**body, "Invoice_Status__c": "Paid"}
+                        if body.get("Invoice_Status__c") == "Partially Paid" else body)
+
+
+def payment_status_without_partial() -> None:
+    """Knows only paid and unpaid: a partly paid invoice shows as unpaid."""
+    _rewrite_crm_writes("Opportunity", lambda body: {**body, "Payment_Status__c": "Unpaid"}
+                        if body.get("Payment_Status__c") == "Partially Paid" else body)
+
+
+def float_prices() -> None:
+    """Computes discounted prices in binary floating point."""
+    async def flawed(self, line, items):
+        item = items.get(line["Product2Id"])
+        if item is None:
+            raise flows.Waiting(f"product {line['Product2Id']} is not linked to an ERP item yet")
+        rate = float(line["UnitPrice"]) * (100 - float(line["Discount"] or 0)) / 100
+        return {"item": {"id": item}, "quantity": line["Quantity"], "rate": rate}
+    flows.SyncCycle._order_line = flawed
+
+
+def rounds_unit_price() -> None:
+    """Rounds each discounted unit price to the cent before the ERP multiplies it by the quantity."""
+    order_line = flows.SyncCycle._order_line
+
+    async def flawed(self, line, items):
+        values = await order_line(self, line, items)
+        return {**values, "rate": values["rate"].quantize(Decimal("0.01"))}
+    flows.SyncCycle._order_line = flawed
+
+
+def orders_for_every_closed_deal() -> None:
+    """Makes a sales order of every closed deal, lost ones included."""
+    query = apis.Salesforce.query
+
+    async def flawed(self, soql):
+        return await query(self, soql.replace("StageName = 'Closed Won'", "StageName LIKE 'Closed%'"))
+    apis.Salesforce.query = flawed
+
+
+def commitment_set_once() -> None:
+    """Writes an order's commitment status when it creates the order, never after."""
+    async def nothing(self):
+        return None
+    flows.SyncCycle.order_status_to_opportunities = nothing
+
+
+def dates_through_local_time() -> None:
+    """Reads the close date as local midnight at UTC+14 and sends the UTC date (a day early)."""
+    def shifted(day: str) -> str:
+        midnight = datetime.fromisoformat(day).replace(tzinfo=timezone(timedelta(hours=14)))
+        return midnight.astimezone(UTC).date().isoformat()
+    _rewrite_erp_writes("salesOrder", lambda body: {**body, "tranDate": shifted(body["tranDate"])}
+                        if body.get("tranDate") else body)
+
+
+def ascii_folds_text() -> None:
+    """Folds customer names and addresses to ASCII (accents dropped, other scripts lost)."""
+    def fold(text):
+        return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode() if isinstance(text, str) else text
+    _rewrite_erp_writes("customer", lambda body: {**body, "companyName": fold(body.get("companyName"))}
+                        if "companyName" in body else body)
+
+
+def truncates_long_values() -> None:
+    """Cuts customer names to the ERP's 83 characters instead of giving the record up."""
+    _rewrite_erp_writes("customer", lambda body: {**body, "companyName": body["companyName"][:83]}
+                        if isinstance(body.get("companyName"), str) else body)
+
+
+def never_clears_fields() -> None:
+    """Leaves out blank values when it writes a customer, so a value cleared in the CRM stays in the ERP."""
+    address_book = flows._address_book
+    flows._address_book = lambda account: {"items": [i for i in address_book(account)["items"]
+                                                     if any(i["addressBookAddress"].values())]}
+    _rewrite_erp_writes("customer", lambda body: {k: v for k, v in body.items() if v not in (None, "")})
+
+
+def drops_astral_characters() -> None:
+    """Stores customer names as 3-byte UTF-8 does: characters beyond the basic plane are lost."""
+    def narrow(text):
+        return "".join(c for c in text if ord(c) <= 0xFFFF) if isinstance(text, str) else text
+    _rewrite_erp_writes("customer", lambda body: {**body, "companyName": narrow(body.get("companyName"))}
+                        if "companyName" in body else body)
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -106,6 +267,23 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "never-refreshes-token": (never_refreshes_token, "ERR-TOKEN-01"),
     "unbounded-concurrency": (unbounded_concurrency, "ERR-CONC-01"),
     "logs-credentials": (logs_credentials, "SEC-LEAK-01"),
+    "drops-shipping-address": (drops_shipping_address, "UNIT-ACC-01"),
+    "product-named-by-sku": (product_named_by_sku, "UNIT-ITEM-01"),
+    "products-never-updated": (products_never_updated, "UNIT-ITEM-02"),
+    "price-book-set-once": (price_book_set_once, "UNIT-PRICE-01"),
+    "on-hand-as-available": (on_hand_as_available, "UNIT-STOCK-01"),
+    "credit-hold-never-released": (credit_hold_never_released, "UNIT-CREDIT-01"),
+    "paid-on-any-payment": (paid_on_any_payment, "UNIT-INV-01"),
+    "payment-status-without-partial": (payment_status_without_partial, "UNIT-PAY-01"),
+    "float-prices": (float_prices, "UNIT-ORD-01"),
+    "orders-for-every-closed-deal": (orders_for_every_closed_deal, "UNIT-ORD-02"),
+    "commitment-set-once": (commitment_set_once, "UNIT-CREDIT-02"),
+    "ascii-folds-text": (ascii_folds_text, "UNIT-EDGE-UNICODE-01"),
+    "truncates-long-values": (truncates_long_values, "UNIT-EDGE-LENGTH-01"),
+    "never-clears-fields": (never_clears_fields, "UNIT-EDGE-BLANK-01"),
+    "dates-through-local-time": (dates_through_local_time, "UNIT-EDGE-DATE-01"),
+    "rounds-unit-price": (rounds_unit_price, "UNIT-EDGE-ROUND-01"),
+    "drops-astral-characters": (drops_astral_characters, "UNIT-GEN-01"),
 }
 
 if __name__ == "__main__":

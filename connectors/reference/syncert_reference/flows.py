@@ -128,6 +128,7 @@ class SyncCycle:
         self.state = SyncState(settings.state_dir)
         self.dead_letters = 0
         self.retry_later: list[str] = []
+        self._currencies: dict[str, str] = {}
 
     async def run(self) -> None:
         """Run the enabled flows; raises CycleIncomplete when records were left for the next cycle."""
@@ -297,10 +298,14 @@ class SyncCycle:
     async def won_opportunities_to_orders(self) -> None:
         watermark = Watermark(self.state, "orders")
         opportunities = await self.crm.query(
-            "SELECT Id, AccountId, ERP_Order_Id__c, SystemModstamp FROM Opportunity WHERE StageName = "
+            "SELECT Id, AccountId, CloseDate, CurrencyIsoCode, ERP_Order_Id__c, SystemModstamp FROM Opportunity "
+            "WHERE StageName = "
             f"{soql_literal('Closed Won')}{_since(watermark, ' AND')} ORDER BY SystemModstamp")
         links = await self._linked("Account", "ERP_Customer_Id__c", [o["AccountId"] for o in opportunities
                                                                      if o["AccountId"] and not o["ERP_Order_Id__c"]])
+        if any(not o["ERP_Order_Id__c"] for o in opportunities):
+            rows = await self.erp.suiteql("SELECT id, symbol FROM currency")
+            self._currencies = {row["symbol"]: str(row["id"]) for row in rows}
 
         async def sync_one(opportunity: Record) -> None:
             if not opportunity["ERP_Order_Id__c"]:
@@ -320,12 +325,19 @@ class SyncCycle:
                 raise Unsyncable("the closed-won opportunity has no products")
             items = await self._linked("Product2", "ERP_Item_Id__c", [line["Product2Id"] for line in lines])
             order_lines = [await self._order_line(line, items) for line in lines]
-            order_id = await self.erp.upsert("salesOrder", external_id, {"entity": {"id": customer_id},
-                                                                         "item": {"items": order_lines},
-                                                                         "custbody_syncert_crm_id": opportunity["Id"]})
+            order_id = await self.erp.upsert("salesOrder", external_id, {
+                "entity": {"id": customer_id}, "item": {"items": order_lines}, "tranDate": opportunity["CloseDate"],
+                "currency": {"id": self._currency_id(opportunity["CurrencyIsoCode"] or "USD")},
+                "custbody_syncert_crm_id": opportunity["Id"]})
             order = await self.erp.get("salesOrder", order_id)
         await self.crm.update("Opportunity", opportunity["Id"], _commitment(order))
         self.state.remember(f"order-status:{order['id']}", _commitment(order))
+
+    def _currency_id(self, code: str) -> str:
+        """The ERP's internal id of an ISO currency code."""
+        if code not in self._currencies:
+            raise Unsyncable(f"the ERP has no currency {code}")
+        return self._currencies[code]
 
     async def _order_line(self, line: Record, items: dict[str, str]) -> Record:
         """A sales order line at the discounted unit price, exact (never rounded): the ERP's line amount,
@@ -431,13 +443,13 @@ def _commitment(order: Record) -> Record:
 
 
 def _address_book(account: Record) -> Record:
-    """The account's billing and shipping addresses as a NetSuite address book."""
+    """The account's billing and shipping addresses as a NetSuite address book; both entries are always
+    sent, so an address cleared in the CRM is cleared in the ERP."""
     items = []
     for prefix, billing in (("Billing", True), ("Shipping", False)):
         address = {"addr1": account[f"{prefix}Street"], "city": account[f"{prefix}City"],
                    "state": account[f"{prefix}State"], "zip": account[f"{prefix}PostalCode"]}
         if account[f"{prefix}Country"]:
             address["country"] = {"id": account[f"{prefix}Country"]}
-        if any(address.values()):
-            items.append({"defaultBilling": billing, "defaultShipping": not billing, "addressBookAddress": address})
+        items.append({"defaultBilling": billing, "defaultShipping": not billing, "addressBookAddress": address})
     return {"items": items}

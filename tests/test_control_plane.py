@@ -29,6 +29,10 @@ def test_seed_resolves_references(sims: Sims) -> None:
                             "contact": [{"last_name": "Doe", "account_id": {"$ref": "acme"}}]})
     contact = sims.state("crm")["contact"][0]
     assert contact["account_id"] == ids["account"][0]
+    ids = sims.seed("erp", {"customer": [{"_ref": "acme", "name": "Acme"}],
+                            "contact": [{"last_name": "Doe", "role": "Buyer", "customer_id": {"$ref": "acme"}}]})
+    contact = sims.state("erp")["contact"][0]
+    assert (contact["customer_id"], contact["role"]) == (ids["customer"][0], "Buyer")
 
 
 def test_journal_records_requests_without_secrets(sims: Sims) -> None:

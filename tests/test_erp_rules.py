@@ -97,6 +97,37 @@ def test_unique_external_ids(erp: ErpEngine) -> None:
     assert duplicate.value.code == "DUPLICATE_VALUE"
 
 
+def test_a_contact_needs_a_live_customer_and_is_deleted_with_it(erp: ErpEngine) -> None:
+    acme, other = _customer(erp), _customer(erp, name="Other")
+    for values, code in (({"last_name": "Lee"}, "REQUIRED_FIELD_MISSING"),
+                         ({"last_name": "Lee", "customer_id": "404"}, "INVALID_REFERENCE"),
+                         ({"customer_id": acme["id"]}, "REQUIRED_FIELD_MISSING")):
+        with pytest.raises(DomainError) as refused:
+            erp.create("contact", values)
+        assert refused.value.code == code and refused.value.kind == "contact"
+    ann = erp.create("contact", {"customer_id": acme["id"], "last_name": "Lee", "crm_id": "003-1"})
+    erp.create("contact", {"customer_id": acme["id"], "last_name": "Ray", "crm_id": "003-1"})  # crm_id: not unique
+    kept = erp.create("contact", {"customer_id": other["id"], "last_name": "Kim"})
+    assert [c["last_name"] for c in erp.find("contact", "crm_id", "003-1")] == ["Lee", "Ray"]
+
+    erp.delete("customer", acme["id"])
+    assert erp.find("contact", "customer_id", acme["id"]) == [] and erp.get_or_none("contact", ann["id"]) is None
+    assert [c["id"] for c in erp.records("contact")] == [kept["id"]]
+    with pytest.raises(DomainError) as orphan:
+        erp.update("contact", kept["id"], {"customer_id": acme["id"]})
+    assert orphan.value.code == "INVALID_REFERENCE"
+
+
+def test_a_customer_with_transactions_keeps_its_contacts(erp: ErpEngine) -> None:
+    customer = _customer(erp)
+    contact = erp.create("contact", {"customer_id": customer["id"], "last_name": "Lee"})
+    _order(erp, customer, _item(erp))
+    with pytest.raises(DomainError) as refused:
+        erp.delete("customer", customer["id"])
+    assert refused.value.code == "INVALID_OPERATION" and "transactions" in refused.value.message
+    assert erp.get("contact", contact["id"])["customer_id"] == customer["id"]
+
+
 def test_overpaying_an_invoice_is_refused(erp: ErpEngine) -> None:
     customer, item = _customer(erp), _item(erp, price="10")
     invoice = erp.create("invoice", {"customer_id": customer["id"], "lines": [{"item_id": item["id"], "quantity": 1}]})

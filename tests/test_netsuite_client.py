@@ -65,6 +65,25 @@ def test_create_read_upsert_and_list_with_paging(sims: Sims) -> None:
     assert len(sims.state("erp")["customer"]) == 27
 
 
+def test_a_contact_of_a_customer_through_the_client(sims: Sims) -> None:
+    api = _client(sims)
+
+    async def scenario() -> None:
+        await api.put("/record/v1/customer/eid:CRM-1", json={"companyName": "Initech"})
+        await api.put("/record/v1/contact/eid:CRM-C1", json={"firstName": "Peter", "lastName": "Gibbons",
+                                                             "company": {"externalId": "CRM-1"}})
+        await api.patch("/record/v1/contact/eid:CRM-C1", json={"title": "Programmer"})
+        contact = await api.get("/record/v1/contact/eid:CRM-C1")
+        assert (contact["lastName"], contact["title"]) == ("Gibbons", "Programmer")
+        rows = await api.suiteql("SELECT BUILTIN.DF(company) AS company FROM contact WHERE lastname = 'Gibbons'")
+        assert [r["company"] for r in rows["items"]] == ["Initech"]
+        with pytest.raises(NetsuiteAPIRequestError) as refused:
+            await api.post("/record/v1/contact", json={"firstName": "Milton", "company": {"externalId": "CRM-1"}})
+        assert refused.value.status_code == 400 and "lastName" in refused.value.response_text
+
+    asyncio.run(scenario())
+
+
 def test_wrong_signature_is_refused_with_invalid_login(sims: Sims) -> None:
     api = _client(sims, token_secret="0" * 64)
     with pytest.raises(NetsuiteAPIRequestError) as refused:

@@ -1,7 +1,8 @@
-"""The ERP engine: the system of record for customers, stock, orders, invoices and payments.
+"""The ERP engine: the system of record for customers and their contacts, stock, orders, invoices and payments.
 
 Business rules: mandatory fields and lengths (from the schema), credit limit -> credit hold,
-stock -> backorder, fulfilment -> billing, posted invoices immutable, payments reduce balances.
+stock -> backorder, fulfilment -> billing, posted invoices immutable, payments reduce balances,
+a customer's contacts deleted with it (a customer with transactions cannot be deleted).
 """
 
 from __future__ import annotations
@@ -187,7 +188,10 @@ class ErpEngine(Engine):
             self._receive(record)
 
     def _after_delete(self, kind: str, record: Record) -> None:
-        if kind == "sales_order":
+        if kind == "customer":
+            for contact in self.find("contact", "customer_id", record["id"]):
+                self.delete("contact", contact["id"])
+        elif kind == "sales_order":
             self._track_unbilled(record, None)
             self._refresh_credit_hold(record["customer_id"])
 

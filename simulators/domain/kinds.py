@@ -213,6 +213,17 @@ ERP_KINDS: dict[str, Kind] = {k.name: k for k in (
         _f("inactive", "boolean", default=False),
         _f("external_id", "string", length=ID_LENGTH, unique=True),
     )),
+    Kind("contact", (  # a person at a customer; deleted with its customer
+        _f("customer_id", "reference", references="customer", required=True),
+        _f("first_name", "string", length=NAME_LENGTH),
+        _f("last_name", "string", length=NAME_LENGTH, required=True),
+        _f("email", "email", length=EMAIL_LENGTH),
+        _f("phone", "phone", length=PHONE_LENGTH),
+        _f("role", "string", length=NAME_LENGTH),  # job title; the CRM contact's `role`
+        _f("crm_id", "string", length=ID_LENGTH, indexed=True),
+        _f("inactive", "boolean", default=False),
+        _f("external_id", "string", length=ID_LENGTH, unique=True),
+    )),
     Kind("item", (
         _f("sku", "string", length=NAME_LENGTH, required=True, unique=True),
         _f("name", "string", length=NAME_LENGTH),

@@ -1,9 +1,10 @@
 """SuiteQL's tables in the simulated NetSuite.
 
 Columns are fixed per table, whatever the data: the field map's fields (lower case) of the record types
-that share a table, plus the tables defined here (transactionline, and the reference tables employee,
-subsidiary and currency, whose few rows are static). Values in rows keep their type (ids and numbers as
-numbers, booleans as 'T'/'F') so comparisons and sorting behave; the dialect renders them as text.
+that share a table (each record type names its table, `suiteql_table`), plus the tables defined here
+(transactionline, and the reference tables employee, subsidiary and currency, whose few rows are static).
+Values in rows keep their type (ids and numbers as numbers, booleans as 'T'/'F') so comparisons and
+sorting behave; the dialect renders them as text.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ SUBSIDIARIES = ({"id": 1, "name": "Parent Company", "fullname": "Parent Company"
                  "currency": 1, "iselimination": "F", "isinactive": "F"},)
 EMPLOYEES = ({"id": 3, "entityid": "Sync Integration", "firstname": "Sync", "lastname": "Integration",
               "email": "integration@syncert.example", "subsidiary": 1, "isinactive": "F"},)
+RECORD_TABLES = tuple(dict.fromkeys(m.options["suiteql_table"] for m in OBJECTS.values()))
 _EXTRA_COLUMNS = {"transaction": ("type", "entity"), "item": ("itemtype",)}
-_REFERENCE_TABLES = {"customer": "customer", "inventoryItem": "item", "salesOrder": "transaction",
-                     "invoice": "transaction", "subsidiary": "subsidiary"}
+_REFERENCE_TABLES = {**{name: m.options["suiteql_table"] for name, m in OBJECTS.items()}, "subsidiary": "subsidiary"}
 _DISPLAY_COLUMNS = {"customer": "companyname", "item": "itemid", "subsidiary": "name", "currency": "name",
                     "employee": "entityid"}
 
@@ -62,7 +63,7 @@ def _record_columns(table: str) -> tuple[str, ...]:
 
 
 SCHEMA: dict[str, tuple[str, ...]] = {
-    **{table: _record_columns(table) for table in ("customer", "item", "transaction")},
+    **{table: _record_columns(table) for table in RECORD_TABLES},
     "transactionline": LINE_COLUMNS,
     "employee": tuple(EMPLOYEES[0]),
     "subsidiary": tuple(SUBSIDIARIES[0]),
@@ -78,7 +79,7 @@ def _column_mappings(table: str) -> dict[str, FieldMapping]:
     return mappings
 
 
-_MAPPINGS = {table: _column_mappings(table) for table in ("customer", "item", "transaction")}
+_MAPPINGS = {table: _column_mappings(table) for table in RECORD_TABLES}
 
 
 def _native(type_name: str, value: Any) -> Any:
@@ -114,7 +115,7 @@ def source(records: Callable[[str], list[Record]], find: Callable[[str, str, Any
         return to_rows
 
     tables: dict[str, RecordTable] = {}
-    for table in ("customer", "item", "transaction"):
+    for table in RECORD_TABLES:
         maps = _maps_of(table)
         by_kind = {m.kind: record_rows(m) for m in maps}
         indexed = {name.lower(): m.canonical for object_map in maps for name, m in object_map.fields.items()

@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from syncert.harness.runner import StateMirror
+from syncert.harness.control import StateMirror
 from syncert.simulators.host import run_in_background
 
 

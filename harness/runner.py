@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from syncert.harness.containment import Containment
+from syncert.harness.control import SimulatorControl
 from syncert.harness.launchers import (
     CycleResult,
     ServiceFailed,
@@ -66,55 +67,6 @@ def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if "write" in e["tags"]]
 
 
-class StateMirror:
-    """A copy of one simulator's canonical state, brought up to date from pages of its change feed.
-
-    It keeps the last HISTORY versions it saw of each record before the current one (what a stale
-    target may still hold)."""
-
-    HISTORY = 8
-
-    def __init__(self) -> None:
-        self.since = 0
-        self.epoch: int | None = None
-        self._records: dict[str, dict[str, dict[str, Any]]] = {}
-        self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
-
-    def cursor(self) -> dict[str, int]:
-        """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
-        return {"since": self.since} if self.epoch is None else {"since": self.since, "epoch": self.epoch}
-
-    def apply(self, page: dict[str, Any]) -> None:
-        for kind in page["kinds"]:
-            self._records.setdefault(kind, {})
-        for kind, records in page["records"].items():
-            for record in records:
-                previous = self._records[kind].get(record["id"])
-                if previous is not None and previous != record:
-                    versions = self.history.setdefault(kind, {}).setdefault(record["id"], [])
-                    versions.insert(0, previous)
-                    del versions[self.HISTORY:]
-                self._records[kind][record["id"]] = record
-        for kind, ids in page["deleted"].items():
-            for record_id in ids:
-                self._records[kind].pop(record_id, None)
-        self.since, self.epoch = page["next"], page["epoch"]
-
-    def catch_up(self, read_page: Callable[[dict[str, int]], dict[str, Any]]) -> int:
-        """Apply pages from `read_page(query parameters)` until none is left; returns how many were read."""
-        pages = 0
-        while True:
-            page = read_page(self.cursor())
-            self.apply(page)
-            pages += 1
-            if not page["more"]:
-                return pages
-
-    def records(self) -> dict[str, list[dict[str, Any]]]:
-        return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
-                for kind, records in self._records.items()}
-
-
 class ConnectorFailed(AssertionError):
     """The connector crashed, hung or could not start; the evidence says how."""
 
@@ -123,16 +75,16 @@ class LeftoverProcesses(AssertionError):
     """Processes the connector started were still running when they should have ended."""
 
 
-class ScenarioRun:
+class ScenarioRun(SimulatorControl):
     """The harness side of one scenario (the `sync` fixture)."""
 
     def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, keep_state: Path | None = None,
                  random_seed: int = 0):
+        super().__init__()
         self.info, self.manifest, self.host = info, manifest, host
         self.random_seed = random_seed  # for generated data; the report records it
         self.keep_state = keep_state
         self.evidence = Evidence()
-        self._mirrors = {side: StateMirror() for side in ("crm", "erp")}
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
                                           headers={"Authorization": f"Bearer {host.admin_token}"})
                        for side in ("crm", "erp")}
@@ -148,42 +100,12 @@ class ScenarioRun:
         self.mapping = load_mapping(manifest.mapping)
         self._vendor_names = VendorNames({"crm": manifest.crm, "erp": manifest.erp})
 
-    # -- arranging and acting (as users do, through the control plane) -----------------------------
+    # -- the control plane (seed, edit, state, journal...: SimulatorControl) --------------------------
 
-    def _control(self, side: str, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._admin[side].request(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise RuntimeError(f"scenario setup failed: {method} {path} on the {side.upper()} answered "
-                               f"{response.status_code}: {response.text[:300]}")
-        return response.json()
+    def _send(self, side: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self._admin[side].request(method, path, **kwargs)
 
-    def seed(self, side: str, records: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
-        """Create canonical records (see the control plane's seed); returns the new ids by kind."""
-        return self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
-
-    def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
-        self.state(side)
-        return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
-
-    def set_limits(self, side: str, **limits: Any) -> None:
-        self._control(side, "PUT", "/_sim/limits", json=limits)
-
-    def set_latency(self, side: str, latency_ms: float) -> None:
-        """Add `latency_ms` to every API request `side` answers."""
-        self._control(side, "PUT", "/_sim/latency", json={"latency_ms": latency_ms})
-
-    def expire_sessions(self, side: str, after_requests: int = 0) -> None:
-        """Expire every access token of `side` once it has answered `after_requests` more API requests."""
-        self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
-
-    def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
-        """Canonical state of `side`: live records by kind, in creation order.
-
-        The harness keeps a mirror of each side and reads only what changed since its last read."""
-        mirror = self._mirrors[side]
-        mirror.catch_up(lambda cursor: self._control(side, "GET", "/_sim/state", params=cursor))
-        return mirror.records()
+    # -- judging through the mapping -------------------------------------------------------------
 
     def reconcile(self, flow: str) -> Reconciliation:
         """The verdict per business key of one flow of the mapping (the connector's own, or the standard
@@ -209,18 +131,6 @@ class ScenarioRun:
         if not limits:
             raise RuntimeError(f"scenario setup: neither system limits the length of {side} {kind}.{name}")
         return min(limits)
-
-    def journal(self, side: str) -> list[dict[str, Any]]:
-        """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,
-        auth, throttled, read, write, ok, refused, failed), `kind` and `operation`."""
-        entries: list[dict[str, Any]] = []
-        since = 0
-        while True:
-            page = self._control(side, "GET", "/_sim/journal", params={"since": since})
-            entries.extend(page["entries"])
-            if not page["more"]:
-                return entries
-            since = page["next"]
 
     # -- running the connector -------------------------------------------------------------------
 

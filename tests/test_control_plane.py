@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from syncert.harness.runner import StateMirror
+from syncert.harness.control import StateMirror
 from syncert.simulators.stages.journal import BODY_LIMIT, BYTES_LIMIT, Journal, JournalEntry
 from tests.conftest import Sims
 

@@ -52,6 +52,7 @@ _ADDRESS_KEYS = {"addr1", "city", "state", "zip", "country"}
 TOKEN_PATH = "/services/rest/auth/oauth2/v1/token"
 RECORD_PREFIX = "/services/rest/record/v1/"
 SUITEQL_PATH = "/services/rest/query/v1/suiteql"
+_ACCOUNT_ID = re.compile(r"^[0-9A-Za-z]+(?:_[0-9A-Za-z]+)?$")  # 1234567, 1234567_SB1, TSTDRV1234567
 _RECORD_PATH = re.compile(r"^/services/rest/record/v1/([A-Za-z]+)(?:/([^/]+))?(?:/!transform/([A-Za-z]+))?/?$")
 _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                   405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
@@ -116,6 +117,13 @@ class NetSuiteDialect(ApiDialect):
         self.secrets.add(credentials.consumer_key, credentials.consumer_secret, credentials.token_id,
                          credentials.token_secret)
         return credentials
+
+    def use_account(self, account: str) -> None:
+        """Serve the account `account` (e.g. "1234567" or "1234567_SB1"): the realm TBA signatures name."""
+        if not _ACCOUNT_ID.match(account):
+            raise ValueError(f"{account!r} is not a NetSuite account id (letters and digits, e.g. 1234567 or "
+                             "1234567_SB1)")
+        self.credentials = self.verifier.credentials = replace(self.credentials, account=account)
 
     def rotate_credentials(self) -> None:
         self.credentials = self.verifier.credentials = self._new_credentials(self.credentials.account)

@@ -108,6 +108,9 @@ class SalesforceDialect(ApiDialect):
         self.org_id = with_checksum("00D5g" + secrets.token_hex(5).upper())
         self.user_id = with_checksum("0055g" + secrets.token_hex(5).upper())
         self.username = "integration@syncert.example"
+        # the org's URL, answered as `instance_url` by the token endpoint; None: the URL the token request
+        # came to (a token requested from a login host, e.g. login.salesforce.com, needs it set)
+        self.instance_url: str | None = None
         self.tokens = TokenStore(self.secrets, clock.timestamp, prefix=self.org_id[:15] + "!")
         self._new_credentials()
         self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
@@ -205,7 +208,8 @@ class SalesforceDialect(ApiDialect):
         signature = base64.b64encode(hmac.new(self.client_secret.encode(), (identity + issued_at).encode(),
                                               hashlib.sha256).digest()).decode()
         self.secrets.add(signature)
-        return json_response({"access_token": token, "instance_url": request.base_url, "id": identity,
+        return json_response({"access_token": token, "instance_url": self.instance_url or request.base_url,
+                              "id": identity,
                               "token_type": "Bearer", "issued_at": issued_at, "signature": signature,
                               "scope": "api"})
 

@@ -1,0 +1,123 @@
+"""Arranging and reading the two simulators through their control plane (`/_sim/`), as scenarios do.
+
+`SimulatorControl` holds what a scenario does as a user (seed, edit, limits, latency, expired sessions)
+and what the checks read (canonical state, journal); subclasses only say how a control-plane request
+is sent: over loopback to a `SimulatorHost` (harness.runner.ScenarioRun) or into the in-process
+simulators (harness.inprocess.InProcessVendors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+SIDES = ("crm", "erp")
+
+
+class StateMirror:
+    """A copy of one simulator's canonical state, brought up to date from pages of its change feed.
+
+    It keeps the last HISTORY versions it saw of each record before the current one (what a stale
+    target may still hold)."""
+
+    HISTORY = 8
+
+    def __init__(self) -> None:
+        self.since = 0
+        self.epoch: int | None = None
+        self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+    def cursor(self) -> dict[str, int]:
+        """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
+        return {"since": self.since} if self.epoch is None else {"since": self.since, "epoch": self.epoch}
+
+    def apply(self, page: dict[str, Any]) -> None:
+        for kind in page["kinds"]:
+            self._records.setdefault(kind, {})
+        for kind, records in page["records"].items():
+            for record in records:
+                previous = self._records[kind].get(record["id"])
+                if previous is not None and previous != record:
+                    versions = self.history.setdefault(kind, {}).setdefault(record["id"], [])
+                    versions.insert(0, previous)
+                    del versions[self.HISTORY:]
+                self._records[kind][record["id"]] = record
+        for kind, ids in page["deleted"].items():
+            for record_id in ids:
+                self._records[kind].pop(record_id, None)
+        self.since, self.epoch = page["next"], page["epoch"]
+
+    def catch_up(self, read_page: Callable[[dict[str, int]], dict[str, Any]]) -> int:
+        """Apply pages from `read_page(query parameters)` until none is left; returns how many were read."""
+        pages = 0
+        while True:
+            page = read_page(self.cursor())
+            self.apply(page)
+            pages += 1
+            if not page["more"]:
+                return pages
+
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
+                for kind, records in self._records.items()}
+
+
+class SimulatorControl:
+    """The control plane of a CRM and an ERP simulator, through `_send` (which subclasses implement)."""
+
+    def __init__(self) -> None:
+        self._mirrors = {side: StateMirror() for side in SIDES}
+
+    def _send(self, side: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one control-plane request (with the admin token) to `side`; httpx keyword arguments."""
+        raise NotImplementedError
+
+    def _control(self, side: str, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(side, method, path, **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"scenario setup failed: {method} {path} on the {side.upper()} answered "
+                               f"{response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def seed(self, side: str, records: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+        """Create canonical records (see the control plane's seed); returns the new ids by kind."""
+        return self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
+
+    def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
+        self.state(side)
+        return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
+
+    def set_limits(self, side: str, **limits: Any) -> None:
+        self._control(side, "PUT", "/_sim/limits", json=limits)
+
+    def set_latency(self, side: str, latency_ms: float) -> None:
+        """Add `latency_ms` to every API request `side` answers."""
+        self._control(side, "PUT", "/_sim/latency", json={"latency_ms": latency_ms})
+
+    def expire_sessions(self, side: str, after_requests: int = 0) -> None:
+        """Expire every access token of `side` once it has answered `after_requests` more API requests."""
+        self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
+
+    def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
+        """Canonical state of `side`: live records by kind, in creation order.
+
+        A mirror of each side is kept: only what changed since the last read is read."""
+        mirror = self._mirrors[side]
+        mirror.catch_up(lambda cursor: self._control(side, "GET", "/_sim/state", params=cursor))
+        return mirror.records()
+
+    def journal(self, side: str) -> list[dict[str, Any]]:
+        """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,
+        auth, throttled, read, write, ok, refused, failed), `kind` and `operation`."""
+        entries: list[dict[str, Any]] = []
+        since = 0
+        while True:
+            page = self._control(side, "GET", "/_sim/journal", params={"since": since})
+            entries.extend(page["entries"])
+            if not page["more"]:
+                return entries
+            since = page["next"]

@@ -128,6 +128,11 @@ def drops_shipping_address() -> None:
     flows._address_book = lambda account: {"items": [i for i in address_book(account)["items"] if i["defaultBilling"]]}
 
 
+def drops_contact_title() -> None:
+    """Leaves out a contact's title (role) when it writes the ERP contact."""
+    _rewrite_erp_writes("contact", lambda body: {k: v for k, v in body.items() if k != "title"})
+
+
 def product_named_by_sku() -> None:
     """Names each CRM product after the item's code instead of its name."""
     _rewrite_crm_writes("Product2", lambda body: {**body, "Name": body.get("ProductCode", body.get("Name"))})
@@ -187,7 +192,7 @@ def float_prices() -> None:
         if item is None:
             raise flows.Waiting(f"product {line['Product2Id']} is not linked to an ERP item yet")
         rate = float(line["UnitPrice"]) * (100 - float(line["Discount"] or 0)) / 100
-        return {"item": {"id": item}, "quantity": line["Quantity"], "rate": rate}
+        return {"item": {"id": item}, "quantity": line["Quantity"], "rate": Decimal(repr(rate))}  # as json sends it
     flows.SyncCycle._order_line = flawed
 
 
@@ -268,6 +273,7 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "unbounded-concurrency": (unbounded_concurrency, "ERR-CONC-01"),
     "logs-credentials": (logs_credentials, "SEC-LEAK-01"),
     "drops-shipping-address": (drops_shipping_address, "UNIT-ACC-01"),
+    "drops-contact-title": (drops_contact_title, "UNIT-CON-01"),
     "product-named-by-sku": (product_named_by_sku, "UNIT-ITEM-01"),
     "products-never-updated": (products_never_updated, "UNIT-ITEM-02"),
     "price-book-set-once": (price_book_set_once, "UNIT-PRICE-01"),

@@ -1,22 +1,23 @@
 """The sync flows of the reference connector and the rules they follow (docs/protocol.md).
 
 Field ownership (one owner per field):
-  CRM owns   Account name, phone, addresses; primary Contact email; closed-won Opportunities (intent).
+  CRM owns   Account name, phone, addresses; Contacts; closed-won Opportunities (intent).
   ERP owns   customers' credit hold and balance, items, stock, sales orders (commitment), invoices, payments.
 A flow copies only the fields its source owns, and only when they changed since the last sync
 (fingerprints in the state dir), so write-backs never echo between the systems.
 
 Links between records, on both sides (an existing link is always followed, never recreated):
   Account.ERP_Customer_Id__c = customer internal id   customer.custentity_syncert_crm_id = Account Id
+  Contact.ERP_Contact_Id__c = contact internal id    contact.custentity_syncert_crm_id = Contact Id
   Product2.ERP_Item_Id__c = inventoryItem internal id
   Opportunity.ERP_Order_Id__c = salesOrder tranId     salesOrder.custbody_syncert_crm_id = Opportunity Id
-New customers and sales orders are upserted by external id SF-<Salesforce Id>, so a write repeated
+New customers, contacts and sales orders are upserted by external id SF-<Salesforce Id>, so a write repeated
 after a failure never creates a second record.
 
 Flows and directions:
   items, inventory   ERP inventoryItem -> CRM Product2 (+ standard price book entry)
   accounts           CRM Account -> ERP customer; the customer's id written back
-  contacts           CRM primary Contact email -> the account's ERP customer
+  contacts           CRM Contact -> ERP contact of the account's customer; the contact's id written back
   orders             CRM closed-won Opportunity -> ERP salesOrder; order number and commitment
                      written back, and kept current
   credit             ERP customer credit hold and balance -> CRM Account
@@ -139,7 +140,7 @@ class SyncCycle:
             if "accounts" in enabled:
                 await self.accounts_to_customers()
             if "contacts" in enabled:
-                await self.primary_contacts_to_customers()
+                await self.contacts_to_customer_contacts()
             if "orders" in enabled:
                 await self.won_opportunities_to_orders()
                 await self.order_status_to_opportunities()
@@ -272,24 +273,30 @@ class SyncCycle:
                     links[record["Id"]] = record[link_field]
         return links
 
-    async def primary_contacts_to_customers(self) -> None:
+    async def contacts_to_customer_contacts(self) -> None:
         watermark = Watermark(self.state, "contacts")
-        contacts = await self.crm.query("SELECT Id, AccountId, Email, SystemModstamp FROM Contact WHERE "
-                                        f"Primary__c = true{_since(watermark, ' AND')} ORDER BY SystemModstamp")
-        links = await self._linked("Account", "ERP_Customer_Id__c",
-                                   [c["AccountId"] for c in contacts if c["AccountId"]])
+        contacts = await self.crm.query("SELECT Id, AccountId, FirstName, LastName, Email, Phone, Title, "
+                                        "ERP_Contact_Id__c, SystemModstamp FROM Contact WHERE AccountId != null"
+                                        f"{_since(watermark, ' AND')} ORDER BY SystemModstamp")
+        links = await self._linked("Account", "ERP_Customer_Id__c", [c["AccountId"] for c in contacts])
 
         async def sync_one(contact: Record) -> None:
-            if not contact["AccountId"]:
-                return
             customer_id = links.get(contact["AccountId"])
             if customer_id is None:
                 raise Waiting(f"account {contact['AccountId']} has no ERP customer yet")
-            values = {"email": contact["Email"]}
+            values = {"firstName": contact["FirstName"], "lastName": contact["LastName"], "email": contact["Email"],
+                      "phone": contact["Phone"], "title": contact["Title"], "company": {"id": customer_id},
+                      "custentity_syncert_crm_id": contact["Id"]}
             key = f"contact:{contact['Id']}"
-            if self.state.changed(key, {**values, "id": customer_id}):
-                await self.erp.patch("customer", customer_id, values)
-                self.state.remember(key, {**values, "id": customer_id})
+            erp_id = contact["ERP_Contact_Id__c"]
+            if erp_id is None or self.state.changed(key, {**values, "id": erp_id}):
+                if erp_id is None:
+                    erp_id = await self.erp.upsert("contact", f"SF-{contact['Id']}", values)
+                else:
+                    await self.erp.patch("contact", erp_id, values)
+                self.state.remember(key, {**values, "id": erp_id})
+            if contact["ERP_Contact_Id__c"] != erp_id:
+                await self.crm.update("Contact", contact["Id"], {"ERP_Contact_Id__c": erp_id})
 
         await self._each("contacts", "crm", watermark, contacts, sync_one)
 

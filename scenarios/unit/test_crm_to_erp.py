@@ -48,8 +48,8 @@ def test_contact_fields(sync: ScenarioRun) -> None:
 def test_order_fields(sync: ScenarioRun) -> None:
     entries = products_ready(sync, ITEMS)
     account = account_ready(sync)
-    close_deal(sync, account, [{"pricebook_entry_id": entries["P-1999"], "quantity": 3, "discount": 15},
-                               {"pricebook_entry_id": entries["P-510"], "quantity": 10, "discount": 10}],
+    close_deal(sync, account, [{"pricebook_entry_id": entries["P-1999"], "quantity": 3, "discount": 20},
+                               {"pricebook_entry_id": entries["P-510"], "quantity": 10, "discount": 15}],
                currency="EUR", close_date="2026-11-27")
     sync.run_until(lambda s: s.reconcile("orders").all_synced)
     result = sync.reconcile("orders")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncert.harness.mapping import MappingError, load_mapping
 from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
 
 FLOWS = ("accounts", "contacts", "orders", "invoices", "payments", "inventory", "items", "credit")
@@ -89,6 +90,13 @@ def load_manifest(path: Path | str) -> Manifest:
         mapping = path.parent / check.text(data, "mapping")
         if not mapping.is_file():
             check.fail("mapping", f"names {mapping}, which does not exist")
+        try:
+            own = load_mapping(mapping)
+        except MappingError as error:
+            check.fail("mapping", f"names a mapping that cannot be used: {error}")
+        if own.conflict_policy != policy:
+            check.fail("mapping", f"declares conflict_policy {own.conflict_policy!r} but the manifest declares "
+                                  f"{policy!r}; make them agree")
     return Manifest(path=path.resolve(), name=name, version=version, crm=crm, erp=erp, flows=tuple(flows),
                     run=_run_spec(check, data.get("run")), conflict_policy=policy, mapping=mapping)
 

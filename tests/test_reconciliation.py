@@ -171,5 +171,5 @@ def test_a_manifest_with_a_broken_mapping_is_refused(tmp_path: Path) -> None:
     manifest = tmp_path / "connector.toml"
     manifest.write_text(f'name = "x"\nversion = "1"\ncrm = "salesforce"\nerp = "netsuite"\nflows = ["accounts"]\n'
                         f'mapping = "{mapping.name}"\n[run]\nmode = "command"\ncommand = ["true"]\n')
-    with pytest.raises(ManifestError, match="`mapping` names a mapping that cannot be used: .*nmae"):
+    with pytest.raises(ManifestError, match=r"`mapping` names a mapping that cannot be used: .*nmae"):
         load_manifest(manifest)

@@ -238,6 +238,7 @@ th{background:#eef1f4} .passed{color:#1f7a4d;font-weight:600} .failed{color:#b32
 margin:10px 0;padding:8px 12px} summary{cursor:pointer;font-weight:600} pre{background:#f3f4f6;padding:8px;
 overflow:auto;max-height:320px;font-size:12px} .journal{table-layout:fixed}
 .journal td{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
+.verdicts td{font-size:12px;word-break:break-word} .verdicts small{color:#6b7280}
 """
 
 
@@ -273,6 +274,32 @@ def render_html(report: dict[str, Any]) -> str:
 """
 
 
+VERDICT_ROWS = 200
+
+
+def _verdicts_html(verdicts: dict[str, dict[str, Any]]) -> str:
+    """Failing business keys of a reconciliation: each differing field with expected, actual and origin."""
+    e = html.escape
+    rows = []
+    for key, verdict in list(verdicts.items())[:VERDICT_ROWS]:
+        fields = verdict.get("fields") or [{}]
+        note = verdict.get("explained_by")
+        for index, diff in enumerate(fields):
+            lead = (f"<td rowspan='{len(fields)}'>{e(key)}</td><td rowspan='{len(fields)}'>{e(verdict['outcome'])}"
+                    + (f"<br><small>dead letter: {e(note)}</small>" if note else "")
+                    + f"<br><small>target: {e(', '.join(verdict.get('target_ids') or ['none']))}</small></td>"
+                    if index == 0 else "")
+            cells = (f"<td>{e(diff.get('field', ''))}<br><small>{e(diff.get('vendor_field', ''))}</small></td>"
+                     f"<td>{e(json.dumps(diff.get('expected'), ensure_ascii=False, default=str))}</td>"
+                     f"<td>{e(json.dumps(diff.get('actual'), ensure_ascii=False, default=str))}</td>"
+                     f"<td><small>{e(diff.get('came_from', ''))}</small></td>" if diff else "<td colspan='4'></td>")
+            rows.append(f"<tr>{lead}{cells}</tr>")
+    more = (f"<p>{len(verdicts) - VERDICT_ROWS} more business keys in report.json</p>"
+            if len(verdicts) > VERDICT_ROWS else "")
+    return ("<table class='verdicts'><tr><th>business key</th><th>outcome</th><th>field</th><th>expected</th>"
+            f"<th>actual</th><th>where the expected value came from</th></tr>{''.join(rows)}</table>{more}")
+
+
 def _scenario_html(s: dict[str, Any]) -> str:
     e = html.escape
     evidence = s.get("evidence") or {}
@@ -281,7 +308,9 @@ def _scenario_html(s: dict[str, Any]) -> str:
         parts.append(f"<pre>{e(s['message'])}</pre>")
     for name, check in evidence.get("checks", {}).items():
         parts.append(f"<p><b>{e(name)}</b>: {e(json.dumps(check['summary']))}</p>")
-        if check.get("diffs"):
+        if check.get("diffs") and all(isinstance(v, dict) and "outcome" in v for v in check["diffs"].values()):
+            parts.append(_verdicts_html(check["diffs"]))
+        elif check.get("diffs"):
             parts.append(f"<p>expected vs actual:</p><pre>{e(json.dumps(check['diffs'], indent=2, default=str))}</pre>")
     for note in evidence.get("notes", []):
         parts.append(f"<p>{e(note)}</p>")

@@ -39,7 +39,10 @@ def test_report_renders_verdict_and_scenario_table(tmp_path: Path, manifest: str
     assert f'<h1 id="verdict">{verdict}</h1>' in dom
     assert 'id="scenarios"' in dom and all(f">{s['id']}</a>" in dom for s in report["scenarios"])
     if verdict == "FAILED":
-        assert "expected vs actual" in dom and "corrupted" in dom
+        # the failing business key, each differing field in canonical and vendor terms, and its origin
+        assert "where the expected value came from" in dom and "corrupted" in dom
+        assert "sales_order.lines[item_id=" in dom and "NetSuite salesOrder.item[].rate" in dom
+        assert "Salesforce OpportunityLineItem.UnitPrice" in dom
 
     screenshot = tmp_path / "report.png"
     _chromium(page, tmp_path / "profile-shot", f"--screenshot={screenshot}")

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
                                     description="List the catalogue: id, level, category, flows and intent.")
     catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")
+    mapping = commands.add_parser("mapping", help="show the CRM<->ERP sync mapping in canonical and vendor terms",
+                                  description="Print, per flow, how records are paired and which fields a connector "
+                                              "reads and writes (Markdown), for the manifest's mapping and dialects "
+                                              "(default: the standard mapping, Salesforce and NetSuite).")
+    mapping.add_argument("manifest", nargs="?", help="connector.toml (or its directory)")
     compare = commands.add_parser("compare", help="the regression gate: compare a report with a baseline",
                                   description="Exit 1 when a scenario that passed in BASELINE does not pass in "
                                               "CURRENT, or a metric is worse by more than --threshold.")
@@ -67,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare}
+    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare, "mapping": _mapping}
     try:
         args = _parser().parse_args(argv)
         return commands[args.command](args)
@@ -137,8 +142,24 @@ def _scenarios(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return EXIT_OK
     for entry in entries:
-        print(f"{entry['id']:<14} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']) or '(all)':<28} "
+        print(f"{entry['id']:<21} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']) or '(all)':<28} "
               f"{entry['intent']}")
+    return EXIT_OK
+
+
+def _mapping(args: argparse.Namespace) -> int:
+    from syncert.harness.manifest import ManifestError, load_manifest
+    from syncert.harness.mapping import load_mapping
+    from syncert.harness.mapping_doc import render
+    from syncert.harness.reconciliation import VendorNames
+
+    try:
+        manifest = load_manifest(args.manifest) if args.manifest else None
+    except ManifestError as error:
+        print(f"syncert mapping: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    dialects = {"crm": manifest.crm, "erp": manifest.erp} if manifest else {"crm": "salesforce", "erp": "netsuite"}
+    print(render(load_mapping(manifest.mapping if manifest else None), VendorNames(dialects)), end="")
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ from deepdiff import DeepDiff
 
 from syncert.contracts import load_yaml
 from syncert.harness.mapping import (
+    KINDS,
     FieldRule,
     FlowMap,
     Record,
@@ -166,9 +167,26 @@ class VendorNames:
         return None
 
     def name(self, system: str, kind: str, path: str) -> str:
-        vendor = self.names.get(system, {}).get((kind, path))
+        """"Salesforce Account.Name"; a structured field lists its parts' names; a dotted path follows
+        the reference ("Salesforce PricebookEntry.Product2Id -> Product2.ERP_Item_Id__c")."""
         label = self.labels.get(system, system).capitalize().replace("Netsuite", "NetSuite")
+        vendor = self._vendor(system, kind, path)
         return f"{label} {vendor}" if vendor else f"{label}: not in its field map"
+
+    def _vendor(self, system: str, kind: str, path: str) -> str | None:
+        names = self.names.get(system, {})
+        if (kind, path) in names:
+            return names[(kind, path)]
+        parts = sorted({name for (own, canonical), name in names.items()
+                        if own == kind and canonical.startswith(path + ".")})
+        if parts:
+            return "/".join(parts)
+        head, _, rest = path.partition(".")
+        definition = KINDS[system][kind].by_name.get(head) if kind in KINDS.get(system, {}) else None
+        if rest and definition is not None and definition.references and (kind, head) in names:
+            tail = self._vendor(system, definition.references, rest)
+            return f"{names[(kind, head)]} -> {tail}" if tail else None
+        return None
 
 
 @cache

@@ -87,6 +87,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--syncert-only", metavar="PATTERN",
                     help="run only scenarios whose id matches this glob, or contains it (ids or test names)")
     group.addoption("--syncert-progress", action="store_true", help="print one line per scenario as it ends")
+    group.addoption("--syncert-in-process", action="store_true",
+                    help="run unit scenarios in this process (python-mode connectors on httpx; development only, "
+                         "never a certificate)")
     group.addoption("--syncert-seed", type=int, help="seed for generated data (default: random, shown in the results)")
     group.addoption("--syncert-keep-state", metavar="DIR",
                     help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
@@ -153,8 +156,7 @@ def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
 
 
 @pytest.fixture
-def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest,
-         syncert_host: SimulatorHost) -> Iterator[ScenarioRun]:
+def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator[ScenarioRun]:
     info = scenario_info(request.node)
     if info is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses `sync` without the scenario marker")
@@ -162,9 +164,13 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest,
     if missing:
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
     record = run_record(request.config)
-    keep_state = request.config.getoption("--syncert-keep-state")
-    run = ScenarioRun(info, syncert_manifest, syncert_host, Path(keep_state) if keep_state else None,
-                      random_seed=random_seed(request.config))
+    run: ScenarioRun
+    if request.config.getoption("--syncert-in-process"):
+        run = _in_process_run(info, syncert_manifest, random_seed(request.config))
+    else:
+        keep_state = request.config.getoption("--syncert-keep-state")
+        run = ScenarioRun(info, syncert_manifest, request.getfixturevalue("syncert_host"),
+                          Path(keep_state) if keep_state else None, random_seed=random_seed(request.config))
     request.node.stash[_RUN_KEY] = run
     try:
         yield run
@@ -180,6 +186,17 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest,
                     record.leaks += _credential_leaks(run, record.scrubber)
             finally:
                 run.close(record.scrubber.scrub)
+
+
+def _in_process_run(info: ScenarioInfo, manifest: Manifest, seed: int) -> ScenarioRun:
+    from syncert.harness.inprocess_run import InProcessRun
+
+    if manifest.run.mode != "python":
+        raise pytest.UsageError(f"--syncert-in-process runs python-mode connectors (an `entrypoint`); "
+                                f"{manifest.path} is in {manifest.run.mode} mode")
+    if info.category != "unit":
+        pytest.skip("in-process runs take unit scenarios only")
+    return InProcessRun(info, manifest, seed)
 
 
 def _clean_up_after_interruption(run: ScenarioRun, record: RunRecord) -> None:

@@ -97,8 +97,12 @@ class ScenarioRun(SimulatorControl):
         self.env = connector_environment(credentials, self.workspace, info.id, self.containment)
         self.launcher = make_launcher(manifest, self.env, self.containment)
         self._started = False
-        self.mapping = load_mapping(manifest.mapping)
-        self._vendor_names = VendorNames({"crm": manifest.crm, "erp": manifest.erp})
+        self._prepare_judging()
+
+    def _prepare_judging(self) -> None:
+        """Load the mapping the checks judge by (the manifest's own, or the standard one)."""
+        self.mapping = load_mapping(self.manifest.mapping)
+        self._vendor_names = VendorNames({"crm": self.manifest.crm, "erp": self.manifest.erp})
 
     # -- the control plane (seed, edit, state, journal...: SimulatorControl) --------------------------
 

@@ -6,7 +6,9 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 from netsuite import Config, NetSuiteRestApi, TokenAuth
 from simple_salesforce import Salesforce
 
+from syncert.harness.catalogue import list_scenarios
 from syncert.harness.inprocess import (
     InProcessVendors,
     UnroutedRequest,
@@ -165,3 +168,38 @@ def test_no_socket_and_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
 
         assert asyncio.run(query()).json()["records"][0]["Name"] == "Offline Co"
         assert vendors.state("crm")["account"][0]["name"] == "Offline Co"
+
+
+NO_NETWORK_PLUGIN = '''
+import os, socket, subprocess
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a socket or a process was used in an in-process run")
+
+socket.socket.connect = socket.socket.bind = socket.socket.listen = _refuse
+socket.getaddrinfo = _refuse
+subprocess.Popen.__init__ = _refuse
+os.fork = _refuse
+'''
+
+
+def test_unit_scenarios_run_in_process_without_sockets_or_processes(tmp_path: Path) -> None:
+    (tmp_path / "no_network.py").write_text(NO_NETWORK_PLUGIN)
+    root = Path(__file__).resolve().parent.parent
+    finished = subprocess.run(
+        [sys.executable, "-m", "pytest", "scenarios/unit", "-q", "-p", "no:cacheprovider", "-p", "no_network",
+         "--connector", "connectors/reference/connector-python.toml", "--syncert-in-process"],
+        capture_output=True, text=True, timeout=300, cwd=root,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]
+    unit = sum(1 for entry in list_scenarios() if entry["category"] == "unit")
+    assert f"{unit} passed" in finished.stdout
+
+
+def test_in_process_runs_refuse_a_connector_that_is_not_python(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    finished = subprocess.run(
+        [sys.executable, "-m", "pytest", "scenarios/unit", "-q", "-p", "no:cacheprovider",
+         "--connector", "connectors/reference/connector.toml", "--syncert-in-process"],
+        capture_output=True, text=True, timeout=300, cwd=root)
+    assert finished.returncode != 0 and "runs python-mode connectors" in finished.stdout + finished.stderr

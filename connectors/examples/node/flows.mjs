@@ -1,14 +1,13 @@
-// The sync flows. Each one reads both sides, works out what has to change, writes only that, and
-// classifies every record that could not be synced:
+// The sync flows' shared context, and the flows around products and orders (customers.mjs holds
+// accounts and contacts, standing.mjs credit, invoices and payments). Each flow reads both sides,
+// works out what has to change, writes only that, and classifies every record that could not be synced:
 //   - refused for good (a 4xx validation error, a missing reference): dead-lettered, the other
 //     records go on, and the record is retried only once its content changes;
 //   - anything else (a 5xx, a network error, throttling beyond the retry budget): the cycle fails
 //     (exit 1) and the record is picked up again by the next cycle (the watermark does not move).
 //
 // Linkage fields (canonical names in brackets):
-//   Account.ERP_Customer_Id__c [erp_customer_id]   <- NetSuite customer id
-//   customer.custentity_syncert_crm_id [crm_id]    <- Salesforce Account id
-//   customer.externalId = "acct-<Account id>"      (this connector's own upsert key)
+//   Account.ERP_Customer_Id__c [erp_customer_id]   <- NetSuite customer id (see customers.mjs)
 //   Product2.ERP_Item_Id__c [erp_item_id]           <- NetSuite inventory item id
 //   salesOrder.externalId = "opp-<Opportunity id>", salesOrder.custbody_syncert_crm_id [crm_id]
 //   Opportunity.ERP_Order_Id__c [erp_order_id]      <- NetSuite order number (tranId)
@@ -16,12 +15,11 @@
 import { Dec, sameNumber } from "./decimal.mjs";
 import { soqlString, collectionError } from "./salesforce.mjs";
 import { suiteqlString } from "./netsuite.mjs";
-import { chunks, fingerprint, forEachLimited } from "./support.mjs";
+import { chunks, fingerprint, forEachLimited, zip } from "./support.mjs";
 
-const RECORDS_AHEAD = 8; // records worked on at once (requests in flight are capped per system)
-const IDS_PER_QUERY = 100; // ids in one IN (...) list
+export const RECORDS_AHEAD = 8; // records worked on at once (requests in flight are capped per system)
+export const IDS_PER_QUERY = 100; // ids in one IN (...) list
 
-export const ACCOUNT_PREFIX = "acct-";
 export const ORDER_PREFIX = "opp-";
 
 /** Everything a flow needs, and where it reports what went wrong. */
@@ -149,119 +147,6 @@ async function syncPriceBookEntries(ctx, items, productIdOf) {
   return written.length;
 }
 
-// -- accounts: CRM accounts -> ERP customers, exactly once, with the customer id written back -------
-
-const ACCOUNT_FIELDS = ["Id", "Name", "Phone", "BillingStreet", "BillingCity", "BillingState", "BillingPostalCode",
-  "BillingCountry", "ShippingStreet", "ShippingCity", "ShippingState", "ShippingPostalCode", "ShippingCountry",
-  "ERP_Customer_Id__c", "SystemModstamp"];
-
-/** The NetSuite customer body for an account (CRM-owned fields only). */
-function customerFor(account) {
-  const body = { companyName: account.Name, phone: account.Phone ?? null, custentity_syncert_crm_id: account.Id };
-  const addresses = [["Billing", true], ["Shipping", false]].flatMap(([prefix, billing]) => {
-    const address = compact({ addr1: account[`${prefix}Street`], city: account[`${prefix}City`],
-                              state: account[`${prefix}State`], zip: account[`${prefix}PostalCode`],
-                              country: account[`${prefix}Country`] ? { id: account[`${prefix}Country`] } : null });
-    return Object.keys(address).length
-      ? [{ defaultBilling: billing, defaultShipping: !billing, addressBookAddress: address }] : [];
-  });
-  if (addresses.length) body.addressBook = { items: addresses };
-  return body;
-}
-
-/**
- * New accounts (no ERP customer id) and accounts changed since the watermark are upserted:
- *   - the account names its customer (ERP_Customer_Id__c): that customer is updated;
- *   - a customer already claims the account (crm_id, or our external id): it is updated and linked;
- *   - otherwise PUT customer/eid:acct-<id> creates it (idempotent: a retry or a rerun after a crash
- *     between the create and the write-back finds the same customer).
- * Then ERP_Customer_Id__c is written back, 200 accounts per call.
- */
-export async function syncAccounts(ctx) {
-  const { crm, erp } = ctx;
-  const st = ctx.state.flow("accounts");
-  st.synced ??= {};
-  const where = st.watermark ? ` WHERE ERP_Customer_Id__c = null OR SystemModstamp >= ${st.watermark}` : "";
-  const accounts = await crm.query(`SELECT ${ACCOUNT_FIELDS.join(", ")} FROM Account${where}`);
-
-  const todo = [];
-  for (const account of accounts) {
-    const body = customerFor(account), fp = fingerprint(body);
-    const known = st.synced[account.Id];
-    if (known && known.fp === fp && known.customer === account.ERP_Customer_Id__c) continue; // nothing new
-    if (ctx.givenUp("accounts", account.Id, fp)) continue; // refused before, unchanged since
-    todo.push({ account, body, fp });
-  }
-
-  // customers that already claim one of the unlinked accounts
-  const claims = new Map();
-  const unlinked = todo.filter((t) => !t.account.ERP_Customer_Id__c).map((t) => t.account.Id);
-  for (const ids of chunks(unlinked, IDS_PER_QUERY)) {
-    const rows = await erp.suiteql("SELECT id, externalid, custentity_syncert_crm_id FROM customer WHERE " +
-      `custentity_syncert_crm_id IN (${ids.map(suiteqlString).join(", ")}) OR ` +
-      `externalid IN (${ids.map((id) => suiteqlString(ACCOUNT_PREFIX + id)).join(", ")})`);
-    for (const row of rows) {
-      const accountId = row.externalid?.startsWith(ACCOUNT_PREFIX) ? row.externalid.slice(ACCOUNT_PREFIX.length)
-        : row.custentity_syncert_crm_id;
-      claims.set(accountId, [...(claims.get(accountId) ?? []), row]);
-    }
-  }
-
-  const linked = []; // {account, customerId, fp}
-  let created = 0, updated = 0;
-  await forEachLimited(todo, RECORDS_AHEAD, async ({ account, body, fp }) => {
-    try {
-      let customerId = account.ERP_Customer_Id__c;
-      const claimants = claims.get(account.Id) ?? [];
-      if (!customerId && claimants.length > 1) {
-        // prefer the customer this connector created; two foreign claims are a data problem
-        const ours = claimants.find((c) => c.externalid === ACCOUNT_PREFIX + account.Id);
-        if (!ours) {
-          ctx.giveUp("accounts", "crm", account.Id, fp, `ERP customers ${claimants.map((c) => c.id).join(", ")} ` +
-                     "all claim this account; link one of them by hand (ERP_Customer_Id__c)");
-          return;
-        }
-        customerId = ours.id;
-      } else if (!customerId && claimants.length === 1) {
-        customerId = claimants[0].id;
-      }
-      if (customerId) {
-        await erp.update("customer", customerId, body);
-        updated += 1;
-      } else {
-        customerId = await erp.upsert("customer", ACCOUNT_PREFIX + account.Id, body);
-        created += 1;
-      }
-      linked.push({ account, customerId, fp });
-    } catch (error) {
-      ctx.handle("accounts", "crm", account.Id, fp, error);
-    }
-  });
-
-  const writeBacks = linked.filter(({ account, customerId }) => account.ERP_Customer_Id__c !== customerId);
-  const results = await crm.collection("update", writeBacks.map(({ account, customerId }) => (
-    { attributes: { type: "Account" }, Id: account.Id, ERP_Customer_Id__c: customerId })));
-  const failedWriteBacks = new Set();
-  for (const [{ account, customerId, fp }, result] of zip(writeBacks, results)) {
-    if (result.success) continue;
-    failedWriteBacks.add(account.Id);
-    ctx.giveUp("accounts", "crm", account.Id, fp,
-               `ERP customer ${customerId} is synced but the CRM refused its id: ${collectionError(result)}`);
-  }
-  for (const { account, customerId, fp } of linked) {
-    if (!failedWriteBacks.has(account.Id)) {
-      st.synced[account.Id] = { customer: customerId, fp };
-      delete st.givenUp[account.Id];
-    }
-  }
-  if (!ctx.failures.some((f) => f.startsWith("accounts "))) {
-    // only a clean pass moves the watermark: a failed record is read again next cycle
-    st.watermark = newest(accounts.map((a) => a.SystemModstamp), st.watermark);
-  }
-  return `${accounts.length} accounts read, ${created} customers created, ${updated} updated, ` +
-         `${writeBacks.length - failedWriteBacks.size} linked back`;
-}
-
 // -- orders: a Closed Won opportunity -> exactly one ERP sales order ---------------------------------
 
 /** NetSuite orderStatus id -> Opportunity.Commitment_Status__c */
@@ -277,8 +162,8 @@ const ORDER_COLUMNS = "id, tranid, orderstatus, externalid, custbody_syncert_crm
  * Two halves, one write-back:
  *   new deals: Closed Won opportunities without an ERP order number. An order already made for one
  *     (under eid:opp-<id>, pointing at it through crm_id, or carrying the number it shows) is reused;
- *     otherwise PUT salesOrder/eid:opp-<id> creates it (idempotent), lines priced at the line's unit
- *     price less its percentage discount, computed exactly;
+ *     otherwise PUT salesOrder/eid:opp-<id> creates it (idempotent): dated the deal's close date, in
+ *     its currency, lines priced at the line's unit price less its percentage discount, computed exactly;
  *   order changes: sales orders modified since the last cycle (ERP watermark) update the commitment
  *     status of their opportunity, so it follows the order (credit hold released, order closed).
  * Then the order number and commitment status are written back where they differ.
@@ -290,8 +175,8 @@ export async function syncOrders(ctx) {
   const wanted = new Map(); // opportunity id -> {opportunity, order}
 
   // new deals
-  const deals = await crm.query("SELECT Id, AccountId, Name, ERP_Order_Id__c, Commitment_Status__c " +
-    "FROM Opportunity WHERE StageName = 'Closed Won' AND ERP_Order_Id__c = null");
+  const deals = await crm.query("SELECT Id, AccountId, Name, CloseDate, CurrencyIsoCode, ERP_Order_Id__c, " +
+    "Commitment_Status__c FROM Opportunity WHERE StageName = 'Closed Won' AND ERP_Order_Id__c = null");
   const orderOf = await existingOrders(erp, deals);
   const toCreate = deals.filter((o) => !orderOf.has(o.Id));
   let created = 0, waiting = 0;
@@ -394,12 +279,15 @@ async function existingOrders(erp, opportunities) {
 
 /**
  * What to do with each new deal: {body, fp} to send; {problem, fp} to dead-letter (it cannot become
- * an order as it is); {wait} when its account or products are not in the ERP yet. `fp` covers the
- * deal's account and lines, so a deal given up is tried again as soon as it is edited.
+ * an order as it is: no account, no products, a currency the ERP lacks); {wait} when its account or
+ * products are not in the ERP yet. `fp` covers the deal's account, currency and lines, so a deal given
+ * up is tried again as soon as it is edited.
  */
 async function orderPlans(ctx, opportunities) {
-  const { crm } = ctx;
+  const { crm, erp } = ctx;
   const lines = [], accounts = new Map(), products = new Map();
+  // NetSuite currencies are records with internal ids; the CRM names them by ISO code (its symbol)
+  const currencies = new Map((await erp.suiteql("SELECT id, symbol FROM currency")).map((c) => [c.symbol, c.id]));
   for (const part of chunks(opportunities.map((o) => o.Id), IDS_PER_QUERY)) {
     lines.push(...await crm.query("SELECT Id, OpportunityId, Product2Id, Quantity, UnitPrice, Discount FROM " +
       `OpportunityLineItem WHERE OpportunityId IN (${part.map(soqlString).join(", ")})`));
@@ -420,20 +308,25 @@ async function orderPlans(ctx, opportunities) {
     const own = lines.filter((l) => l.OpportunityId === opportunity.Id).sort((a, b) => (a.Id < b.Id ? -1 : 1));
     const account = accounts.get(opportunity.AccountId);
     const unlinked = own.filter((l) => !products.get(l.Product2Id)?.ERP_Item_Id__c);
-    const body = account?.ERP_Customer_Id__c && own.length && !unlinked.length ? {
+    const code = opportunity.CurrencyIsoCode, unknownCurrency = Boolean(code) && !currencies.has(code);
+    const body = account?.ERP_Customer_Id__c && own.length && !unlinked.length && !unknownCurrency ? {
       entity: { id: account.ERP_Customer_Id__c },
       custbody_syncert_crm_id: opportunity.Id,
       memo: opportunity.Name,
+      tranDate: opportunity.CloseDate, // a calendar date (YYYY-MM-DD) on both sides: no timezone to shift
+      // no CRM currency: the ERP's default (the customer's)
+      ...(code ? { currency: { id: currencies.get(code) } } : {}),
       item: { items: own.map((line) => ({
         item: { id: products.get(line.Product2Id).ERP_Item_Id__c },
         quantity: Dec.of(line.Quantity),
         rate: discounted(line.UnitPrice, line.Discount),
       })) },
     } : null;
-    const fp = fingerprint({ account: opportunity.AccountId ?? null, body,
+    const fp = fingerprint({ account: opportunity.AccountId ?? null, body, currency: code ?? null,
                              lines: own.map((l) => [l.Id, l.Product2Id, l.Quantity, l.UnitPrice, l.Discount]) });
     if (!opportunity.AccountId || !account) plans.set(opportunity.Id, { fp, problem: "the won deal has no account" });
     else if (!own.length) plans.set(opportunity.Id, { fp, problem: "the won deal has no products (line items)" });
+    else if (unknownCurrency) plans.set(opportunity.Id, { fp, problem: `the ERP has no currency ${code}` });
     else if (!account.ERP_Customer_Id__c) {
       plans.set(opportunity.Id, { wait: `account ${account.Id} has no ERP customer yet` });
     } else if (unlinked.length) {
@@ -452,22 +345,8 @@ export function discounted(unitPrice, discountPercent) {
 
 // -- small helpers ---------------------------------------------------------------------------------
 
-function same(current, wanted) {
+/** True when a CRM value already is the wanted one (numbers compared as decimals). */
+export function same(current, wanted) {
   if (wanted instanceof Dec || current instanceof Dec) return sameNumber(current, wanted);
   return (current ?? null) === (wanted ?? null);
-}
-
-function compact(object) {
-  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== null && v !== undefined && v !== ""));
-}
-
-function zip(a, b) {
-  return a.map((x, i) => [x, b[i]]);
-}
-
-/** The latest of Salesforce datetimes ("2026-01-31T10:00:00.000+0000"), as a SOQL literal (…Z). */
-function newest(values, previous) {
-  const literal = (v) => v.replace(/\+0000$/, "Z").replace(/([+-]\d\d)(\d\d)$/, "$1:$2");
-  return values.filter(Boolean).map(literal)
-    .reduce((best, v) => (best === undefined || Date.parse(v) > Date.parse(best) ? v : best), previous);
 }

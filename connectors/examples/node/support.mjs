@@ -78,3 +78,12 @@ export function chunks(list, size) {
   for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
   return out;
 }
+
+export function zip(a, b) {
+  return a.map((x, i) => [x, b[i]]);
+}
+
+/** A text value as sent to the other system: blank (missing, null or "") is null, never "" or "null". */
+export function blank(value) {
+  return value === undefined || value === null || value === "" ? null : value;
+}

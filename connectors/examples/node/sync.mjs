@@ -9,7 +9,9 @@
 import fs from "node:fs";
 import { Salesforce } from "./salesforce.mjs";
 import { NetSuite } from "./netsuite.mjs";
-import { Context, syncAccounts, syncOrders, syncProducts } from "./flows.mjs";
+import { Context, syncOrders, syncProducts } from "./flows.mjs";
+import { syncAccounts, syncContacts } from "./customers.mjs";
+import { syncCredit, syncInvoices } from "./standing.mjs";
 import { DeadLetters, State } from "./support.mjs";
 
 const REQUIRED = ["SYNCERT_CRM_URL", "SYNCERT_CRM_CLIENT_ID", "SYNCERT_CRM_CLIENT_SECRET", "SYNCERT_ERP_URL",
@@ -35,15 +37,23 @@ async function main() {
   const ctx = new Context({ crm: new Salesforce(env), erp: new NetSuite(env), state,
                             deadLetters: new DeadLetters(env.SYNCERT_DEAD_LETTER) });
 
-  // Order matters: products before orders (order lines need ERP item ids on products) and accounts
-  // before orders (an order needs its account's ERP customer).
+  // Order matters: products and accounts before orders (an order needs its account's ERP customer and
+  // its products' ERP items), accounts before contacts (a contact belongs to its account's customer),
+  // orders before credit (a new order can put its customer on hold) and before invoices.
+  const has = (...names) => names.some((name) => flows.has(name));
   const steps = [];
-  if (flows.has("items") || flows.has("inventory")) {
+  if (has("items", "inventory")) {
     steps.push([flows.has("items") ? "items" : "inventory",
                 () => syncProducts(ctx, { items: flows.has("items"), inventory: flows.has("inventory") })]);
   }
-  if (flows.has("accounts")) steps.push(["accounts", () => syncAccounts(ctx)]);
-  if (flows.has("orders")) steps.push(["orders", () => syncOrders(ctx)]);
+  if (has("accounts")) steps.push(["accounts", () => syncAccounts(ctx)]);
+  if (has("contacts")) steps.push(["contacts", () => syncContacts(ctx)]);
+  if (has("orders")) steps.push(["orders", () => syncOrders(ctx)]);
+  if (has("credit")) steps.push(["credit", () => syncCredit(ctx)]);
+  if (has("invoices", "payments")) {
+    steps.push([flows.has("invoices") ? "invoices" : "payments",
+                () => syncInvoices(ctx, { invoices: flows.has("invoices"), payments: flows.has("payments") })]);
+  }
 
   const started = Date.now();
   for (const [name, run] of steps) {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from syncert.harness.runner import ScenarioRun
+from syncert.harness.runner import ScenarioRun, writes
 
 
 class ScenarioSetupError(RuntimeError):
@@ -110,3 +110,14 @@ def pay(sync: ScenarioRun, customer: str, invoice: str, amount: Decimal | str) -
     """An ERP user records a customer payment applied to `invoice`."""
     sync.seed("erp", {"payment": [{"customer_id": customer, "amount": str(amount),
                                    "applications": [{"invoice_id": invoice, "amount": str(amount)}]}]})
+
+
+def journal_mark(sync: ScenarioRun, side: str) -> int:
+    """The sequence number of the last request `side` answered so far (0 before any)."""
+    return max((entry["seq"] for entry in sync.journal(side)), default=0)
+
+
+def writes_after(sync: ScenarioRun, side: str, mark: int, kind: str | None = None) -> list[dict[str, Any]]:
+    """The write requests `side` answered after `mark` (journal_mark), to records of `kind` if given."""
+    return [entry for entry in writes(sync.journal(side))
+            if entry["seq"] > mark and (kind is None or entry["kind"] == kind)]

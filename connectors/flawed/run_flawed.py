@@ -261,6 +261,97 @@ def drops_astral_characters() -> None:
                         if "companyName" in body else body)
 
 
+def invoice_status_set_once() -> None:
+    """Writes an invoice's status to the deal when the invoice is first synced, never when payments change it."""
+    changed = state.SyncState.changed
+    state.SyncState.changed = lambda self, key, values: (key not in self.fingerprints if key.startswith("invoice:")
+                                                         else changed(self, key, values))
+
+
+def resends_held_orders() -> None:
+    """Takes a credit hold for a failed send: holds the order number back and sends the held order again (PUT by
+    external id) every cycle until the ERP approves it."""
+    find = apis.NetSuite.find
+
+    async def flawed(self, record_type, key):
+        found = await find(self, record_type, key)
+        held = record_type == "salesOrder" and found is not None and found["orderStatus"]["id"] == "A"
+        return None if held else found
+    apis.NetSuite.find = flawed
+    _rewrite_crm_writes("Opportunity", lambda body: {k: v for k, v in body.items() if k != "ERP_Order_Id__c"}
+                        if body.get("Commitment_Status__c") == "Submitted" else body)
+
+
+def refuses_orders_beyond_stock() -> None:
+    """Dead-letters a won deal that asks for more than the CRM shows available, instead of letting the ERP
+    commit what it has and backorder the rest."""
+    order_line = flows.SyncCycle._order_line
+
+    async def flawed(self, line, items):
+        [product] = await self.crm.query("SELECT Quantity_Available__c FROM Product2 WHERE Id = "
+                                         f"{apis.soql_literal(line['Product2Id'])}")
+        available = product["Quantity_Available__c"]
+        if available is not None and Decimal(str(line["Quantity"])) > Decimal(str(available)):
+            raise flows.Unsyncable(f"not enough stock: {available} available, the deal asks for {line['Quantity']}")
+        return await order_line(self, line, items)
+    flows.SyncCycle._order_line = flawed
+
+
+def syncs_products_both_ways() -> None:
+    """Syncs products both ways: a product's name and list price edited in the CRM are written to the ERP item."""
+    items_to_products = flows.SyncCycle.items_to_products
+
+    async def flawed(self, enabled):
+        await items_to_products(self, enabled)
+        watermark = state.Watermark(self.state, "products")
+        products = await self.crm.query("SELECT Id, Name, List_Price__c, ERP_Item_Id__c, SystemModstamp FROM Product2 "
+                                        f"WHERE ERP_Item_Id__c != null{flows._since(watermark, ' AND')}")
+
+        async def push(product):
+            values = {"displayName": product["Name"], "basePrice": product["List_Price__c"]}
+            if self.state.changed(f"product:{product['Id']}", values):
+                await self.erp.patch("inventoryItem", product["ERP_Item_Id__c"], values)
+                self.state.remember(f"product:{product['Id']}", values)
+        await self._each("items", "crm", watermark, products, push)
+    flows.SyncCycle.items_to_products = flawed
+
+
+def pulls_customer_edits() -> None:
+    """Syncs accounts both ways: a customer's name and phone edited in the ERP are copied onto the account, with
+    its credit status and balance."""
+    async def flawed(self):
+        watermark = state.Watermark(self.state, "credit")
+
+        async def sync_one(customer):
+            account_id = customer.get("custentity_syncert_crm_id")
+            values = {"Name": customer["companyName"], "Phone": customer.get("phone"),
+                      "Credit_Status__c": "On Hold" if customer.get("custentity_syncert_credit_hold") else "OK",
+                      "Outstanding_Balance__c": customer.get("balance")}
+            if account_id and self.state.changed(f"credit:{customer['id']}", values):
+                await self.crm.update("Account", account_id, values)
+                self.state.remember(f"credit:{customer['id']}", values)
+        customers = await self.erp.changed_since("customer", watermark.since)
+        await self._each("credit", "erp", watermark, customers, sync_one)
+    flows.SyncCycle.credit_to_accounts = flawed
+
+
+def skips_conflicts_silently() -> None:
+    """Leaves an account alone, with no dead letter, when its customer was edited in the ERP since the connector
+    last wrote it: the conflict is detected but never resolved nor reported."""
+    write_customer = flows.SyncCycle._write_customer
+
+    async def flawed(self, account_id, customer_id, values):
+        if customer_id is not None:
+            stamp = (await self.erp.get("customer", customer_id))["lastModifiedDate"]
+            if self.state.fingerprints.get(f"written:{customer_id}", stamp) != stamp:
+                return customer_id  # edited on both sides: skipped
+        customer_id = await write_customer(self, account_id, customer_id, values)
+        self.state.fingerprints[f"written:{customer_id}"] = (await self.erp.get("customer", customer_id))[
+            "lastModifiedDate"]
+        return customer_id
+    flows.SyncCycle._write_customer = flawed
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -290,6 +381,12 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "dates-through-local-time": (dates_through_local_time, "UNIT-EDGE-DATE-01"),
     "rounds-unit-price": (rounds_unit_price, "UNIT-EDGE-ROUND-01"),
     "drops-astral-characters": (drops_astral_characters, "UNIT-GEN-01"),
+    "invoice-status-set-once": (invoice_status_set_once, "E2E-Q2C-02"),
+    "resends-held-orders": (resends_held_orders, "E2E-CREDIT-02"),
+    "refuses-orders-beyond-stock": (refuses_orders_beyond_stock, "E2E-STOCK-01"),
+    "syncs-products-both-ways": (syncs_products_both_ways, "E2E-OWN-01"),
+    "pulls-customer-edits": (pulls_customer_edits, "E2E-OWN-02"),
+    "skips-conflicts-silently": (skips_conflicts_silently, "E2E-CONFLICT-01"),
 }
 
 if __name__ == "__main__":

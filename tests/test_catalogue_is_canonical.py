@@ -78,3 +78,16 @@ def test_the_catalogue_has_the_unit_and_end_to_end_scenarios_it_promises() -> No
     assert len(by_category["unit"]) >= 15 and len(by_category["end_to_end"]) >= 12, by_category
     assert all(e["intent"] and 1 <= e["level"] <= 4 for e in entries)
     assert len({e["id"] for e in entries}) == len(entries), "scenario ids must be unique"
+
+
+def test_the_readme_lists_every_scenario_and_the_defect_it_catches() -> None:
+    import sys
+
+    root = CATALOGUE.parent
+    sys.path.insert(0, str(root / "connectors" / "flawed"))
+    from run_flawed import DEFECTS
+
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    missing = [entry["id"] for entry in list_scenarios() if f"| {entry['id']} |" not in readme]
+    missing += [defect for defect in DEFECTS if f"`{defect}`" not in readme]
+    assert not missing, f"README's catalogue table lacks: {missing}"

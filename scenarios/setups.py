@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from syncert.harness.runner import ScenarioRun
+from syncert.harness.runner import ScenarioRun, writes
 
 
 class ScenarioSetupError(RuntimeError):
@@ -110,3 +110,20 @@ def pay(sync: ScenarioRun, customer: str, invoice: str, amount: Decimal | str) -
     """An ERP user records a customer payment applied to `invoice`."""
     sync.seed("erp", {"payment": [{"customer_id": customer, "amount": str(amount),
                                    "applications": [{"invoice_id": invoice, "amount": str(amount)}]}]})
+
+
+def seed_in_batches(sync: ScenarioRun, side: str, kind: str, records: list[dict[str, Any]],
+                    batch: int = 1000) -> list[str]:
+    """Seed many records of one kind, `batch` a request; their ids in order."""
+    return [record_id for start in range(0, len(records), batch)
+            for record_id in sync.seed(side, {kind: records[start:start + batch]})[kind]]
+
+
+def writes_since(sync: ScenarioRun, baseline: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """The write entries of each side's journal after `baseline` (the last seq of each side, from `last_seq`)."""
+    return {side: [e for e in writes(sync.journal(side)) if e["seq"] > baseline[side]] for side in ("crm", "erp")}
+
+
+def last_seq(sync: ScenarioRun) -> dict[str, int]:
+    """The newest journal entry of each side, a baseline for `writes_since`."""
+    return {side: max((e["seq"] for e in sync.journal(side)), default=0) for side in ("crm", "erp")}

@@ -1,8 +1,14 @@
 """Control-plane capabilities for change detection: edits triggered in the middle of a connector's read
-(`/_sim/triggers`), a stopped clock (`/_sim/clock` frozen) and SOQL queries journaled with their kind."""
+(`/_sim/triggers`), a stopped clock (`/_sim/clock` frozen), SOQL queries journaled with their kind; and
+change events delivered a bounded number at a time, however many changes there are."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from syncert.simulators.domain.kinds import ChangeEvent
+from syncert.simulators.webhooks import WebhookDispatcher
 from tests.conftest import Sims
 
 
@@ -93,3 +99,38 @@ def test_a_frozen_clock_gives_every_write_the_same_stamp(sims: Sims) -> None:
         assert admin.post("/_sim/reset").status_code == 200
         clock = admin.get("/_sim/clock").json()
         assert (clock["frozen"], clock["offset_s"]) == (False, 0)
+
+
+def test_many_changes_are_delivered_a_bounded_number_at_a_time() -> None:
+    open_now, most_open, received = 0, 0, 0
+
+    async def slow_receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now, most_open, received
+        open_now += 1
+        most_open = max(most_open, open_now)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        await reader.readexactly(length)
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+        open_now -= 1
+        received += 1
+
+    async def deliver_many() -> None:
+        server = await asyncio.start_server(slow_receiver, "127.0.0.1", 0, backlog=1000)
+        dispatcher = WebhookDispatcher(lambda kind: kind, "test")
+        dispatcher.subscribe(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook")
+        for n in range(100):
+            dispatcher.on_event(ChangeEvent("crm", "account", f"a{n}", "created", "2026-01-01T00:00:00.000Z"))
+        deadline = time.monotonic() + 20
+        while received < 100 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await dispatcher.close()
+        server.close()
+
+    asyncio.run(deliver_many())
+    assert received == 100
+    assert 1 < most_open <= 16  # concurrent, but never one connection per change

@@ -1,9 +1,9 @@
 """Arranging and reading the two simulators through their control plane (`/_sim/`), as scenarios do.
 
-`SimulatorControl` holds what a scenario does as a user (seed, edit, limits, latency, expired sessions)
-and what the checks read (canonical state, journal); subclasses only say how a control-plane request
-is sent: over loopback to a `SimulatorHost` (harness.runner.ScenarioRun) or into the in-process
-simulators (harness.inprocess.InProcessVendors).
+`SimulatorControl` holds what a scenario does as a user (seed, edit, edits in the middle of a cycle, a
+stopped clock, limits, latency, expired sessions) and what the checks read (canonical state, journal);
+subclasses only say how a control-plane request is sent: over loopback to a `SimulatorHost`
+(harness.runner.ScenarioRun) or into the in-process simulators (harness.inprocess.InProcessVendors).
 """
 
 from __future__ import annotations
@@ -90,6 +90,24 @@ class SimulatorControl:
         """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
         self.state(side)
         return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
+
+    def edit_when(self, side: str, kind: str, record_id: str, changes: dict[str, Any], *,
+                  after_kind: str | None = None, after_operation: str | None = None, count: int = 1) -> None:
+        """Change a record as a user would, in the middle of a cycle: once `side` has answered the connector's
+        `count`-th successful API request of `after_kind` and `after_operation` (the journal's canonical names;
+        None matches any). That request is tagged `triggered` in the journal; `triggers(side)` tells more."""
+        self.state(side)
+        self._control(side, "POST", "/_sim/triggers", json={
+            "after": {"kind": after_kind, "operation": after_operation, "count": count},
+            "edit": {"kind": kind, "id": record_id, "changes": changes}})
+
+    def triggers(self, side: str) -> list[dict[str, Any]]:
+        """The edits `edit_when` set up on `side`: how many matching requests were seen, fired, error."""
+        return self._control(side, "GET", "/_sim/triggers")["triggers"]
+
+    def freeze_clock(self, side: str, frozen: bool = True) -> None:
+        """Stop `side`'s clock (every record written meanwhile has the same modification stamp), or let it run."""
+        self._control(side, "PUT", "/_sim/clock", json={"frozen": frozen})
 
     def set_limits(self, side: str, **limits: Any) -> None:
         self._control(side, "PUT", "/_sim/limits", json=limits)

@@ -121,3 +121,19 @@ def writes_after(sync: ScenarioRun, side: str, mark: int, kind: str | None = Non
     """The write requests `side` answered after `mark` (journal_mark), to records of `kind` if given."""
     return [entry for entry in writes(sync.journal(side))
             if entry["seq"] > mark and (kind is None or entry["kind"] == kind)]
+
+def seed_in_batches(sync: ScenarioRun, side: str, kind: str, records: list[dict[str, Any]],
+                    batch: int = 1000) -> list[str]:
+    """Seed many records of one kind, `batch` a request; their ids in order."""
+    return [record_id for start in range(0, len(records), batch)
+            for record_id in sync.seed(side, {kind: records[start:start + batch]})[kind]]
+
+
+def writes_since(sync: ScenarioRun, baseline: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """The write entries of each side's journal after `baseline` (the last seq of each side, from `last_seq`)."""
+    return {side: writes_after(sync, side, mark) for side, mark in baseline.items()}
+
+
+def last_seq(sync: ScenarioRun) -> dict[str, int]:
+    """The newest journal entry of each side, a baseline for `writes_since`."""
+    return {side: journal_mark(sync, side) for side in ("crm", "erp")}

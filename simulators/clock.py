@@ -1,4 +1,4 @@
-"""The simulated clock: wall time plus an offset the control plane can move (time travel)."""
+"""The simulated clock: wall time plus an offset the control plane can move (time travel), and can stop."""
 
 from __future__ import annotations
 
@@ -7,13 +7,27 @@ from datetime import UTC, datetime, timedelta
 
 
 class Clock:
-    """Current time as the simulator sees it; `offset_s` shifts it for time-travel scenarios."""
+    """Current time as the simulator sees it; `offset_s` shifts it for time-travel scenarios. A frozen clock
+    stays at the wall time it was frozen at (plus the offset): everything written meanwhile shares one stamp."""
 
     def __init__(self) -> None:
         self.offset_s = 0.0
+        self.frozen_at: float | None = None  # the wall time the clock stopped at; None while it runs
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_at is not None
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the clock at the current moment, or let it run again (from wall time plus the offset)."""
+        if frozen != self.frozen:
+            self.frozen_at = time.time() if frozen else None
+
+    def reset(self) -> None:
+        self.offset_s, self.frozen_at = 0.0, None
 
     def timestamp(self) -> float:
-        return time.time() + self.offset_s
+        return (time.time() if self.frozen_at is None else self.frozen_at) + self.offset_s
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp(), UTC)

@@ -34,6 +34,8 @@ class ApiRequest:
     body: bytes
     scheme: str
 
+    kind: str | None = field(default=None, init=False, compare=False)  # the record kind a dialect found only
+    # while serving the request (what a query reads), for the journal
     _query_pairs: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
     _query: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -4,6 +4,7 @@ Each delivery is a POST of one event with headers
     X-Syncert-Event-Id, X-Syncert-Timestamp (unix seconds), X-Syncert-Attempt,
     X-Syncert-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed by the subscription secret>.
 A delivery that does not get a 2xx answer is retried with exponential backoff up to `max_attempts`.
+At most `max_in_flight` deliveries are under way at once; the others wait their turn in order.
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ class WebhookDispatcher:
     """Queues change events per subscription and delivers them from a background task."""
 
     def __init__(self, object_name: Callable[[str], str], dialect: str, max_attempts: int = 8,
-                 first_backoff_s: float = 0.5, timeout_s: float = 5.0):
+                 first_backoff_s: float = 0.5, timeout_s: float = 5.0, max_in_flight: int = 16):
         self.subscriptions: dict[str, Subscription] = {}
         self._object_name = object_name
         self._dialect = dialect
         self._max_attempts = max_attempts
         self._first_backoff_s = first_backoff_s
         self._timeout_s = timeout_s
+        self._max_in_flight = max_in_flight
         self._queue: asyncio.Queue[_Delivery] | None = None
         self._worker: asyncio.Task | None = None
         self._attempts: set[asyncio.Task] = set()
@@ -107,6 +109,11 @@ class WebhookDispatcher:
 
     async def _run(self) -> None:
         assert self._queue is not None
+        slots = asyncio.Semaphore(self._max_in_flight)  # thousands of changes never become thousands of connections
+
+        def done(attempt: asyncio.Task) -> None:
+            self._attempts.discard(attempt)
+            slots.release()
         async with httpx.AsyncClient(timeout=self._timeout_s) as client:
             while True:
                 delivery = await self._queue.get()
@@ -114,9 +121,10 @@ class WebhookDispatcher:
                 if wait > 0:
                     asyncio.get_running_loop().call_later(wait, self._queue.put_nowait, delivery)
                     continue
+                await slots.acquire()
                 attempt = asyncio.get_running_loop().create_task(self._deliver(client, delivery))
                 self._attempts.add(attempt)
-                attempt.add_done_callback(self._attempts.discard)
+                attempt.add_done_callback(done)
 
     async def close(self) -> None:
         """Stop delivering (pending deliveries are dropped) and wait for the tasks to end."""

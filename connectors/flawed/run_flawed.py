@@ -348,8 +348,73 @@ def skips_conflicts_silently() -> None:
         customer_id = await write_customer(self, account_id, customer_id, values)
         self.state.fingerprints[f"written:{customer_id}"] = (await self.erp.get("customer", customer_id))[
             "lastModifiedDate"]
+
+def patches_link_separately() -> None:
+    """Writes the customer, then sets its CRM link in a second request every time (two ERP writes a change)."""
+    write_customer = flows.SyncCycle._write_customer
+
+    async def flawed(self, account_id, customer_id, values):
+        customer_id = await write_customer(self, account_id, customer_id,
+                                           {k: v for k, v in values.items() if k != "custentity_syncert_crm_id"})
+        await self.erp.patch("customer", customer_id, {"custentity_syncert_crm_id": account_id})
         return customer_id
     flows.SyncCycle._write_customer = flawed
+
+
+def ignores_existing_customers() -> None:
+    """Trusts only its own external ids: an account without ERP id gets a new customer, even when a customer
+    already names the account."""
+    async def nothing_found(self, account_ids):
+        return {}
+    flows.SyncCycle._customers_naming = nothing_found
+
+
+def price_compared_as_text() -> None:
+    """Checks every standard price each cycle, comparing the price book's number with the item's price as
+    text: they never look equal, so every price is rewritten every cycle."""
+    items_to_products = flows.SyncCycle.items_to_products
+
+    async def flawed(self, enabled):
+        await items_to_products(self, enabled)
+        if "items" not in enabled:
+            return
+        prices = await self._standard_prices()
+        items = {item["id"]: item for item in await self.erp.changed_since("inventoryItem", None)}
+        for product in await self.crm.query("SELECT Id, ERP_Item_Id__c FROM Product2"):
+            item, entry = items.get(product["ERP_Item_Id__c"]), prices.entries.get(product["Id"])
+            if item and entry and item.get("basePrice") is not None and entry["UnitPrice"] != str(item["basePrice"]):
+                await self.crm.update("PricebookEntry", entry["Id"], {"UnitPrice": item["basePrice"]})
+    flows.SyncCycle.items_to_products = flawed
+
+
+def reads_first_page_only() -> None:
+    """Reads only the first page of a query's results (ignores nextRecordsUrl), records listed by id: the
+    watermark it takes from that page jumps past records on the pages it never read."""
+    async def first_page(self, soql):
+        response = await self.call("GET", f"{apis.SALESFORCE_DATA}/query",
+                                   params={"q": soql.replace(" ORDER BY SystemModstamp", " ORDER BY Id")})
+        return apis.loads(response.content)["records"]
+    apis.Salesforce.query = first_page
+
+
+def watermark_at_cycle_end() -> None:
+    """Sets each flow's watermark to the time it finished, not to the latest modification stamp it read: a
+    record changed while the flow ran is never read again."""
+    def commit(self):
+        if (self._earliest_held or self._latest_done) is None:
+            return
+        now = datetime.now(UTC)
+        crm = (self._earliest_held or self._latest_done).endswith("+0000")  # Salesforce stamps, else NetSuite's
+        self._state.watermarks[self._flow] = (now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+                                              "+0000" if crm else now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    state.Watermark.commit = commit
+
+
+def queries_strictly_after_watermark() -> None:
+    """Reads the records modified strictly after its watermark, so records sharing the stamp of the last one
+    it synced are never read."""
+    flows._since = lambda watermark, joiner=" WHERE": (f"{joiner} SystemModstamp > {watermark.since}"
+                                                       if watermark.since else "")
 
 
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
@@ -387,6 +452,12 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "syncs-products-both-ways": (syncs_products_both_ways, "E2E-OWN-01"),
     "pulls-customer-edits": (pulls_customer_edits, "E2E-OWN-02"),
     "skips-conflicts-silently": (skips_conflicts_silently, "E2E-CONFLICT-01"),
+    "patches-link-separately": (patches_link_separately, "E2E-WRITES-01"),
+    "ignores-existing-customers": (ignores_existing_customers, "E2E-LINK-01"),
+    "price-compared-as-text": (price_compared_as_text, "E2E-QUIET-01"),
+    "reads-first-page-only": (reads_first_page_only, "E2E-BACKFILL-01"),
+    "watermark-at-cycle-end": (watermark_at_cycle_end, "E2E-PAGE-01"),
+    "queries-strictly-after-watermark": (queries_strictly_after_watermark, "E2E-STAMP-01"),
 }
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ OK = "ok"  # answered with success
 REFUSED = "refused"  # answered with a client error (validation, not found...)
 FAILED = "failed"  # answered with a server error, or not answered
 TAKEN_OVER = "taken_over"  # a stage acted on the connection itself (no regular answer)
+TRIGGERED = "triggered"  # a control-plane trigger made its edit once this request was answered
 
 
 class BodyTooLarge(Exception):

@@ -7,7 +7,8 @@ The stage serves the simulator-wide routes below and the routes every other stag
     POST /_sim/reset                   drop records, and let every stage forget the run
     POST /_sim/seed                    bulk-create canonical records: {"records": {kind: [values...]}}
     GET  /_sim/state                   canonical state of every live record (money as exact strings)
-    GET|PUT /_sim/clock                {"offset_s": seconds} moves the simulated clock (tokens expire on it)
+    GET|PUT /_sim/clock                {"offset_s": seconds} moves the simulated clock (tokens expire on it);
+                                       {"frozen": true} stops it (every stamp the same millisecond), false lets it run
     GET|PUT /_sim/tls                  {"enabled": bool} starts or stops the HTTPS listener
     GET|POST /_sim/webhooks            subscriptions; DELETE /_sim/webhooks/{id}
     PATCH|DELETE /_sim/records/{kind}/{id}   change a record as a user would (canonical fields)
@@ -123,7 +124,7 @@ class ControlPlaneStage(Stage):
         sim = self.sim
         sim.engine.reset()
         self.epoch += 1
-        sim.clock.offset_s = 0.0
+        sim.clock.reset()
         sim.webhooks.clear()
         for stage in self.stages:
             stage.reset()
@@ -164,13 +165,16 @@ class ControlPlaneStage(Stage):
     async def _clock(self, request: ApiRequest) -> Response:
         clock = self.sim.clock
         if request.method == "PUT":
-            offset = request.json_object().get("offset_s")
-            if (isinstance(offset, bool) or not isinstance(offset, int | float | Decimal) or not math.isfinite(offset)
-                    or abs(offset) > MAX_CLOCK_OFFSET_S):
-                raise BadRequest("INVALID_REQUEST",
-                                 "clock needs {\"offset_s\": <seconds, at most 100 years either way>}")
+            body = request.json_object()
+            offset, frozen = body.get("offset_s", clock.offset_s), body.get("frozen", clock.frozen)
+            if (not body.keys() & {"offset_s", "frozen"} or body.keys() - {"offset_s", "frozen"}
+                    or isinstance(offset, bool) or not isinstance(offset, int | float | Decimal)
+                    or not math.isfinite(offset) or abs(offset) > MAX_CLOCK_OFFSET_S or not isinstance(frozen, bool)):
+                raise BadRequest("INVALID_REQUEST", "clock needs {\"offset_s\": <seconds, at most 100 years either "
+                                                    "way>} and/or {\"frozen\": true|false}")
             clock.offset_s = float(offset)
-        return json_response({"now": clock.iso(), "offset_s": clock.offset_s})
+            clock.freeze(frozen)
+        return json_response({"now": clock.iso(), "offset_s": clock.offset_s, "frozen": clock.frozen})
 
     async def _tls(self, request: ApiRequest) -> Response:
         tls = self.sim.tls

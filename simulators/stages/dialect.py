@@ -28,7 +28,9 @@ class DialectStage(Stage):
         exchange.tags.add(access)
         try:
             await exchange.read_body()
-            return dialect.handle(request)
+            response = dialect.handle(request)
+            exchange.kind = exchange.kind or request.kind
+            return response
         except BodyTooLarge:
             return dialect.error(413, "REQUEST_TOO_LARGE", f"request body exceeds {MAX_BODY_BYTES} bytes")
         except BadRequest as error:

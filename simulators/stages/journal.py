@@ -21,6 +21,7 @@ from syncert.simulators.stages.base import (
     TAKEN_OVER,
     THROTTLED,
     TOKEN,
+    TRIGGERED,
     WRITE,
     ControlHandler,
     Exchange,
@@ -36,7 +37,7 @@ BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies and headers the journal keeps
 PAGE_ENTRIES = 1_000  # entries one journal read returns at most
 PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at most (one entry at least)
 CONTROL_PREFIX = "/_sim/"
-TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER})
+TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER, TRIGGERED})
 REDACTED = "[REDACTED]"
 _REFUSED_BEFORE = frozenset({AUTH, THROTTLED})  # auth or governance refused: tagged already
 SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
@@ -49,8 +50,9 @@ class JournalEntry(NamedTuple):
 
     Immutable values only, so the garbage collector stops tracking entries: a full journal costs no GC time.
     `tags` are canonical (see simulators.stages.base: token, auth, throttled, read, write, ok, refused,
-    failed); `kind` and `operation` are canonical too, when the dialect knows them. `in_flight` counts
-    authenticated API requests being served, this one included if it is one.
+    failed, taken_over, triggered); `kind` and `operation` are canonical too, when the dialect knows them (a
+    SOQL query's kind is the object it reads). `in_flight` counts authenticated API requests being served, this
+    one included if it is one.
     """
 
     seq: int

@@ -113,7 +113,7 @@ class SalesforceDialect(ApiDialect):
         self.instance_url: str | None = None
         self.tokens = TokenStore(self.secrets, clock.timestamp, prefix=self.org_id[:15] + "!")
         self._new_credentials()
-        self._cursors: OrderedDict[str, tuple[list[dict], int]] = OrderedDict()
+        self._cursors: OrderedDict[str, tuple[str, list[dict], int]] = OrderedDict()  # kind, records, batch
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ class SalesforceDialect(ApiDialect):
             return self._limits()
         if head in ("query", "queryAll") and method == "GET":
             if len(parts) == 2:
-                return self._query_more(version, parts[1])
+                return self._query_more(request, version, parts[1])
             if len(parts) == 1:
                 return self._query(request, version, include_deleted=head == "queryAll")
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
@@ -530,6 +530,7 @@ class SalesforceDialect(ApiDialect):
         object_map = next((m for m in self.schema.objects.values() if m.name.lower() == table), None)
         if object_map is None:
             raise SfError(400, "INVALID_TYPE", f"sObject type '{table}' is not supported.")
+        request.kind = object_map.kind
         try:
             result = evaluate(select, self._soql_rows(object_map, include_deleted),
                               {table: [name.lower() for name in object_map.fields]}, soql.SEMANTICS)
@@ -546,7 +547,7 @@ class SalesforceDialect(ApiDialect):
             url = self._url(version, object_map, source_row["id"])  # type: ignore[index]
             records.append({"attributes": {"type": object_map.name, "url": url},
                             **{name: row[name.lower()] for name in names}})
-        return self._page(request, version, records)
+        return self._page(request, version, object_map.kind, records)
 
     def _soql_rows(self, object_map: ObjectMap, include_deleted: bool) -> RecordSource:
         """Rows keyed by lower-cased field name; text fields look up through the engine's indexes, datetimes
@@ -563,32 +564,33 @@ class SalesforceDialect(ApiDialect):
                             None if include_deleted else self.repository.find,
                             between=None if include_deleted else self.repository.records_between)
 
-    def _page(self, request: ApiRequest, version: str, records: list[dict]) -> Response:
+    def _page(self, request: ApiRequest, version: str, kind: str, records: list[dict]) -> Response:
         limits = self.schema.limits
         batch = limits["query_batch"]
         options = request.headers.get("sforce-query-options", "")
         match = re.search(r"batchSize\s*=\s*(\d+)", options)
         if match:
             batch = min(limits["query_batch"], max(limits["query_batch_min"], int(match.group(1))))
-        return self._cursor_page(version, records, 0, batch)
+        return self._cursor_page(version, kind, records, 0, batch)
 
-    def _cursor_page(self, version: str, records: list[dict], offset: int, batch: int) -> Response:
+    def _cursor_page(self, version: str, kind: str, records: list[dict], offset: int, batch: int) -> Response:
         page = records[offset:offset + batch]
         body: dict[str, Any] = {"totalSize": len(records), "done": offset + batch >= len(records), "records": page}
         if not body["done"]:
             cursor = "01g5g" + secrets.token_hex(5).upper()
-            self._cursors[cursor] = (records, batch)
+            self._cursors[cursor] = (kind, records, batch)
             while len(self._cursors) > 200:
                 self._cursors.popitem(last=False)
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor}-{offset + batch}"
         return json_response(body)
 
-    def _query_more(self, version: str, locator: str) -> Response:
+    def _query_more(self, request: ApiRequest, version: str, locator: str) -> Response:
         cursor, _, offset = locator.rpartition("-")
         if cursor not in self._cursors or not offset.isdigit():
             raise SfError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        records, batch = self._cursors[cursor]
-        return self._cursor_page(version, records, int(offset), batch)
+        kind, records, batch = self._cursors[cursor]
+        request.kind = kind
+        return self._cursor_page(version, kind, records, int(offset), batch)
 
     # -- collections -----------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class StateMirror:
         self.epoch: int | None = None
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> id -> its last version
 
     def cursor(self) -> dict[str, int]:
         """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
@@ -47,7 +48,9 @@ class StateMirror:
                 self._records[kind][record["id"]] = record
         for kind, ids in page["deleted"].items():
             for record_id in ids:
-                self._records[kind].pop(record_id, None)
+                last = self._records[kind].pop(record_id, None)
+                if last is not None:
+                    self.deleted.setdefault(kind, {})[record_id] = last
         self.since, self.epoch = page["next"], page["epoch"]
 
     def catch_up(self, read_page: Callable[[dict[str, int]], dict[str, Any]]) -> int:
@@ -60,6 +63,9 @@ class StateMirror:
             if not page["more"]:
                 return pages
 
+    def get(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        return self._records.get(kind, {}).get(record_id)
+
     def records(self) -> dict[str, list[dict[str, Any]]]:
         return {kind: sorted(records.values(), key=lambda r: (r["created_at"], len(r["id"]), r["id"]))
                 for kind, records in self._records.items()}
@@ -70,6 +76,10 @@ class SimulatorControl:
 
     def __init__(self) -> None:
         self._mirrors = {side: StateMirror() for side in SIDES}
+        # side -> kind -> id -> the record as the scenario's users last left it (what a connector must not change
+        # in fields the side owns); records a trigger will edit mid-cycle are left out
+        self.user_values: dict[str, dict[str, dict[str, dict[str, Any]]]] = {side: {} for side in SIDES}
+        self._pending_user_edits: set[tuple[str, str, str]] = set()
 
     def _send(self, side: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one control-plane request (with the admin token) to `side`; httpx keyword arguments."""
@@ -84,12 +94,16 @@ class SimulatorControl:
 
     def seed(self, side: str, records: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
         """Create canonical records (see the control plane's seed); returns the new ids by kind."""
-        return self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
+        ids = self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
+        self._remember_user_values(side, ids)
+        return ids
 
     def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
         self.state(side)
-        return self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
+        edited = self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
+        self._remember_user_values(side, {kind: [record_id]})
+        return edited
 
     def edit_when(self, side: str, kind: str, record_id: str, changes: dict[str, Any], *,
                   after_kind: str | None = None, after_operation: str | None = None, count: int = 1) -> None:
@@ -97,6 +111,8 @@ class SimulatorControl:
         `count`-th successful API request of `after_kind` and `after_operation` (the journal's canonical names;
         None matches any). That request is tagged `triggered` in the journal; `triggers(side)` tells more."""
         self.state(side)
+        self.user_values[side].get(kind, {}).pop(record_id, None)
+        self._pending_user_edits.add((side, kind, record_id))
         self._control(side, "POST", "/_sim/triggers", json={
             "after": {"kind": after_kind, "operation": after_operation, "count": count},
             "edit": {"kind": kind, "id": record_id, "changes": changes}})
@@ -120,13 +136,25 @@ class SimulatorControl:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
+    def _remember_user_values(self, side: str, touched: dict[str, list[str]]) -> None:
+        """Keep, after a user's write, the records it touched (and what the simulator derived at once)."""
+        mirrored = self._catch_up(side)
+        for kind, ids in touched.items():
+            for record_id in ids:
+                record = mirrored.get(kind, record_id)
+                if record is not None and (side, kind, record_id) not in self._pending_user_edits:
+                    self.user_values[side].setdefault(kind, {})[record_id] = record
+
     def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
         """Canonical state of `side`: live records by kind, in creation order.
 
         A mirror of each side is kept: only what changed since the last read is read."""
+        return self._catch_up(side).records()
+
+    def _catch_up(self, side: str) -> StateMirror:
         mirror = self._mirrors[side]
         mirror.catch_up(lambda cursor: self._control(side, "GET", "/_sim/state", params=cursor))
-        return mirror.records()
+        return mirror
 
     def journal(self, side: str) -> list[dict[str, Any]]:
         """Every journal entry of `side`, read page by page; each entry carries canonical `tags` (token,

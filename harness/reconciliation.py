@@ -301,11 +301,15 @@ class _Judge:
 
 
 def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNames,
-              dead_letters: Iterable[Mapping[str, Any]] = (), history: Mapping[str, list[Record]] | None = None
+              dead_letters: Iterable[Mapping[str, Any]] = (), history: Mapping[str, list[Record]] | None = None,
+              user_values: Mapping[str, Record] | None = None, deleted: Mapping[str, Record] | None = None
               ) -> Reconciliation:
     """The verdict per business key of `flow`, from the canonical state of both systems.
 
-    `history`: earlier versions of source records by id (for `stale`); `dead_letters`: the connector's."""
+    `history`: earlier versions of source records by id (for `stale`); `dead_letters`: the connector's.
+    `user_values`: source records as the scenario's users left them, by id: a field the source system
+    owns that differs from it was changed by the connector (corrupted at the source). `deleted`: source
+    records deleted during the scenario (by the connector: scenarios delete nothing), by id: missing."""
     result = Reconciliation(flow)
     judge = _Judge(flow, sides, vendor, history or {})
     source_resolve = judge.resolve[flow.source.system]
@@ -333,6 +337,13 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
             targets[key].append(target)
     lettered = {text(letter.get("source_id")): text(letter.get("reason")) or "no reason given"
                 for letter in dead_letters if letter.get("source_system") in (flow.source.system, None)}
+    for record_id, gone in (deleted or {}).items():
+        key = text(field_value(gone, flow.source.kind, flow.source_key, source_resolve))
+        if key and key not in taking_part and record_id in (user_values or {}):
+            result.verdicts[key] = KeyVerdict(key, "missing", record_id, differences=[FieldDifference(
+                f"{flow.source.kind}.id", vendor.name(flow.source.system, flow.source.kind, "id"), record_id, None,
+                f"the {flow.source.system.upper()} {flow.source.kind} was deleted during the scenario, not by its "
+                "users")])
     for key, source in taking_part.items():
         matched = targets.get(key, [])
         verdict = KeyVerdict(key, "synced", text(source.get("id")), [text(t.get("id")) for t in matched])
@@ -345,6 +356,11 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
             verdict.differences = judge.differences(source, matched[0])
             if verdict.differences:
                 verdict.outcome = "stale" if _is_stale(judge, source, matched[0], verdict.differences) else "corrupted"
+        tampered = _changed_at_source(flow, source, (user_values or {}).get(text(source.get("id"))), vendor)
+        if tampered:
+            verdict.differences += tampered
+            if verdict.outcome in ("synced", "stale"):
+                verdict.outcome = "corrupted"
         result.verdicts[key] = verdict
     if flow.creates_targets:
         for key in targets.keys() - taking_part.keys():
@@ -356,6 +372,30 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
                                                                      flow.target_key),
                 None, key, f"{reason} ({flow.linkage})")]
     return result
+
+
+def _changed_at_source(flow: FlowMap, source: Record, as_left: Record | None,
+                       vendor: VendorNames) -> list[FieldDifference]:
+    """Fields the source system owns that are no longer what its users left: the connector wrote them
+    (e.g. copied a truncated or re-encoded value back so both sides agree). Derived (read-only) fields
+    change with the system's own rules and are not judged here."""
+    if as_left is None:
+        return []
+    kind = KINDS[flow.source.system][flow.source.kind]
+    found = []
+    for rule in flow.fields:
+        if rule.owner != flow.source.system:
+            continue
+        for name in rule.sources:
+            definition = kind.by_name.get(name)
+            if definition is None or definition.read_only or source.get(name) == as_left.get(name):
+                continue
+            found.append(FieldDifference(
+                f"{flow.source.kind}.{name}", vendor.name(flow.source.system, flow.source.kind, name),
+                shown(as_left.get(name)), shown(source.get(name)),
+                f"what the scenario's users left in the {flow.source.system.upper()}: the {flow.source.system.upper()} "
+                f"owns this field, and a connector must not change it there"))
+    return found
 
 
 def _is_stale(judge: _Judge, source: Record, target: Record, differences: list[FieldDifference]) -> bool:

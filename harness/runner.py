@@ -116,8 +116,10 @@ class ScenarioRun(SimulatorControl):
         one), from both sides' current state and the connector's dead letters; kept for the report."""
         flow_map = self.mapping.flow(flow)
         sides = {side: self.state(side) for side in ("crm", "erp")}
-        history = self._mirrors[flow_map.source.system].history.get(flow_map.source.kind, {})
-        result = reconcile(flow_map, sides, self._vendor_names, self.workspace.dead_letters(), history)
+        mirror, system, kind = self._mirrors[flow_map.source.system], flow_map.source.system, flow_map.source.kind
+        result = reconcile(flow_map, sides, self._vendor_names, self.workspace.dead_letters(),
+                           mirror.history.get(kind, {}), self.user_values[system].get(kind, {}),
+                           mirror.deleted.get(kind, {}))
         self.record_check(f"reconcile {flow}", result.summary(), result.failures())
         return result
 

@@ -25,6 +25,7 @@ from syncert.harness.catalogue import CATALOGUE, CatalogueError, list_scenarios,
 from syncert.harness.containment import harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
+from syncert.harness.mapping import describe as describe_mapping
 from syncert.harness.pytest_plugin import SECURITY_CHECK, RunRecord, run_record, selects
 from syncert.harness.reports import LEVELS, build_report, write_reports
 from syncert.harness.runner import ScenarioInfo
@@ -98,6 +99,10 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     report_dir = report_root / run_id
     print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
+    if manifest.mapping is not None:
+        weaker = describe_mapping(manifest.mapping)["standard_checks_not_made"]
+        print(f"syncert certify: judged by the connector's own mapping {manifest.mapping}"
+              + (f"; {len(weaker)} comparison(s) of the standard mapping are not made" if weaker else ""), flush=True)
     harden_harness()  # orphans of the connector come here; the admin token in memory is out of its reach
     received: list[int] = []
     recorder = _Recorder()
@@ -128,7 +133,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             interrupted=signal.Signals(received[0]).name if received else None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
-                       "flows": list(manifest.flows)})
+                       "flows": list(manifest.flows), "mapping": describe_mapping(manifest.mapping)})
         for warning in write_reports(report, report_dir, junit_path, record.scrubber,
                                      Path(scratch) / "state" if keep_state else None):
             print(f"syncert certify: warning: {warning}", file=sys.stderr)

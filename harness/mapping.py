@@ -10,6 +10,7 @@ a normal form (exact decimals, dates, blank text as "") that `actual_value` give
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -123,6 +124,29 @@ class SyncMapping:
 
 
 STANDARD = Path(str(files("syncert.contracts") / "mapping.yaml"))
+
+
+def checked_fields(mapping: SyncMapping) -> set[str]:
+    """Every comparison the mapping makes, as "flow: kind.field" (fields, line fields, returned values)."""
+    found = set()
+    for name, flow in mapping.flows.items():
+        found |= {f"{name}: {flow.target.kind}.{rule.name}" for rule in flow.fields}
+        found |= {f"{name}: {flow.source.kind}.{rule.name}" for rule in flow.returns}
+        if flow.lines is not None:
+            found |= {f"{name}: {flow.target.kind}.{flow.lines.target}.{rule.name}" for rule in flow.lines.fields}
+    return found
+
+
+def describe(path: Path | None) -> dict[str, Any]:
+    """What a report says about the mapping a connector was judged by: standard or its own, and for its
+    own, which comparisons of the standard mapping it does not make (a weaker mapping is visible)."""
+    mapping = load_mapping(path)
+    digest = hashlib.sha256(mapping.path.read_bytes()).hexdigest()
+    if path is None:
+        return {"standard": True, "sha256": digest, "flows": list(mapping.flows)}
+    missing = sorted(checked_fields(load_mapping()) - checked_fields(mapping))
+    return {"standard": False, "path": str(path), "sha256": digest, "flows": list(mapping.flows),
+            "standard_checks_not_made": missing}
 
 
 def load_mapping(path: Path | None = None) -> SyncMapping:

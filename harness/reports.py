@@ -263,7 +263,7 @@ def render_html(report: dict[str, Any]) -> str:
 <title>syncert report: {e(connector['name'])} — {e(report['verdict'])}</title><style>{_STYLE}</style></head><body>
 <header class="{'certified' if certified else 'not'}"><h1 id="verdict">{e(report['verdict'].upper())}</h1>
 <p>{e(connector['name'])} {e(connector['version'])} ({e(connector['mode'])} mode, {e(connector['crm'])} &harr;
-{e(connector['erp'])}) &mdash; {e(level_text(report))}</p>
+{e(connector['erp'])}) &mdash; {e(level_text(report))}</p>{_mapping_note(connector)}
 <p>{e(counts_text(report))} &middot; run {e(report['run_id'])} &middot; seed {report['seed']} &middot;
 {report['duration_s']}s</p>
 </header><main><div class="metrics">{metric_boxes}</div>
@@ -275,6 +275,18 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 VERDICT_ROWS = 200
+
+
+def _mapping_note(connector: dict[str, Any]) -> str:
+    """Under the verdict: a connector judged by its own mapping says so, and what it leaves unchecked."""
+    mapping = connector.get("mapping") or {}
+    if mapping.get("standard", True):
+        return ""
+    missing = mapping.get("standard_checks_not_made") or []
+    return (f"<p>judged by the connector's own mapping ({html.escape(str(mapping.get('path')))})"
+            + (f": {len(missing)} comparison(s) of the standard mapping not made: "
+               f"{html.escape(', '.join(missing[:20]))}{' ...' if len(missing) > 20 else ''}" if missing else "")
+            + "</p>")
 
 
 def _verdicts_html(verdicts: dict[str, dict[str, Any]]) -> str:

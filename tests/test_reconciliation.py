@@ -203,3 +203,12 @@ def test_a_source_record_deleted_during_the_scenario_is_missing() -> None:
     assert result.verdicts["A1"].outcome == "missing" and not result.verdicts["A1"].explained_by
     assert "deleted during the scenario" in result.verdicts["A1"].differences[0].came_from
     assert result.silent_losses == ["A1"]
+
+
+def test_a_weaker_own_mapping_is_disclosed(tmp_path: Path) -> None:
+    from syncert.harness.mapping import describe
+
+    weaker = _broken(tmp_path, lambda d: d["flows"]["accounts"]["fields"].pop("phone"))
+    described = describe(weaker)
+    assert not described["standard"] and described["standard_checks_not_made"] == ["accounts: customer.phone"]
+    assert describe(None)["standard"] and len(describe(None)["sha256"]) == 64

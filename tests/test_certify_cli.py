@@ -81,7 +81,7 @@ def test_a_connector_that_exits_0_having_done_nothing_fails(tmp_path: Path, beha
     finished, report = _certify(tmp_path, behaviour)
     [scenario] = report["scenarios"]
     assert finished.returncode == 1 and scenario["status"] == "failed"
-    assert "not synced" in scenario["message"] and scenario["evidence"]["checks"]
+    assert "missing" in scenario["message"] and scenario["evidence"]["checks"]
     assert len(scenario["evidence"]["cycles"][0]["stdout"]) <= 70_000
 
 

@@ -80,14 +80,22 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGINT
 
 
-def _certify(args: argparse.Namespace) -> int:
+def _installation_complete(command: str) -> bool:
+    """Import what running the catalogue needs; on failure say which module is missing (no traceback)."""
     try:
-        from syncert.harness.catalogue import CatalogueError
-        from syncert.harness.certify import SelectionError, certify, manifest_for
+        import syncert.harness.certify  # noqa: F401  (the harness, its pytest plugin and the checks)
     except ImportError as error:
-        print(f"syncert certify: cannot import {error.name or error}: syncert's installation is incomplete. "
+        print(f"syncert {command}: cannot import {error.name or error}: syncert's installation is incomplete. "
               "Reinstall it with `pip install syncert` (all its runtime dependencies are declared).", file=sys.stderr)
+        return False
+    return True
+
+
+def _certify(args: argparse.Namespace) -> int:
+    if not _installation_complete("certify"):
         return EXIT_USAGE
+    from syncert.harness.catalogue import CatalogueError
+    from syncert.harness.certify import SelectionError, certify, manifest_for
     from syncert.harness.compare import ReportError, load_report, regressions
     from syncert.harness.manifest import ManifestError
     from syncert.harness.reports import counts_text, level_text
@@ -131,6 +139,8 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
+    if not _installation_complete("scenarios"):
+        return EXIT_USAGE
     from syncert.harness.catalogue import CatalogueError, list_scenarios
 
     try:
@@ -148,6 +158,8 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _mapping(args: argparse.Namespace) -> int:
+    if not _installation_complete("mapping"):
+        return EXIT_USAGE
     from syncert.harness.manifest import ManifestError, load_manifest
     from syncert.harness.mapping import load_mapping
     from syncert.harness.mapping_doc import render

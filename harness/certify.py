@@ -102,7 +102,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     if manifest.mapping is not None:
         weaker = describe_mapping(manifest.mapping)["standard_checks_not_made"]
         print(f"syncert certify: judged by the connector's own mapping {manifest.mapping}"
-              + (f"; {len(weaker)} comparison(s) of the standard mapping are not made" if weaker else ""), flush=True)
+              + (f"; it leaves out or changes {len(weaker)} comparison(s) of the standard mapping, so it earns "
+                 "no certificate" if weaker else ""), flush=True)
     harden_harness()  # orphans of the connector come here; the admin token in memory is out of its reach
     received: list[int] = []
     recorder = _Recorder()

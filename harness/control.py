@@ -30,6 +30,7 @@ class StateMirror:
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self.history: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.deleted: dict[str, dict[str, dict[str, Any]]] = {}  # kind -> id -> its last version
+        self.last_changed: set[tuple[str, str]] = set()  # (kind, id) of what the last catch_up brought
 
     def cursor(self) -> dict[str, int]:
         """Query parameters for the next read (a reset since then answers 409 instead of missing it)."""
@@ -40,6 +41,7 @@ class StateMirror:
             self._records.setdefault(kind, {})
         for kind, records in page["records"].items():
             for record in records:
+                self.last_changed.add((kind, record["id"]))
                 previous = self._records[kind].get(record["id"])
                 if previous is not None and previous != record:
                     versions = self.history.setdefault(kind, {}).setdefault(record["id"], [])
@@ -55,6 +57,7 @@ class StateMirror:
 
     def catch_up(self, read_page: Callable[[dict[str, int]], dict[str, Any]]) -> int:
         """Apply pages from `read_page(query parameters)` until none is left; returns how many were read."""
+        self.last_changed = set()
         pages = 0
         while True:
             page = read_page(self.cursor())
@@ -94,15 +97,16 @@ class SimulatorControl:
 
     def seed(self, side: str, records: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
         """Create canonical records (see the control plane's seed); returns the new ids by kind."""
+        self._catch_up(side)
         ids = self._control(side, "POST", "/_sim/seed", json={"records": records})["ids"]
-        self._remember_user_values(side, ids)
+        self._remember_user_values(side)
         return ids
 
     def edit(self, side: str, kind: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change a record as a user would (its version before the edit is kept for `stale` verdicts)."""
-        self.state(side)
+        self._catch_up(side)
         edited = self._control(side, "PATCH", f"/_sim/records/{kind}/{record_id}", json=changes)
-        self._remember_user_values(side, {kind: [record_id]})
+        self._remember_user_values(side)
         return edited
 
     def edit_when(self, side: str, kind: str, record_id: str, changes: dict[str, Any], *,
@@ -136,14 +140,13 @@ class SimulatorControl:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
-    def _remember_user_values(self, side: str, touched: dict[str, list[str]]) -> None:
-        """Keep, after a user's write, the records it touched (and what the simulator derived at once)."""
+    def _remember_user_values(self, side: str) -> None:
+        """Keep, after a user's write, every record it changed (with what the simulator derived from it)."""
         mirrored = self._catch_up(side)
-        for kind, ids in touched.items():
-            for record_id in ids:
-                record = mirrored.get(kind, record_id)
-                if record is not None and (side, kind, record_id) not in self._pending_user_edits:
-                    self.user_values[side].setdefault(kind, {})[record_id] = record
+        for kind, record_id in mirrored.last_changed:
+            record = mirrored.get(kind, record_id)
+            if record is not None and (side, kind, record_id) not in self._pending_user_edits:
+                self.user_values[side].setdefault(kind, {})[record_id] = record
 
     def state(self, side: str) -> dict[str, list[dict[str, Any]]]:
         """Canonical state of `side`: live records by kind, in creation order.

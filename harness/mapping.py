@@ -126,25 +126,58 @@ class SyncMapping:
 STANDARD = Path(str(files("syncert.contracts") / "mapping.yaml"))
 
 
-def checked_fields(mapping: SyncMapping) -> set[str]:
-    """Every comparison the mapping makes, as "flow: kind.field" (fields, line fields, returned values)."""
+def writable_fields(mapping: SyncMapping, system: str, kind: str) -> set[str]:
+    """The fields of `kind` in `system` the mapping lets a connector write: its flows' target fields (with
+    lines and the link a target holds), the values written back to a source, and external ids (the
+    connector's own business)."""
+    found = {"external_id"}
+    for flow in mapping.flows.values():
+        if (flow.target.system, flow.target.kind) == (system, kind):
+            found |= {rule.name for rule in flow.fields}
+            found.add(flow.target_key.split(".")[0])
+            if flow.lines is not None:
+                found.add(flow.lines.target)
+        if (flow.source.system, flow.source.kind) == (system, kind):
+            found |= {rule.name for rule in flow.returns}
+    return found - {"id"}
+
+
+def comparisons(mapping: SyncMapping) -> set[str]:
+    """Every comparison the mapping makes, in full: each flow's pairing and filters, and each mapped value
+    with its sources, transform, options and owner (fields, line fields, values written back)."""
     found = set()
     for name, flow in mapping.flows.items():
-        found |= {f"{name}: {flow.target.kind}.{rule.name}" for rule in flow.fields}
-        found |= {f"{name}: {flow.source.kind}.{rule.name}" for rule in flow.returns}
+        found.add(f"{name}: pairs {flow.linkage} where {dict(flow.source.where)} / {dict(flow.target.where)}")
+        rules = [(f"{flow.target.kind}.", rule) for rule in flow.fields]
+        rules += [(f"{flow.source.kind}.", rule) for rule in flow.returns]
         if flow.lines is not None:
-            found |= {f"{name}: {flow.target.kind}.{flow.lines.target}.{rule.name}" for rule in flow.lines.fields}
+            lines = flow.lines
+            found.add(f"{name}: lines {flow.target.kind}.{lines.target} from {lines.child_kind}.{lines.parent_field} "
+                      f"by {lines.key}")
+            rules += [(f"{flow.target.kind}.{lines.target}.", rule) for rule in lines.fields]
+        found |= {f"{name}: {prefix}{rule.name} <- {', '.join(rule.sources)} ({rule.transform}"
+                  f"{', ' + repr(_canonical(rule.options)) if rule.options else ''}; owner {rule.owner})"
+                  for prefix, rule in rules}
     return found
+
+
+def _canonical(value: Any) -> Any:
+    """A value with its mappings in one order whatever the file's order (for comparing rules)."""
+    if isinstance(value, Mapping):
+        return sorted((str(key), _canonical(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
 
 
 def describe(path: Path | None) -> dict[str, Any]:
     """What a report says about the mapping a connector was judged by: standard or its own, and for its
-    own, which comparisons of the standard mapping it does not make (a weaker mapping is visible)."""
+    own, which comparisons of the standard mapping it leaves out or changes (then it earns no certificate)."""
     mapping = load_mapping(path)
     digest = hashlib.sha256(mapping.path.read_bytes()).hexdigest()
     if path is None:
         return {"standard": True, "sha256": digest, "flows": list(mapping.flows)}
-    missing = sorted(checked_fields(load_mapping()) - checked_fields(mapping))
+    missing = sorted(comparisons(load_mapping()) - comparisons(mapping))
     return {"standard": False, "path": str(path), "sha256": digest, "flows": list(mapping.flows),
             "standard_checks_not_made": missing}
 

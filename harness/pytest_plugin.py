@@ -29,7 +29,7 @@ import pytest
 
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, ManifestError, load_manifest
-from syncert.harness.runner import LeftoverProcesses, ScenarioInfo, ScenarioRun
+from syncert.harness.runner import LeftoverProcesses, ScenarioInfo, ScenarioRun, UnmappedWrites
 from syncert.harness.secrets import SecretScrubber, head, scrub_tree, tail
 from syncert.harness.workspace import EvidenceError
 from syncert.simulators.host import SimulatorHost, run_in_background
@@ -181,6 +181,11 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
             try:
                 try:
                     run.collect()
+                    writes = run.unmapped_writes()
+                    if writes:
+                        run.record_check("writes outside the mapping", {"changes": len(writes)}, {"changes": writes})
+                        raise UnmappedWrites("the connector changed what the mapping does not let it write: "
+                                             + "; ".join(writes[:5]) + (" ..." if len(writes) > 5 else ""))
                 finally:
                     record.scrubber.add(run.issued_secrets())
                     record.leaks += _credential_leaks(run, record.scrubber)
@@ -252,7 +257,7 @@ def _failure_status(phase: str, call: pytest.CallInfo) -> str:
     error = call.excinfo.value if call.excinfo else None
     if isinstance(error, EvidenceError) or phase == "setup":
         return "error"
-    if isinstance(error, AssertionError) and (phase == "call" or isinstance(error, LeftoverProcesses)):
+    if isinstance(error, AssertionError) and (phase == "call" or isinstance(error, LeftoverProcesses | UnmappedWrites)):
         return "failed"
     return "error"
 

@@ -115,6 +115,9 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
         verdict = "passed" if counts["passed"] and not counts["failed"] and not counts["error"] else "failed"
     else:
         verdict = "certified" if reached >= requested_level else "not certified"
+    weaker = (connector.get("mapping") or {}).get("standard_checks_not_made") or []
+    if weaker and verdict == "certified":
+        verdict = "not certified"  # a certificate is against the standard mapping, or at least as strict
     flows = certified_flows(scenarios, connector["flows"], reached or 0)
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
@@ -187,8 +190,11 @@ def level_text(report: dict[str, Any]) -> str:
     flows = ", ".join(report["flows_certified"]) or "none"
     uncovered = (f" (declared but not certified, no passed scenario exercises them: "
                  f"{', '.join(report['flows_not_certified'])})" if report["flows_not_certified"] else "")
+    weaker = (report["connector"].get("mapping") or {}).get("standard_checks_not_made") or []
+    caveat = (f"; judged by its own mapping, which leaves out or changes {len(weaker)} comparison(s) of the "
+              "standard mapping, so no certificate" if weaker else "")
     return (f"level reached {report['level_reached']} ({LEVELS.get(report['level_reached'], 'none')}), "
-            f"requested {report['requested_level']}; flows certified: {flows}{uncovered}")
+            f"requested {report['requested_level']}; flows certified: {flows}{uncovered}{caveat}")
 
 
 def counts_text(report: dict[str, Any]) -> str:

@@ -25,9 +25,10 @@ from syncert.harness.launchers import (
     make_launcher,
 )
 from syncert.harness.manifest import Manifest
-from syncert.harness.mapping import load_mapping
+from syncert.harness.mapping import KINDS, load_mapping, writable_fields
 from syncert.harness.reconciliation import Reconciliation, VendorNames, reconcile
 from syncert.harness.workspace import Workspace
+from syncert.simulators.domain.kinds import Field
 from syncert.simulators.host import SimulatorHost
 
 State = dict[str, dict[str, list[dict[str, Any]]]]  # side -> kind -> records
@@ -69,6 +70,18 @@ def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ConnectorFailed(AssertionError):
     """The connector crashed, hung or could not start; the evidence says how."""
+
+
+def _stored(field: Field, value: Any) -> Any:
+    """A field's value as users set it: for lines, only the fields users give (not what the ERP derives)."""
+    if field.type == "lines" and isinstance(value, list):
+        given = [line.name for line in field.line_fields if not line.read_only]
+        return [{name: line.get(name) for name in given} for line in value if isinstance(line, dict)]
+    return value
+
+
+class UnmappedWrites(AssertionError):
+    """The connector changed records of the scenario's users in fields the mapping does not let it write."""
 
 
 class LeftoverProcesses(AssertionError):
@@ -122,6 +135,36 @@ class ScenarioRun(SimulatorControl):
                            mirror.deleted.get(kind, {}))
         self.record_check(f"reconcile {flow}", result.summary(), result.failures())
         return result
+
+    def unmapped_writes(self) -> list[str]:
+        """Changes to the users' records (what scenarios seeded and edited, with what the systems derived at
+        once) in fields the mapping does not let the connector write, and deletions of those records: a
+        deal moved to another stage, a credit hold lifted, a link rewritten. Read-only fields are the
+        systems' own, and whatever the connector created is its own."""
+        found = []
+        for side, kinds in self.user_values.items():
+            mirror = self._catch_up(side)
+            for kind, records in kinds.items():
+                definition = KINDS[side].get(kind)
+                if definition is None:
+                    continue
+                allowed = writable_fields(self.mapping, side, kind)
+                for record_id, as_left in records.items():
+                    now = mirror.get(kind, record_id)
+                    if now is None:
+                        if record_id in mirror.deleted.get(kind, {}):
+                            found.append(f"{side.upper()} {kind} {record_id} was deleted")
+                        continue
+                    for definition_field in definition.fields:
+                        name = definition_field.name
+                        if definition_field.read_only or name in allowed:
+                            continue
+                        before = _stored(definition_field, as_left.get(name))
+                        after = _stored(definition_field, now.get(name))
+                        if before != after:
+                            found.append(f"{side.upper()} {kind} {record_id}: {name} changed from {before!r} to "
+                                         f"{after!r}")
+        return found
 
     def field_limit(self, side: str, kind: str, name: str) -> int:
         """The most characters `name` of `kind` on `side` can carry through both systems: the smallest

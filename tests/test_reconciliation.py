@@ -210,5 +210,10 @@ def test_a_weaker_own_mapping_is_disclosed(tmp_path: Path) -> None:
 
     weaker = _broken(tmp_path, lambda d: d["flows"]["accounts"]["fields"].pop("phone"))
     described = describe(weaker)
-    assert not described["standard"] and described["standard_checks_not_made"] == ["accounts: customer.phone"]
+    assert not described["standard"]
+    assert described["standard_checks_not_made"] == ["accounts: customer.phone <- phone (text; owner crm)"]
+    changed = _broken(tmp_path, lambda d: d["flows"]["items"]["fields"]["name"].update({"from": "sku"}))
+    assert [c.split(" <- ")[0] for c in describe(changed)["standard_checks_not_made"]] == ["items: product.name"]
+    stricter = _broken(tmp_path, lambda d: d["flows"]["accounts"]["fields"].update(email={"from": "name"}))
+    assert describe(stricter)["standard_checks_not_made"] == []
     assert describe(None)["standard"] and len(describe(None)["sha256"]) == 64

@@ -88,6 +88,8 @@ def load_manifest(path: Path | str) -> Manifest:
     mapping = None
     if "mapping" in data:
         mapping = path.parent / check.text(data, "mapping")
+        if mapping.is_dir():
+            check.fail("mapping", f"names {mapping}, which is a directory, not a mapping file")
         if not mapping.is_file():
             check.fail("mapping", f"names {mapping}, which does not exist")
         try:

@@ -223,7 +223,10 @@ class _Checker:
         source = self.side(f"{where}.source", spec.get("source"))
         target = self.side(f"{where}.target", spec.get("target"))
         key = self.table(f"{where}.key", spec.get("key"))
-        source_key, target_key = str(key.get("source", "")), str(key.get("target", ""))
+        for end in ("source", "target"):
+            if not key.get(end):
+                self.fail(f"{where}.key.{end}", "is missing: name the field that pairs the records")
+        source_key, target_key = str(key["source"]), str(key["target"])
         self.path_of(f"{where}.key.source", source, source_key)
         self.path_of(f"{where}.key.target", target, target_key)
         fields = self.rules(f"{where}.fields", spec.get("fields") or {}, target=target, source=source)
@@ -268,6 +271,9 @@ class _Checker:
         for option in needs:
             if option not in options:
                 self.fail(where, f"transform {transform} needs `{option}`")
+        for option in ("values", "labels"):
+            if option in options and not isinstance(options[option], dict):
+                self.fail(f"{where}.{option}", f"must map each value to another, not {options[option]!r}")
         expected_inputs = 2 if transform in ("discounted_price", "settlement") else 1
         if inputs != expected_inputs:
             self.fail(f"{where}.from", f"transform {transform} takes {expected_inputs} field(s), not {inputs}")
@@ -313,6 +319,8 @@ class _Checker:
     def rule(self, where: str, name: str, spec: Any, source: Side) -> FieldRule:
         spec = self.table(where, spec)
         sources = spec.get("from")
+        if sources is None or sources == []:
+            self.fail(f"{where}.from", "is missing: name the source field(s) the value comes from")
         sources = tuple(sources) if isinstance(sources, list) else (sources,)
         for source_field in sources:
             self.path_of(f"{where}.from", source, str(source_field))

@@ -302,19 +302,22 @@ class _Judge:
 
 def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNames,
               dead_letters: Iterable[Mapping[str, Any]] = (), history: Mapping[str, list[Record]] | None = None,
-              user_values: Mapping[str, Record] | None = None, deleted: Mapping[str, Record] | None = None
-              ) -> Reconciliation:
+              user_values: Mapping[str, Record] | None = None, deleted: Mapping[str, Record] | None = None,
+              user_targets: set[str] | None = None) -> Reconciliation:
     """The verdict per business key of `flow`, from the canonical state of both systems.
 
     `history`: earlier versions of source records by id (for `stale`); `dead_letters`: the connector's.
     `user_values`: source records as the scenario's users left them, by id: a field the source system
     owns that differs from it was changed by the connector (corrupted at the source). `deleted`: source
-    records deleted during the scenario (by the connector: scenarios delete nothing), by id: missing."""
+    records deleted during the scenario (by the connector: scenarios delete nothing), by id: missing.
+    `user_targets`: ids of target records the scenario's users made; when given, a target the connector
+    made without the link to a source is an orphan too (an unlinked duplicate)."""
     result = Reconciliation(flow)
     judge = _Judge(flow, sides, vendor, history or {})
     source_resolve = judge.resolve[flow.source.system]
     target_resolve = judge.resolve[flow.target.system]
     taking_part: dict[str, Record] = {}  # key -> the one source record of the flow with it
+    shared: dict[str, list[Record]] = {}  # key -> the source records that share it
     others: set[str] = set()
     for source in sides[flow.source.system].get(flow.source.kind, []):
         key = text(field_value(source, flow.source.kind, flow.source_key, source_resolve))
@@ -323,20 +326,34 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
         if not matches(source, flow.source.kind, flow.source.where, source_resolve):
             others.add(key)
             continue
-        if key in taking_part:
-            raise ReconciliationError(
-                f"{flow.name}: {flow.source.kind} records {taking_part[key]['id']} and {source['id']} share the "
-                f"business key {flow.source_key} = {key!r}; the scenario's data must give each record its own key")
+        if key in taking_part or key in shared:
+            first = taking_part.pop(key, None)
+            shared.setdefault(key, [first] if first else []).append(source)
+            continue
         taking_part[key] = source
+    for key, sharing in shared.items():
+        if user_values is not None and all(text(r.get("id")) in user_values for r in sharing):
+            raise ReconciliationError(
+                f"{flow.name}: {flow.source.kind} records {', '.join(text(r.get('id')) for r in sharing)} share the "
+                f"business key {flow.source_key} = {key!r}; the scenario's data must give each record its own key")
+        result.verdicts[key] = KeyVerdict(key, "duplicated", text(sharing[0].get("id")), differences=[FieldDifference(
+            f"{flow.source.kind}.{flow.source_key}", vendor.name(flow.source.system, flow.source.kind, flow.source_key),
+            "one record", f"{len(sharing)} records: {', '.join(text(r.get('id')) for r in sharing)}",
+            f"{flow.source.system.upper()} {flow.source.kind} records sharing the key (the connector made or relinked "
+            "one)")])
     targets: dict[str, list[Record]] = defaultdict(list)
+    unlinked: list[Record] = []
     for target in sides[flow.target.system].get(flow.target.kind, []):
         if not matches(target, flow.target.kind, flow.target.where, target_resolve):
             continue
         key = text(field_value(target, flow.target.kind, flow.target_key, target_resolve))
         if key:
             targets[key].append(target)
+        elif user_targets is not None and text(target.get("id")) not in user_targets:
+            unlinked.append(target)
     lettered = {text(letter.get("source_id")): text(letter.get("reason")) or "no reason given"
-                for letter in dead_letters if letter.get("source_system") in (flow.source.system, None)}
+                for letter in dead_letters if letter.get("source_system") in (flow.source.system, None)
+                and letter.get("flow") in (flow.flow, flow.name, None)}
     for record_id, gone in (deleted or {}).items():
         key = text(field_value(gone, flow.source.kind, flow.source_key, source_resolve))
         if key and key not in taking_part and record_id in (user_values or {}):
@@ -363,7 +380,14 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
                 verdict.outcome = "corrupted"
         result.verdicts[key] = verdict
     if flow.creates_targets:
-        for key in targets.keys() - taking_part.keys():
+        for target in unlinked:
+            key = f"(unlinked {flow.target.kind} {target.get('id')})"
+            result.verdicts[key] = KeyVerdict(key, "orphan", None, [text(target.get("id"))], differences=[
+                FieldDifference(f"{flow.target.kind}.{flow.target_key}",
+                                vendor.name(flow.target.system, flow.target.kind, flow.target_key),
+                                "the id of its source", None,
+                                f"made during the scenario without the link its flow pairs by ({flow.linkage})")])
+        for key in targets.keys() - taking_part.keys() - shared.keys():
             reason = "its source does not take part in the flow" if key in others else "no such source record"
             result.verdicts[key] = KeyVerdict(key, "orphan", None, [text(t.get("id")) for t in targets[key]],
                                               explained_by=None)

@@ -130,9 +130,10 @@ class ScenarioRun(SimulatorControl):
         flow_map = self.mapping.flow(flow)
         sides = {side: self.state(side) for side in ("crm", "erp")}
         mirror, system, kind = self._mirrors[flow_map.source.system], flow_map.source.system, flow_map.source.kind
+        targets = flow_map.target
         result = reconcile(flow_map, sides, self._vendor_names, self.workspace.dead_letters(),
                            mirror.history.get(kind, {}), self.user_values[system].get(kind, {}),
-                           mirror.deleted.get(kind, {}))
+                           mirror.deleted.get(kind, {}), set(self.user_values[targets.system].get(targets.kind, {})))
         self.record_check(f"reconcile {flow}", result.summary(), result.failures())
         return result
 

@@ -77,12 +77,27 @@ def test_the_written_back_id_is_judged_too() -> None:
     assert difference.field == "account.erp_customer_id" and difference.expected == "C0"
 
 
-def test_two_sources_with_one_key_are_an_error_not_a_merge() -> None:
+def test_two_sources_with_one_key_are_an_error_of_the_scenario_or_a_duplicate_of_the_connector() -> None:
     credit = MAPPING.flow("credit")
     customers = [{"id": "C1", "crm_id": "A1", "credit_hold": True, "balance": "0"},
                  {"id": "C2", "crm_id": "A1", "credit_hold": False, "balance": "0"}]
-    with pytest.raises(ReconciliationError, match="C1 and C2 share the business key crm_id = 'A1'"):
-        reconcile(credit, {"erp": {"customer": customers}, "crm": {"account": [{"id": "A1"}]}}, VENDOR)
+    sides = {"erp": {"customer": customers}, "crm": {"account": [{"id": "A1"}]}}
+    with pytest.raises(ReconciliationError, match="C1, C2 share the business key crm_id = 'A1'"):
+        reconcile(credit, sides, VENDOR, user_values={"C1": customers[0], "C2": customers[1]})
+    made_by_the_connector = reconcile(credit, sides, VENDOR, user_values={"C1": customers[0]})
+    assert made_by_the_connector.verdicts["A1"].outcome == "duplicated"
+
+
+def test_a_target_made_without_its_link_is_an_orphan() -> None:
+    result = _accounts([_account(0)], [_customer(0), _customer(1, crm_id=None), _customer(2, crm_id=None)],
+                       user_targets={"C2"})
+    assert result.verdicts["(unlinked customer C1)"].outcome == "orphan"
+    assert "(unlinked customer C2)" not in result.verdicts, "the users' own customers are not the connector's"
+
+
+def test_a_dead_letter_of_another_flow_explains_nothing() -> None:
+    letters = [{"flow": "contacts", "source_system": "crm", "source_id": "A0", "reason": "refused"}]
+    assert _accounts([_account(0)], [], dead_letters=letters).silent_losses == ["A0"]
 
 
 def _orders(lines: list[dict], order_lines: list[dict], total: str = "136.79") -> Any:
@@ -160,6 +175,9 @@ def _broken(tmp_path: Path, change) -> Path:
     (lambda d: d["flows"]["prices"]["key"].update(target="product_id.sku.x"), "product.sku is not a reference"),
     (lambda d: d["flows"]["credit"]["fields"]["credit_status"].pop("values"), "transform enum needs `values`"),
     (lambda d: d.update(version=2), "version must be 1"),
+    (lambda d: d["flows"]["credit"]["fields"]["credit_status"].update(values=["OK"]), "values must map each value"),
+    (lambda d: d["flows"]["accounts"]["fields"]["name"].pop("from"), "name.from is missing"),
+    (lambda d: d["flows"]["accounts"]["key"].pop("target"), "key.target is missing"),
 ])
 def test_a_broken_mapping_is_refused_naming_the_key(tmp_path: Path, change, message: str) -> None:
     with pytest.raises(MappingError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -34,7 +34,9 @@ def test_refused_account_is_dead_lettered(sync: ScenarioRun) -> None:
     sync.run_until(lambda s: len(s.state("erp")["customer"]) >= 2 and len(s.evidence.cycles) >= 2)
     result = sync.reconcile("accounts")
     assert result.keys("synced") == sorted([ids[0], ids[2]]), f"the valid accounts did not sync: {result.explain()}"
-    assert not result.silent_losses, f"accounts neither synced nor dead-lettered (silently dropped): {result.explain()}"
+    refused = result.verdicts[ids[1]]
+    assert refused.outcome == "missing", f"the refused account must not be stored, cut or not: {result.explain()}"
+    assert refused.explained_by, f"the refused account was silently dropped (no dead letter): {result.explain()}"
 
 
 @scenario(id="ERR-TOKEN-01", category="error_injection", flows=("accounts",), level=4,

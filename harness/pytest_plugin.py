@@ -45,6 +45,7 @@ _START_KEY = pytest.StashKey[float]()
 _RESULT_KEY = pytest.StashKey[dict[str, Any]]()
 _RECORD_KEY = pytest.StashKey["RunRecord"]()
 _SEED_KEY = pytest.StashKey[int]()
+_MANIFEST_KEY = pytest.StashKey[Manifest]()
 
 
 @dataclass
@@ -99,6 +100,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(info): a syncert catalogue scenario")
     record = config.stash[_RECORD_KEY] = RunRecord()
     config.pluginmanager.register(_InterruptionWatcher(record), "syncert-interruption-watcher")
+    path = config.getoption("--connector")
+    if path:  # checked once, before any scenario: a bad manifest is one message, not one per scenario
+        try:
+            manifest = load_manifest(path)
+            check_launchable(manifest)
+        except ManifestError as error:
+            raise pytest.UsageError(str(error)) from None
+        config.stash[_MANIFEST_KEY] = manifest
 
 
 def selects(info: ScenarioInfo, nodeid: str, level: int | None, only: str | None) -> bool:
@@ -137,15 +146,9 @@ class _InterruptionWatcher:
 
 @pytest.fixture(scope="session")
 def syncert_manifest(pytestconfig: pytest.Config) -> Manifest:
-    path = pytestconfig.getoption("--connector")
-    if not path:
+    if _MANIFEST_KEY not in pytestconfig.stash:
         pytest.skip("no --connector given: scenarios need a connector.toml")
-    try:
-        manifest = load_manifest(path)
-        check_launchable(manifest)
-    except ManifestError as error:
-        raise pytest.UsageError(str(error)) from None
-    return manifest
+    return pytestconfig.stash[_MANIFEST_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -264,6 +267,9 @@ def _failure_status(phase: str, call: pytest.CallInfo) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    info = scenario_info(item)
+    if info is not None and item.config.getoption("--syncert-progress"):
+        print(f"  {info.id:<21}", end=" ", flush=True)  # the line ends with the verdict: you see what runs
     outcome = yield
     result = item.stash.get(_RESULT_KEY, None)
     if result is not None:
@@ -274,7 +280,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         record.results.append(scrub_tree(result, record.scrubber))
         if item.config.getoption("--syncert-progress"):
             detail = record.scrubber.scrub(result["message"] or "").strip().splitlines()[:1]
-            print(f"  {result['status'].replace('_', ' '):>14}  {result['id']:<14} {result['duration_s']:6.1f}s"
+            print(f"{result['status'].replace('_', ' '):>14} {result['duration_s']:6.1f}s"
                   f"  {detail[0][:100] if detail else ''}", flush=True)
     return outcome
 
@@ -301,7 +307,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         security = scrub_tree(security_result(record), record.scrubber)
         record.results.append(security)
         if config.getoption("--syncert-progress"):
-            print(f"  {security['status']:>14}  {security['id']:<14} {'':>6}   {security['message'][:100]}",
+            print(f"  {security['id']:<21} {security['status']:>14} {'':>7}  {security['message'][:100]}",
                   flush=True)
         if security["status"] == "failed" and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # plain pytest runs fail on a leak too

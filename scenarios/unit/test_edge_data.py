@@ -3,12 +3,14 @@ generated records. A value must arrive exactly or be dead-lettered; a changed va
 
 from __future__ import annotations
 
+import tempfile
 from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
@@ -138,7 +140,12 @@ def generated_accounts(seed: int, count: int, name_limit: int, phone_limit: int)
         if len(drawn) < count:
             drawn.append(record)
 
-    draw()
+    with tempfile.TemporaryDirectory(prefix="syncert-hypothesis-") as home:
+        set_hypothesis_home_dir(home)  # hypothesis keeps caches there: not in the user's working directory
+        try:
+            draw()
+        finally:
+            set_hypothesis_home_dir(None)
     return drawn
 
 

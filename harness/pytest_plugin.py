@@ -126,12 +126,12 @@ def _selected(item: pytest.Item, level: int | None, only: str | None) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep what --syncert-level and --syncert-only select, and run scenarios level by level (lowest first)."""
     level, only = config.getoption("--syncert-level"), config.getoption("--syncert-only")
-    if level is None and not only:
-        return
     keep = [item for item in items if _selected(item, level, only)]
-    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-    items[:] = keep
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = sorted(keep, key=lambda item: info.level if (info := scenario_info(item)) else 0)
 
 
 class _InterruptionWatcher:

@@ -348,6 +348,9 @@ def skips_conflicts_silently() -> None:
         customer_id = await write_customer(self, account_id, customer_id, values)
         self.state.fingerprints[f"written:{customer_id}"] = (await self.erp.get("customer", customer_id))[
             "lastModifiedDate"]
+        return customer_id
+    flows.SyncCycle._write_customer = flawed
+
 
 def patches_link_separately() -> None:
     """Writes the customer, then sets its CRM link in a second request every time (two ERP writes a change)."""

@@ -48,3 +48,19 @@ def test_nothing_applicable_reaches_nothing() -> None:
 def test_levels_above_the_requested_level_are_not_run() -> None:
     reached, levels = assess_levels([_scenario("ACC", 2, "passed")], ["accounts"], 2)
     assert reached == 2 and levels["3"]["status"] == "not_run" and levels["4"]["status"] == "not_run"
+
+
+def test_a_connector_judged_by_a_weaker_mapping_of_its_own_earns_no_certificate() -> None:
+    from syncert.harness.reports import build_report, level_text
+
+    scenarios = [{**_scenario(f"S{level}", level, "passed"), "evidence": {}} for level in (1, 2, 3, 4)]
+    connector = {"name": "x", "flows": ["accounts"], "mapping": {"standard": False, "path": "own.yaml",
+                                                                   "standard_checks_not_made": ["accounts: ..."]}}
+    common = {"run_id": "r", "started_at": "", "finished_at": "", "duration_s": 1, "version": "0", "seed": 1,
+              "requested_level": 4, "scenarios": scenarios}
+    weaker = build_report(connector=connector, **common)
+    assert weaker["level_reached"] == 4 and weaker["verdict"] == "not certified"
+    assert "no certificate" in level_text(weaker)
+    stricter = build_report(connector={**connector, "mapping": {"standard": False, "standard_checks_not_made": []}},
+                            **common)
+    assert stricter["verdict"] == "certified"

@@ -336,18 +336,18 @@ def pulls_customer_edits() -> None:
 
 
 def skips_conflicts_silently() -> None:
-    """Leaves an account alone, with no dead letter, when its customer was edited in the ERP since the connector
-    last wrote it: the conflict is detected but never resolved nor reported."""
+    """Leaves an account alone, with no dead letter, when its customer's phone was edited in the ERP since the
+    connector last wrote it: the conflict is detected but never resolved nor reported."""
     write_customer = flows.SyncCycle._write_customer
 
     async def flawed(self, account_id, customer_id, values):
         if customer_id is not None:
-            stamp = (await self.erp.get("customer", customer_id))["lastModifiedDate"]
-            if self.state.fingerprints.get(f"written:{customer_id}", stamp) != stamp:
+            written = self.state.fingerprints.get(f"written-phone:{customer_id}")
+            current = (await self.erp.get("customer", customer_id)).get("phone")
+            if written is not None and written != (current or ""):
                 return customer_id  # edited on both sides: skipped
         customer_id = await write_customer(self, account_id, customer_id, values)
-        self.state.fingerprints[f"written:{customer_id}"] = (await self.erp.get("customer", customer_id))[
-            "lastModifiedDate"]
+        self.state.fingerprints[f"written-phone:{customer_id}"] = values.get("phone") or ""
         return customer_id
     flows.SyncCycle._write_customer = flawed
 

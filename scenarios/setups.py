@@ -29,6 +29,15 @@ def by_id(records: list[dict[str, Any]], record_id: str) -> dict[str, Any]:
     return found[0]
 
 
+def assert_converges(sync: ScenarioRun, *flows: str, stage: str = "") -> None:
+    """Run the connector until every flow reconciles as synced (or cycles run out), then judge each one;
+    `stage` opens the failure message (which moment of the scenario it was)."""
+    sync.run_until(lambda s: all(s.reconcile(flow).all_synced for flow in flows))
+    for flow in flows:
+        result = sync.reconcile(flow)
+        assert result.all_synced, f"{stage}: {result.explain()}" if stage else result.explain()
+
+
 def linked_customer(sync: ScenarioRun, name: str = "Linked Customer Ltd", **customer: Any) -> tuple[str, str]:
     """An account and its ERP customer, linked both ways as an earlier sync left them: (account, customer)."""
     account = sync.seed("crm", {"account": [{"name": name}]})["account"][0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from syncert.harness.pytest_plugin import scenario
-from syncert.harness.runner import ScenarioRun, writes
+from syncert.harness.runner import ScenarioRun
+from syncert.scenarios.setups import assert_converges, last_seq, writes_since
 
 ITEMS = [{"sku": "W-100", "name": "Widget", "price": "25.00", "quantity_on_hand": "40"},
          {"sku": "G-200", "name": "Gadget", "price": "199.99", "quantity_on_hand": "3"},
@@ -20,10 +21,7 @@ def _by(records: list[dict], field: str) -> dict:
           intent="ERP items appear in the CRM as products with their SKU, name, list price, status and stock")
 def test_items_become_products(sync: ScenarioRun) -> None:
     sync.seed("erp", {"item": ITEMS})
-    sync.run_until(lambda s: s.reconcile("items").all_synced and s.reconcile("inventory").all_synced)
-    for flow in ("items", "inventory"):
-        result = sync.reconcile(flow)
-        assert result.all_synced, result.explain()
+    assert_converges(sync, "items", "inventory")
 
 
 @scenario(id="E2E-CREDIT-01", category="end_to_end", flows=("credit",), level=1,
@@ -92,10 +90,10 @@ def test_no_echo_loop(sync: ScenarioRun) -> None:
     converged = sync.run_until(lambda s: all(a.get("erp_customer_id") for a in s.state("crm")["account"]))
     assert converged, "accounts did not converge"
     sync.settle(cycles=1)  # a service may still be finishing the cycle in which the accounts got linked
-    baseline = {side: max((e["seq"] for e in sync.journal(side)), default=0) for side in ("crm", "erp")}
+    baseline = last_seq(sync)
     sync.settle(cycles=2)
     assert all(c.ok for c in sync.evidence.cycles), f"a quiet cycle failed: {sync.evidence.notes}"
-    echoes = {side: [f"{e['method']} {e['path']}" for e in writes(sync.journal(side)) if e["seq"] > baseline[side]]
-              for side in ("crm", "erp")}
+    echoes = {side: [f"{e['method']} {e['path']}" for e in found]
+              for side, found in writes_since(sync, baseline).items()}
     sync.record_check("writes after convergence", {side: len(found) for side, found in echoes.items()})
     assert not echoes["crm"] and not echoes["erp"], f"writes after convergence (echo loop): {echoes}"

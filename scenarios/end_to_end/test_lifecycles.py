@@ -11,6 +11,7 @@ from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
 from syncert.scenarios.setups import (
     account_ready,
+    assert_converges,
     by_id,
     close_deal,
     invoice_order,
@@ -34,14 +35,6 @@ def _order_of(sync: ScenarioRun, deal: str) -> dict[str, Any] | None:
     return orders[0] if len(orders) == 1 else None
 
 
-def _stage_synced(sync: ScenarioRun, stage: str, flows: tuple[str, ...]) -> None:
-    """Run until every flow of `flows` is synced, then judge each one for this stage."""
-    sync.run_until(lambda s: all(s.reconcile(flow).all_synced for flow in flows))
-    for flow in flows:
-        result = sync.reconcile(flow)
-        assert result.all_synced, f"{stage}: {result.explain()}"
-
-
 @scenario(id="E2E-Q2C-02", category="end_to_end",
           flows=("accounts", "items", "orders", "invoices", "payments", "credit"), level=3,
           intent="A deal closed in the CRM goes all the way to paid: one ERP sales order, shipped and invoiced, "
@@ -51,17 +44,17 @@ def test_quote_to_cash(sync: ScenarioRun) -> None:
     account = account_ready(sync, "Cash Cycle Ltd")
     deal = close_deal(sync, account, [{"pricebook_entry_id": entries["QC-100"], "quantity": 3, "discount": 10},
                                       {"pricebook_entry_id": entries["QC-200"], "quantity": 2}])
-    _stage_synced(sync, "once the deal closed", ("orders", "credit"))
+    assert_converges(sync, "orders", "credit", stage="once the deal closed")
     order = _order_of(sync, deal)
     assert order is not None, "the won deal did not become exactly one ERP sales order"
     invoice = invoice_order(sync, order["id"])
     amount = Decimal(by_id(sync.state("erp")["invoice"], invoice)["amount"])
     require(amount == Decimal("415.00"), f"the invoice bills the whole order (3 x 108.00 + 2 x 45.50), not {amount}")
     flows = ("orders", "invoices", "payments", "credit")
-    _stage_synced(sync, "once the ERP shipped and invoiced the order", flows)
+    assert_converges(sync, *flows, stage="once the ERP shipped and invoiced the order")
     for paid, stage in ((Decimal("115.00"), "after a partial payment"), (Decimal("300.00"), "once paid in full")):
         pay(sync, order["customer_id"], invoice, paid)
-        _stage_synced(sync, f"{stage} ({paid} of {amount})", flows)
+        assert_converges(sync, *flows, stage=f"{stage} ({paid} of {amount})")
 
 
 @scenario(id="E2E-CREDIT-02", category="end_to_end", flows=("accounts", "items", "orders"), level=3,
@@ -99,9 +92,7 @@ def test_credit_hold_without_retry_storm(sync: ScenarioRun) -> None:
     assert result.all_synced, f"while the ERP holds the order: {result.explain()}"
     sync.edit("erp", "customer", customer, {"credit_limit": "10000"})
     sync.edit("erp", "sales_order", order["id"], {"status": "pending_fulfillment"})
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    result = sync.reconcile("orders")
-    assert result.all_synced, f"after the ERP released the order: {result.explain()}"
+    assert_converges(sync, "orders", stage="after the ERP released the order")
 
 
 @scenario(id="E2E-STOCK-01", category="end_to_end", flows=("accounts", "items", "inventory", "orders"), level=3,

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
-from syncert.scenarios.setups import account_ready, by_id, close_deal, linked_customer, products_ready, require
+from syncert.scenarios.setups import (
+    account_ready,
+    assert_converges,
+    by_id,
+    close_deal,
+    linked_customer,
+    products_ready,
+    require,
+)
 
 ITEMS = [{"sku": "P-1999", "name": "Nineteen ninety-nine", "price": "19.99", "quantity_on_hand": "100"},
          {"sku": "P-510", "name": "Five ten", "price": "5.10", "quantity_on_hand": "100"}]
@@ -22,9 +30,7 @@ def test_account_fields(sync: ScenarioRun) -> None:
     sync.seed("crm", {"account": [
         {"name": f"Harbour Supplies {n}", "phone": f"+1 415 555 01{n:02d}", "billing_address": _address(n, "Oakland"),
          "shipping_address": _address(n + 5, "San Leandro")} for n in range(4)]})
-    sync.run_until(lambda s: s.reconcile("accounts").all_synced)
-    result = sync.reconcile("accounts")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "accounts")
 
 
 @scenario(id="UNIT-CON-01", category="unit", flows=("accounts", "contacts"), level=2,
@@ -37,9 +43,7 @@ def test_contact_fields(sync: ScenarioRun) -> None:
          "phone": "+44 20 7946 0001", "role": "Buyer", "primary": True},
         {"account_id": account, "first_name": "Alan", "last_name": "Turing", "email": "alan@contactable.example",
          "phone": "+44 20 7946 0002", "role": "Accounts payable"}]})
-    sync.run_until(lambda s: s.reconcile("contacts").all_synced)
-    result = sync.reconcile("contacts")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "contacts")
 
 
 @scenario(id="UNIT-ORD-01", category="unit", flows=("accounts", "items", "orders"), level=2,
@@ -51,9 +55,7 @@ def test_order_fields(sync: ScenarioRun) -> None:
     close_deal(sync, account, [{"pricebook_entry_id": entries["P-1999"], "quantity": 3, "discount": 20},
                                {"pricebook_entry_id": entries["P-510"], "quantity": 10, "discount": 15}],
                currency="EUR", close_date="2026-11-27")
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    result = sync.reconcile("orders")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "orders")
 
 
 @scenario(id="UNIT-ORD-02", category="unit", flows=("accounts", "items", "orders"), level=2,
@@ -82,11 +84,7 @@ def test_commitment_follows_credit_hold(sync: ScenarioRun) -> None:
     assert sync.run_until(lambda s: len(s.state("erp")["sales_order"]) == 1), "the won deal did not become an order"
     [order] = sync.state("erp")["sales_order"]
     require(order["status"] == "pending_approval", f"the order is held for credit (status {order['status']})")
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    held = sync.reconcile("orders")
-    assert held.all_synced, f"while the order is held: {held.explain()}"
+    assert_converges(sync, "orders", stage="while the order is held")
     sync.edit("erp", "customer", customer, {"credit_limit": "1000"})
     sync.edit("erp", "sales_order", order["id"], {"status": "pending_fulfillment"})
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    released = sync.reconcile("orders")
-    assert released.all_synced, f"after the ERP released the order: {released.explain()}"
+    assert_converges(sync, "orders", stage="after the ERP released the order")

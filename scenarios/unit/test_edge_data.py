@@ -14,7 +14,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
-from syncert.scenarios.setups import account_ready, by_id, close_deal, products_ready, require
+from syncert.scenarios.setups import account_ready, assert_converges, by_id, close_deal, products_ready, require
 
 UNICODE_NAMES = ["Société Générale — Ünïcödé", "株式会社テスト", "שלום ועולם בע\"מ", "Rocket 🚀 Ltd 👩‍💻",
                  "Cafe\u0301 decomposed", "Ελληνικά & Ρωσικий", "Zero\u200bwidth", "Tab\tand  double  space"]
@@ -36,10 +36,7 @@ def test_unicode_everywhere(sync: ScenarioRun) -> None:
              "role": "Directrice générale"},
             {"account_id": accounts[1], "first_name": "太郎", "last_name": "山田", "email": "taro@example.jp",
              "role": "部長"}]})
-    sync.run_until(lambda s: all(s.reconcile(flow).all_synced for flow in flows))
-    for flow in flows:
-        result = sync.reconcile(flow)
-        assert result.all_synced, result.explain()
+    assert_converges(sync, *flows)
 
 
 @scenario(id="UNIT-EDGE-LENGTH-01", category="unit", flows=("accounts",), level=2,
@@ -74,9 +71,7 @@ def test_blanks_and_clearing(sync: ScenarioRun) -> None:
     assert sync.run_until(lambda s: s.reconcile("accounts").all_synced), sync.reconcile("accounts").explain()
     sync.edit("crm", "account", ids[2], {"phone": None, "shipping_address": None,
                                          "billing_address": {**full, "state": None}})
-    sync.run_until(lambda s: s.reconcile("accounts").all_synced)
-    result = sync.reconcile("accounts")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "accounts")
 
 
 @scenario(id="UNIT-EDGE-DATE-01", category="unit", flows=("accounts", "items", "orders"), level=2,
@@ -88,9 +83,7 @@ def test_dates_keep_their_day(sync: ScenarioRun) -> None:
     for day in ("2026-12-31", "2027-01-01", "2028-02-29", "2026-03-29"):
         close_deal(sync, account, [{"pricebook_entry_id": entries["D-1"], "quantity": 1}], close_date=day,
                    name=f"Closes {day}")
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    result = sync.reconcile("orders")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "orders")
 
 
 @scenario(id="UNIT-EDGE-ROUND-01", category="unit", flows=("accounts", "items", "orders"), level=2,
@@ -107,9 +100,7 @@ def test_rounding_to_the_cent(sync: ScenarioRun) -> None:
                                       for sku, quantity, discount in lines])
     amount = Decimal(by_id(sync.state("crm")["opportunity"], deal)["amount"])
     require(amount == Decimal("136.79"), f"the CRM computes 118.94 + 13.39 + 4.46 = 136.79, not {amount}")
-    sync.run_until(lambda s: s.reconcile("orders").all_synced)
-    result = sync.reconcile("orders")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "orders")
 
 
 def _text(max_size: int) -> st.SearchStrategy[str]:
@@ -161,6 +152,4 @@ def test_generated_accounts(sync: ScenarioRun) -> None:
     require(len(accounts) >= 20 and beyond > 0, f"seed {sync.random_seed} drew {len(accounts)} accounts, "
                                                 f"{beyond} with characters beyond the basic plane")
     sync.seed("crm", {"account": accounts})
-    sync.run_until(lambda s: s.reconcile("accounts").all_synced)
-    result = sync.reconcile("accounts")
-    assert result.all_synced, f"seed {sync.random_seed}: {result.explain()}"
+    assert_converges(sync, "accounts", stage=f"seed {sync.random_seed}")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
-from syncert.scenarios.setups import by_id, invoice_order, linked_customer, linked_order, pay, require
+from syncert.scenarios.setups import assert_converges, by_id, invoice_order, linked_customer, linked_order, pay, require
 
 PRICED_ITEMS = [{"sku": "P-1999", "name": "Nineteen ninety-nine", "price": "19.99", "quantity_on_hand": "12"},
                 {"sku": "P-510", "name": "Five ten", "price": "5.10", "quantity_on_hand": "7"}]
@@ -18,10 +18,7 @@ PRICED_ITEMS = [{"sku": "P-1999", "name": "Nineteen ninety-nine", "price": "19.9
                  "(19.99, 5.10)")
 def test_item_fields(sync: ScenarioRun) -> None:
     sync.seed("erp", {"item": PRICED_ITEMS})
-    sync.run_until(lambda s: s.reconcile("items").all_synced and s.reconcile("prices").all_synced)
-    for flow in ("items", "prices"):
-        result = sync.reconcile(flow)
-        assert result.all_synced, result.explain()
+    assert_converges(sync, "items", "prices")
 
 
 @scenario(id="UNIT-ITEM-02", category="unit", flows=("items",), level=1,
@@ -30,9 +27,7 @@ def test_discontinued_item(sync: ScenarioRun) -> None:
     item = sync.seed("erp", {"item": PRICED_ITEMS[:1]})["item"][0]
     assert sync.run_until(lambda s: s.reconcile("items").all_synced), sync.reconcile("items").explain()
     sync.edit("erp", "item", item, {"discontinued": True})
-    sync.run_until(lambda s: s.reconcile("items").all_synced)
-    result = sync.reconcile("items")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "items")
 
 
 @scenario(id="UNIT-PRICE-01", category="unit", flows=("items",), level=1,
@@ -41,10 +36,7 @@ def test_price_change(sync: ScenarioRun) -> None:
     item = sync.seed("erp", {"item": PRICED_ITEMS[:1]})["item"][0]
     assert sync.run_until(lambda s: s.reconcile("prices").all_synced), sync.reconcile("prices").explain()
     sync.edit("erp", "item", item, {"price": "21.49"})
-    sync.run_until(lambda s: s.reconcile("prices").all_synced and s.reconcile("items").all_synced)
-    for flow in ("prices", "items"):
-        result = sync.reconcile(flow)
-        assert result.all_synced, result.explain()
+    assert_converges(sync, "prices", "items")
 
 
 @scenario(id="UNIT-STOCK-01", category="unit", flows=("inventory",), level=1,
@@ -54,9 +46,7 @@ def test_available_stock(sync: ScenarioRun) -> None:
     items = sync.state("erp")["item"]
     require(all(i["quantity_available"] != i["quantity_on_hand"] for i in items),
             "open orders committed stock, so on hand differs from available")
-    sync.run_until(lambda s: s.reconcile("inventory").all_synced)
-    result = sync.reconcile("inventory")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "inventory")
 
 
 @scenario(id="UNIT-CREDIT-01", category="unit", flows=("credit",), level=1,
@@ -67,9 +57,7 @@ def test_credit_hold_and_release(sync: ScenarioRun) -> None:
     assert sync.run_until(lambda s: s.reconcile("credit").all_synced), sync.reconcile("credit").explain()
     sync.edit("erp", "customer", customer, {"credit_hold_override": "AUTO"})
     require(not by_id(sync.state("erp")["customer"], customer)["credit_hold"], "the hold was released")
-    sync.run_until(lambda s: s.reconcile("credit").all_synced)
-    result = sync.reconcile("credit")
-    assert result.all_synced, result.explain()
+    assert_converges(sync, "credit")
 
 
 def _bill_and_pay(sync: ScenarioRun, flow: str) -> None:
@@ -81,10 +69,7 @@ def _bill_and_pay(sync: ScenarioRun, flow: str) -> None:
     for paid in (None, Decimal("20.17"), Decimal("50.00")):
         if paid is not None:
             pay(sync, customer, invoice, paid)
-        sync.run_until(lambda s: s.reconcile(flow).all_synced)
-        result = sync.reconcile(flow)
-        stage = "invoiced" if paid is None else f"after a payment of {paid}"
-        assert result.all_synced, f"{stage}: {result.explain()}"
+        assert_converges(sync, flow, stage="invoiced" if paid is None else f"after a payment of {paid}")
 
 
 @scenario(id="UNIT-INV-01", category="unit", flows=("invoices",), level=1,

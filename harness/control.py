@@ -140,6 +140,10 @@ class SimulatorControl:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
+    def simulator_secrets(self) -> list[str]:
+        """Every secret both simulators issued (credentials of every rotation, tokens, signatures)."""
+        return [secret for side in SIDES for secret in self._control(side, "GET", "/_sim/secrets")["secrets"]]
+
     def _remember_user_values(self, side: str) -> None:
         """Keep, after a user's write, every record it changed (with what the simulator derived from it)."""
         mirrored = self._catch_up(side)

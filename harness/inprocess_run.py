@@ -99,8 +99,7 @@ class InProcessRun(ScenarioRun):
         return self.vendors._send(side, method, path, **kwargs)
 
     def issued_secrets(self) -> list[str]:
-        return [self.vendors.admin_token, *(secret for side in ("crm", "erp")
-                                            for secret in self._control(side, "GET", "/_sim/secrets")["secrets"])]
+        return [self.vendors.admin_token, *self.simulator_secrets()]
 
     def close(self, scrub: Callable[[str], str]) -> None:
         self.vendors.close()

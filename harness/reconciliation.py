@@ -159,7 +159,7 @@ class VendorNames:
 
     def length(self, system: str, kind: str, name: str) -> int | None:
         """The vendor's maximum length of a canonical text field (None when it sets none)."""
-        for spec in load_yaml(self.labels[system], "field_map.yaml")["objects"].values():
+        for spec in _field_map(self.labels[system])["objects"].values():
             if spec["kind"] == kind:
                 for field_spec in spec["fields"].values():
                     if field_spec["canonical"] == name and field_spec.get("length"):
@@ -190,9 +190,15 @@ class VendorNames:
 
 
 @cache
+def _field_map(dialect: str) -> dict[str, Any]:
+    """A dialect's field map (contracts/<dialect>/field_map.yaml), read once."""
+    return load_yaml(dialect, "field_map.yaml")
+
+
+@cache
 def _vendor_names(dialect: str) -> dict[tuple[str, str], str]:
     names: dict[tuple[str, str], str] = {}
-    for vendor_object, spec in load_yaml(dialect, "field_map.yaml")["objects"].items():
+    for vendor_object, spec in _field_map(dialect)["objects"].items():
         for vendor_field, field_spec in spec["fields"].items():
             key = (spec["kind"], field_spec["canonical"])
             names.setdefault(key, f"{vendor_object}.{vendor_field}")

@@ -261,9 +261,8 @@ class ScenarioRun(SimulatorControl):
     def issued_secrets(self) -> list[str]:
         """Every secret of the scenario: what both simulators issued (credentials, tokens, signatures), the
         webhook secret of a service, and the admin token."""
-        issued = [secret for side in ("crm", "erp")
-                  for secret in self._control(side, "GET", "/_sim/secrets")["secrets"]]
-        return [self.host.admin_token, *filter(None, [self.launcher.env.get("SYNCERT_WEBHOOK_SECRET")]), *issued]
+        return [self.host.admin_token, *filter(None, [self.launcher.env.get("SYNCERT_WEBHOOK_SECRET")]),
+                *self.simulator_secrets()]
 
     def close(self, scrub: Callable[[str], str]) -> None:
         """End the connector and everything it started, revoke its credentials, remove its files.

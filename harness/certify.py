@@ -99,8 +99,9 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     report_dir = report_root / run_id
     print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
-    if manifest.mapping is not None:
-        weaker = describe_mapping(manifest.mapping)["standard_checks_not_made"]
+    mapping = describe_mapping(manifest.mapping)
+    if not mapping["standard"]:
+        weaker = mapping["standard_checks_not_made"]
         print(f"syncert certify: judged by the connector's own mapping {manifest.mapping}"
               + (f"; it leaves out or changes {len(weaker)} comparison(s) of the standard mapping, so it earns "
                  "no certificate" if weaker else ""), flush=True)
@@ -134,7 +135,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             interrupted=signal.Signals(received[0]).name if received else None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
-                       "flows": list(manifest.flows), "mapping": describe_mapping(manifest.mapping)})
+                       "flows": list(manifest.flows), "mapping": mapping})
         for warning in write_reports(report, report_dir, junit_path, record.scrubber,
                                      Path(scratch) / "state" if keep_state else None):
             print(f"syncert certify: warning: {warning}", file=sys.stderr)

@@ -1,13 +1,14 @@
 """Arranging and reading the two simulators through their control plane (`/_sim/`), as scenarios do.
 
 `SimulatorControl` holds what a scenario does as a user (seed, edit, edits in the middle of a cycle, a
-stopped clock, limits, latency, expired sessions) and what the checks read (canonical state, journal);
+stopped clock, limits, latency, expired sessions, faults) and what the checks read (canonical state, journal);
 subclasses only say how a control-plane request is sent: over loopback to a `SimulatorHost`
 (harness.runner.ScenarioRun) or into the in-process simulators (harness.inprocess.InProcessVendors).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -135,6 +136,35 @@ class SimulatorControl:
     def set_latency(self, side: str, latency_ms: float) -> None:
         """Add `latency_ms` to every API request `side` answers."""
         self._control(side, "PUT", "/_sim/latency", json={"latency_ms": latency_ms})
+
+    def inject(self, side: str, fault: str, *, kind: str | None = None, operation: str | None = None,
+               access: str | None = None, on_call: int = 1, calls: int | None = 1, probability: float = 1.0,
+               window_s: tuple[float, float] | None = None, **parameters: Any) -> str:
+        """Add a fault rule on `side` (see `simulators.faults.rules`): `fault` (a fault type) on the `on_call`-th
+        API call matching `kind`, `operation` and `access` (canonical; None matches any), for `calls` calls
+        (None: every one), with `probability`, or in `window_s` seconds from now. Returns the rule's id."""
+        rule: dict[str, Any] = {"match": {"kind": kind, "operation": operation, "access": access},
+                                "on_call": on_call, "calls": calls, "probability": probability,
+                                "fault": {"type": fault, **parameters}}
+        if window_s is not None:
+            origin = self._control(side, "GET", "/_sim/faults")["origin"]
+            rule["window_s"] = [time.time() - origin + window_s[0], time.time() - origin + window_s[1]]
+        return self._control(side, "POST", "/_sim/faults", json=rule)["rules"][-1]["id"]
+
+    def fault_schedule(self, rules: dict[str, list[dict[str, Any]]], seed: int) -> None:
+        """Replace both sides' fault schedules at once, with one seed and one origin for their time windows."""
+        origin = time.time()
+        for side in SIDES:
+            self._control(side, "PUT", "/_sim/faults", json={"seed": seed, "origin": origin,
+                                                               "rules": rules.get(side, [])})
+
+    def faults(self, side: str) -> list[dict[str, Any]]:
+        """`side`'s fault rules with their counters: seen (matching calls), fired, holding (connections held)."""
+        return self._control(side, "GET", "/_sim/faults")["rules"]
+
+    def release_held(self, side: str) -> int:
+        """Let every connection `side` holds go now; returns how many there were."""
+        return self._control(side, "POST", "/_sim/faults/release")["released"]
 
     def expire_sessions(self, side: str, after_requests: int = 0) -> None:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 
 from starlette.responses import Response
@@ -16,6 +17,8 @@ from syncert.simulators.http import ApiRequest
 from syncert.simulators.stages.governance import Governor, Rejection
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+_FROM = re.compile(r"\bfrom\s+(\w+)", re.IGNORECASE)
 
 
 class ApiDialect(ABC):
@@ -122,6 +125,19 @@ class ApiDialect(ABC):
                                                          f"allowed: {', '.join(allowed)}")
         response.headers["Allow"] = ", ".join(allowed)
         return response
+
+    def query_text(self, request: ApiRequest) -> str | None:
+        """The query a request carries (SOQL, SuiteQL...), or None; read before the request is served."""
+        return None
+
+    def query_kind(self, request: ApiRequest) -> str | None:
+        """The canonical kind a query request reads, peeked at before serving it (for fault rules)."""
+        text = self.query_text(request)
+        found = _FROM.search(text) if text else None
+        if found is None:
+            return None
+        table = found.group(1).lower()
+        return next((m.kind for m in self.schema.objects.values() if m.name.lower() == table), None)
 
     def decorate(self, response: Response) -> None:  # noqa: B027 - optional hook
         """Add per-response headers (usage counters); default: none."""

@@ -30,6 +30,7 @@ from syncert.simulators.domain.kinds import (
     Field,
     Kind,
     NotFound,
+    ValidationRule,
     short_repr,
 )
 from syncert.simulators.domain.schema import Schema
@@ -70,6 +71,7 @@ class Engine:
         self._id_format = id_format
         self._listeners: list[Listener] = []
         self._held_events: list[ChangeEvent] = []
+        self._validation_rules: dict[str, list[ValidationRule]] = {}
 
     @property
     def kinds(self) -> dict[str, Kind]:
@@ -199,6 +201,7 @@ class Engine:
             changes = self._validate(schema, values, record_id=record_id)
             record = {**previous, **changes}
             self._check_required(schema, record)
+            self._check_validation_rules(kind, record)
             self._apply_rules(kind, record, previous)
             record["modified_at"] = self.clock.iso()
             self.store.put(kind, record)
@@ -222,6 +225,20 @@ class Engine:
             self.store.put(kind, record)
             self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
             return record
+
+    def set_validation_rules(self, rules: list[ValidationRule]) -> None:
+        """Validations checked on every create and update from now on (replacing the previous ones)."""
+        self._validation_rules = {}
+        for rule in rules:
+            self._validation_rules.setdefault(rule.kind, []).append(rule)
+
+    def _check_validation_rules(self, kind: str, record: Record) -> None:
+        for rule in self._validation_rules.get(kind, ()):
+            value = record.get(rule.field_name)
+            if value is not None and (value == rule.value or str(value) == str(rule.value)):
+                if rule.on_refused is not None:
+                    rule.on_refused()
+                raise DomainError("VALIDATION_RULE", rule.message, (rule.field_name,))
 
     def reset(self) -> None:
         """Remove every record (not inside a transaction)."""
@@ -248,6 +265,7 @@ class Engine:
         record = {f.name: f.default for f in schema.fields if f.default is not None}
         record.update(self._validate(schema, values))
         self._check_required(schema, record)
+        self._check_validation_rules(schema.name, record)
         now = self.clock.iso()
         record.update(id=self._id_format(schema.name, self.store.next_number(f"id:{schema.name}")),
                       created_at=now, modified_at=now, is_deleted=False)

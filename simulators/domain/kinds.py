@@ -6,6 +6,7 @@ Field names here are the canonical names used by scenarios, checks and the field
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +56,18 @@ class Kind:
 SYSTEM_FIELDS = ("id", "created_at", "modified_at", "is_deleted", "deleted_at")
 
 ADDRESS_PARTS = ("street", "city", "state", "postal_code", "country")
+
+
+@dataclass(frozen=True)
+class ValidationRule:
+    """A validation the system's administrators added: a write of `kind` whose `field_name` equals `value` is
+    refused with `message` (VALIDATION_RULE); `on_refused` is told of each refusal."""
+
+    kind: str
+    field_name: str
+    value: Any
+    message: str
+    on_refused: Callable[[], None] | None = None
 
 
 class DomainError(Exception):

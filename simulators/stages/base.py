@@ -32,6 +32,7 @@ REFUSED = "refused"  # answered with a client error (validation, not found...)
 FAILED = "failed"  # answered with a server error, or not answered
 TAKEN_OVER = "taken_over"  # a stage acted on the connection itself (no regular answer)
 TRIGGERED = "triggered"  # a control-plane trigger made its edit once this request was answered
+FAULTED = "faulted"  # the fault stage injected a fault into this request (the entry's `fault` names it)
 
 
 class BodyTooLarge(Exception):
@@ -52,6 +53,7 @@ class Exchange:
     api: bool = False  # an authenticated API request (counts toward in-flight and governance)
     in_flight: int = 0  # authenticated API requests being served when this one was admitted
     retry_after_s: int | None = None
+    fault: str | None = None  # "<rule id>:<fault type>" when the fault stage injected one
     body_read: bool = False
 
     @classmethod

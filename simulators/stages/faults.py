@@ -1,24 +1,38 @@
 """The fault stage: what production does to a connector, injected between governance and the dialect.
 
-Today it holds the run's added latency (`GET|PUT /_sim/latency`, {"latency_ms": N}) and triggers
-(`GET|POST /_sim/triggers`): a user's edit applied once the connector's Nth matching API request has been
-answered, so that a record changes in the middle of a cycle. The fault engine (errors, resets, held
-connections, lost responses) plugs in here.
+- The fault schedule (`GET|PUT|POST|DELETE /_sim/faults`, `POST /_sim/faults/release`): seeded rules that
+  match calls by canonical kind and operation, method, path or body and inject a fault on the Nth call, for
+  N calls, with a probability or in a time window (see `simulators.faults.rules` for the rule format and
+  the faults). Faulted requests are tagged `faulted` in the journal, with the rule that fired.
+- The run's added latency (`GET|PUT /_sim/latency`, {"latency_ms": N}).
+- Triggers (`GET|POST /_sim/triggers`): a user's edit applied once the connector's Nth matching API request
+  has been answered, so that a record changes in the middle of a cycle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
-from syncert.simulators.domain.kinds import DomainError
+from syncert.simulators.domain.kinds import DomainError, ValidationRule
+from syncert.simulators.faults.actions import (
+    SlowBodyResponse,
+    close_connection,
+    hold,
+    mangled,
+    reset_connection,
+    session_refusal,
+    vendor_answer,
+)
+from syncert.simulators.faults.rules import FaultRule, RuleError, Schedule, add_rule, parse_schedule
 from syncert.simulators.http import ApiRequest, BadRequest, json_response
-from syncert.simulators.stages.base import TRIGGERED, ControlHandler, Exchange, NextStage, Stage
+from syncert.simulators.stages.base import FAULTED, TRIGGERED, ControlHandler, Exchange, NextStage, Stage
 
 if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
@@ -59,17 +73,88 @@ class FaultStage(Stage):
     name = "faults"
 
     def __init__(self, simulator: Simulator):
+        self.sim = simulator
         self.engine = simulator.engine
         self.latency_ms = 0.0
         self.triggers: list[Trigger] = []
+        self.schedule = Schedule()
+        self._released = asyncio.Event()
 
     async def handle(self, exchange: Exchange, call_next: NextStage) -> Response | None:
-        if exchange.api and self.latency_ms:
+        if not exchange.api:
+            return await call_next(exchange)
+        if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        response = await call_next(exchange)
-        if self.triggers and exchange.api and response is not None and response.status_code < 400:
+        rule = await self._firing_rule(exchange) if self.schedule.rules else None
+        response = await (call_next(exchange) if rule is None else self._inject(rule, exchange, call_next))
+        if self.triggers and response is not None and response.status_code < 400:
             self._count(exchange)
         return response
+
+    async def _firing_rule(self, exchange: Exchange) -> FaultRule | None:
+        """The first rule that matches the call and fires on it (every matching rule counts the call)."""
+        dialect, request = self.sim.dialect, exchange.request
+        access, kind, operation = dialect.classify(request.method, request.path)
+        if operation == "query" and kind is None:
+            kind = dialect.query_kind(request)
+        elapsed, firing = self.schedule.elapsed_s(), None
+        for rule in self.schedule.rules:
+            match = rule.match
+            if rule.type == "reject" or (match.kind and match.kind != kind) or (
+                    match.operation and match.operation != operation) or (match.access and match.access != access) or (
+                    match.method and match.method != request.method) or (match.path and not match.path.search(
+                    request.path)) or (match.body is not None and match.body not in await exchange.read_body()):
+                continue
+            if rule.fires(elapsed) and firing is None:
+                firing = rule
+        if firing is not None:  # journaled as what it was, even if the dialect never sees it
+            exchange.kind, exchange.operation = kind, operation
+            exchange.tags.add(access)
+        return firing
+
+    async def _inject(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:
+        """Serve `exchange` with `rule`'s fault; None when the fault took the connection over."""
+        exchange.tags.add(FAULTED)
+        exchange.fault = f"{rule.id}:{rule.type}"
+        dialect, fault = self.sim.dialect, rule.fault
+        match rule.type:
+            case "latency":
+                await asyncio.sleep(rule.latency_s())
+                return await call_next(exchange)
+            case "slow_body":
+                response = await call_next(exchange)
+                return None if response is None else SlowBodyResponse(response, fault.get("bytes_per_s", 256))
+            case "malformed" | "truncated":
+                response = await call_next(exchange)
+                return None if response is None else mangled(response, rule.type)
+            case "expire_token":
+                dialect.tokens.revoke_all()
+                return session_refusal(dialect, exchange.request)
+            case "revoke":
+                dialect.rotate_credentials()
+                return session_refusal(dialect, exchange.request)
+            case "reset" | "empty" | "lost_response":
+                if fault.get("commit") or rule.type == "lost_response":
+                    await call_next(exchange)
+                await (close_connection if rule.type == "empty" else reset_connection)(exchange)
+                return None
+            case "timeout":
+                return await self._hold(rule, exchange, call_next)
+        return vendor_answer(dialect, exchange, rule)
+
+    async def _hold(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:
+        fault = rule.fault
+        response = await call_next(exchange) if fault.get("commit") else None
+        rule.holding += 1
+        try:
+            await hold(exchange, fault.get("seconds", 30.0), self._released)
+        finally:
+            rule.holding -= 1
+        then = fault.get("then", "close")
+        if then == "answer":
+            return response if response is not None else await call_next(exchange)
+        await (reset_connection if then == "reset" else close_connection)(exchange)
+        return None
 
     def _count(self, exchange: Exchange) -> None:
         """The answer is built (the connector sees the data as it was): fire the triggers it completes."""
@@ -89,10 +174,51 @@ class FaultStage(Stage):
     def reset(self) -> None:
         self.latency_ms = 0.0
         self.triggers.clear()
+        self._replace(Schedule())
+
+    def _replace(self, schedule: Schedule) -> None:
+        """Use `schedule` from now on: the connections the old one held are let go."""
+        self._let_go()
+        self.schedule = schedule
+        self._install_validation_rules()
+
+    def _let_go(self) -> int:
+        held = sum(rule.holding for rule in self.schedule.rules)
+        self._released.set()
+        self._released = asyncio.Event()
+        return held
+
+    def _install_validation_rules(self) -> None:
+        """The schedule's reject faults, as validations of the engine (so batches fail record by record)."""
+        self.engine.set_validation_rules([
+            ValidationRule(rule.match.kind, rule.fault["field"], rule.fault["equals"],
+                           rule.fault.get("message") or f"{rule.match.kind} refused by a validation rule ({rule.id})",
+                           rule.count_refusal)
+            for rule in self.schedule.rules if rule.type == "reject" and rule.match.kind])
 
     def control_routes(self) -> dict[str, ControlHandler]:
         return {"GET latency": self._latency, "PUT latency": self._latency,
-                "GET triggers": self._triggers, "POST triggers": self._triggers}
+                "GET triggers": self._triggers, "POST triggers": self._triggers,
+                "GET faults": self._faults, "PUT faults": self._faults, "POST faults": self._faults,
+                "DELETE faults": self._faults, "POST faults/release": self._release}
+
+    async def _faults(self, request: ApiRequest) -> Response:
+        """The fault schedule and each rule's counters; PUT replaces it, POST adds one rule, DELETE clears it."""
+        try:
+            if request.method == "PUT":
+                self._replace(parse_schedule(request.json_object(), self.sim.dialect.side, time.time()))
+            elif request.method == "POST":
+                add_rule(self.schedule, request.json_object(), self.sim.dialect.side)
+                self._install_validation_rules()
+            elif request.method == "DELETE":
+                self._replace(Schedule())
+        except RuleError as error:
+            raise BadRequest("INVALID_REQUEST", str(error)) from None
+        return json_response(self.schedule.public(), 201 if request.method == "POST" else 200, exact=True)
+
+    async def _release(self, request: ApiRequest) -> Response:
+        """Let every held connection go now (each then does what its rule says: close, reset or answer)."""
+        return json_response({"released": self._let_go()})
 
     async def _latency(self, request: ApiRequest) -> Response:
         """Latency added to every authenticated API request, in milliseconds."""

@@ -15,6 +15,7 @@ from syncert.simulators.http import ApiRequest, BadRequest, json_response
 from syncert.simulators.stages.base import (
     AUTH,
     FAILED,
+    FAULTED,
     OK,
     READ,
     REFUSED,
@@ -37,7 +38,7 @@ BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies and headers the journal keeps
 PAGE_ENTRIES = 1_000  # entries one journal read returns at most
 PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at most (one entry at least)
 CONTROL_PREFIX = "/_sim/"
-TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER, TRIGGERED})
+TAGS = frozenset({TOKEN, AUTH, THROTTLED, READ, WRITE, OK, REFUSED, FAILED, TAKEN_OVER, TRIGGERED, FAULTED})
 REDACTED = "[REDACTED]"
 _REFUSED_BEFORE = frozenset({AUTH, THROTTLED})  # auth or governance refused: tagged already
 SENSITIVE_HEADERS = {"authorization", "cookie", "set-cookie", "x-syncert-admin-token"}
@@ -50,9 +51,9 @@ class JournalEntry(NamedTuple):
 
     Immutable values only, so the garbage collector stops tracking entries: a full journal costs no GC time.
     `tags` are canonical (see simulators.stages.base: token, auth, throttled, read, write, ok, refused,
-    failed, taken_over, triggered); `kind` and `operation` are canonical too, when the dialect knows them (a
-    SOQL query's kind is the object it reads). `in_flight` counts authenticated API requests being served, this
-    one included if it is one.
+    failed, taken_over, triggered, faulted; `fault` names the injected fault); `kind` and `operation` are
+    canonical too, when the dialect knows them (a SOQL query's kind is the object it reads). `in_flight`
+    counts authenticated API requests being served, this one included if it is one.
     """
 
     seq: int
@@ -71,6 +72,7 @@ class JournalEntry(NamedTuple):
     raw_request_body: bytes
     raw_response_headers: tuple[tuple[bytes, bytes], ...]
     raw_response_body: bytes
+    fault: str | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -89,7 +91,7 @@ class JournalEntry(NamedTuple):
                 "kind": self.kind, "operation": self.operation, "retry_after_s": self.retry_after_s,
                 "query": redact_query(self.raw_query.decode("latin-1")), "status": self.status,
                 "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
-                "in_flight": self.in_flight, "request_headers": headers,
+                "in_flight": self.in_flight, "fault": self.fault, "request_headers": headers,
                 "request_body": redact_text(self.raw_request_body, headers.get("content-type", "")),
                 "response_headers": redact_headers(self.raw_response_headers),
                 "response_body": redact_text(self.raw_response_body)}
@@ -221,8 +223,8 @@ class JournalStage(Stage):
         response = await call_next(exchange)
         if request.path.startswith(CONTROL_PREFIX):
             return response
-        if response is None:
-            exchange.tags.add(TAKEN_OVER)
+        if response is None:  # a stage acted on the connection: no answer reached the client
+            exchange.tags.update((TAKEN_OVER, FAILED))
         elif not exchange.tags & _REFUSED_BEFORE:
             exchange.tags.add(OK if response.status_code < 400 else REFUSED if response.status_code < 500 else FAILED)
         scope = exchange.scope
@@ -232,7 +234,7 @@ class JournalStage(Stage):
             exchange.operation, exchange.retry_after_s, scope["query_string"],
             response.status_code if response is not None else 0, started, time.time(), exchange.in_flight,
             tuple(scope["headers"]), body, tuple(response.raw_headers) if response else (),
-            kept(response.body) if response else b""))
+            kept(response.body) if response else b"", exchange.fault))
         return response
 
     def reset(self) -> None:

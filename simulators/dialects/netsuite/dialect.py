@@ -34,7 +34,7 @@ from syncert.simulators.domain.kinds import DomainError, short_repr
 from syncert.simulators.domain.repository import Repository
 from syncert.simulators.domain.schema import Schema
 from syncert.simulators.domain.store import Record
-from syncert.simulators.http import ApiRequest, empty_response, json_response
+from syncert.simulators.http import ApiRequest, BadRequest, empty_response, json_response
 from syncert.simulators.query import netsuite_filter, suiteql
 from syncert.simulators.query.ast import Column, OrderItem, Select, TableRef
 from syncert.simulators.query.evaluate import Row, evaluate
@@ -68,7 +68,9 @@ ERROR_CODES = {
     "INVALID_FIELD": "INVALID_FIELD", "READ_ONLY_FIELD": "INVALID_FIELD", "INVALID_OPERATION": "USER_ERROR",
     "JSON_PARSER_ERROR": "INVALID_CONTENT", "UNKNOWN_KIND": "INVALID_RCRD_TYPE",
     "REQUEST_TOO_LARGE": "INVALID_CONTENT", "UNKNOWN_EXCEPTION": "UNEXPECTED_ERROR",
-    "METHOD_NOT_ALLOWED": "INVALID_REQUEST",
+    "METHOD_NOT_ALLOWED": "INVALID_REQUEST", "VALIDATION_RULE": "USER_ERROR", "SESSION_EXPIRED": "INVALID_LOGIN",
+    "SERVICE_UNAVAILABLE": "UNEXPECTED_ERROR",
+    "SERVER_UNAVAILABLE": "UNEXPECTED_ERROR", "PRECONDITION_FAILED": "RCRD_HAS_BEEN_CHANGED",
 }
 
 
@@ -128,6 +130,15 @@ class NetSuiteDialect(ApiDialect):
     def rotate_credentials(self) -> None:
         self.credentials = self.verifier.credentials = self._new_credentials(self.credentials.account)
         self.tokens.revoke_all()
+
+    def query_text(self, request: ApiRequest) -> str | None:
+        if request.path.rstrip("/") != SUITEQL_PATH:
+            return None  # a record list's `q` filter names no table: its path gives the kind
+        try:
+            body = request.json()
+        except BadRequest:
+            return None
+        return body.get("q") if isinstance(body, dict) and isinstance(body.get("q"), str) else None
 
     def classify(self, method: str, path: str) -> tuple[str, str | None, str | None]:
         if path.rstrip("/") == TOKEN_PATH:

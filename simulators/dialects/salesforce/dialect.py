@@ -68,6 +68,9 @@ ERROR_CODES = {
     "READ_ONLY_FIELD": "INVALID_FIELD_FOR_INSERT_UPDATE",
     "UNKNOWN_KIND": "NOT_FOUND",
     "INVALID_OPERATION": "FIELD_INTEGRITY_EXCEPTION",
+    "VALIDATION_RULE": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    "SESSION_EXPIRED": "INVALID_SESSION_ID",
+    "SERVER_UNAVAILABLE": "SERVER_UNAVAILABLE",
 }
 _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                 "message": "Record rolled back because not all records were valid and the request was using "
@@ -140,6 +143,9 @@ class SalesforceDialect(ApiDialect):
     def rotate_credentials(self) -> None:
         self._new_credentials()
         self.tokens.revoke_all()
+
+    def query_text(self, request: ApiRequest) -> str | None:
+        return request.query.get("q") if "/query" in request.path else None
 
     def classify(self, method: str, path: str) -> tuple[str, str | None, str | None]:
         path = path.rstrip("/")

@@ -1,24 +1,114 @@
-"""Behaviour checks read from the journal (reconciliation per business key is in reconciliation.py).
+"""Behaviour checks read from one simulator's journal (reconciliation per business key is in reconciliation.py).
 
-- retry_after_violations: retries sent before the Retry-After of the throttled attempt had elapsed.
+Each check reads the journal's canonical tags only and returns what it found wrong, one line each:
+- retry_after_violations: a retry sent before the Retry-After of the refused attempt had elapsed;
+- retry_storms: a request sent again at once, three times in a row, after failures (no backoff);
+- unjittered_backoff: many retry chains waiting exactly the same time (backoff without jitter);
+- in_flight_above: requests served while more than the limit were in flight;
+- login_loops: logins attempted again and again once the credentials were refused for good.
+`retry_chains` groups the attempts of one request, for scenarios that want the figures.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+STORM_GAP_S = 0.05  # a retry this soon after the failed answer was not delayed at all
+STORM_LENGTH = 3  # so many immediate retries in a row are a storm
+JITTER_MIN_CHAINS = 5  # chains needed before their waits are compared
+JITTER_SPREAD_S = 0.01  # first waits all within this of each other: no jitter
+MAX_REFUSED_LOGINS = 3  # refused logins a connector may try before it gives up
+
+
+@dataclass
+class RetryChain:
+    """Consecutive attempts of one request (same method, path and body) while the earlier ones failed."""
+
+    attempts: list[dict[str, Any]]
+
+    @property
+    def waits_s(self) -> list[float]:
+        """Seconds from each failed answer to the next attempt."""
+        pairs = zip(self.attempts, self.attempts[1:], strict=False)
+        return [later["started_at"] - earlier["ended_at"] for earlier, later in pairs]
+
+    def describe(self) -> str:
+        first = self.attempts[0]
+        waits = ", ".join(f"{wait:.3f}" for wait in self.waits_s)
+        return f"{first['method']} {first['path']}: {len(self.attempts)} attempts, waits {waits} s"
+
+
+def _failed(entry: dict[str, Any]) -> bool:
+    return bool({"throttled", "failed"} & set(entry["tags"]))
+
+
+def retry_chains(journal: list[dict[str, Any]]) -> list[RetryChain]:
+    """Every request that was sent again after a failed (5xx, unanswered) or throttled attempt."""
+    open_chains: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    chains = []
+    for entry in journal:
+        if "token" in entry["tags"]:
+            continue
+        key = (entry["method"], entry["path"] + "?" + entry["query"], entry["request_body"])
+        attempts = open_chains.get(key)
+        if attempts is not None:
+            attempts.append(entry)
+        if not _failed(entry):
+            finished = open_chains.pop(key, None)
+            if finished is not None and len(finished) > 1:
+                chains.append(RetryChain(finished))
+        elif attempts is None:
+            open_chains[key] = [entry]
+    chains.extend(RetryChain(attempts) for attempts in open_chains.values() if len(attempts) > 1)
+    return sorted(chains, key=lambda chain: chain.attempts[0]["seq"])
 
 
 def retry_after_violations(journal: list[dict[str, Any]], tolerance_s: float = 0.05) -> list[str]:
-    """Retries sent before the Retry-After of the throttled attempt had elapsed."""
+    """Retries sent before the Retry-After of the refused attempt had elapsed."""
     violations = []
-    for index, entry in enumerate(journal):
-        if "throttled" not in entry["tags"] or entry["retry_after_s"] is None:
-            continue
-        wait = float(entry["retry_after_s"])
-        retry = next((e for e in journal[index + 1:] if e["method"] == entry["method"] and e["path"] == entry["path"]
-                      and e["request_body"] == entry["request_body"]), None)
-        if retry is not None and retry["started_at"] < entry["ended_at"] + wait - tolerance_s:
-            early = entry["ended_at"] + wait - retry["started_at"]
-            violations.append(f"{entry['method']} {entry['path']} retried {early:.2f}s before its Retry-After of "
-                              f"{wait:.0f}s")
+    for chain in retry_chains(journal):
+        for refused, retry in zip(chain.attempts, chain.attempts[1:], strict=False):
+            wait = refused["retry_after_s"]
+            if wait is not None and retry["started_at"] < refused["ended_at"] + wait - tolerance_s:
+                early = refused["ended_at"] + wait - retry["started_at"]
+                violations.append(f"{refused['method']} {refused['path']} retried {early:.2f}s before its "
+                                  f"Retry-After of {wait}s")
     return violations
+
+
+def retry_storms(journal: list[dict[str, Any]]) -> list[str]:
+    """Requests retried at once (within STORM_GAP_S of the failure) STORM_LENGTH times in a row."""
+    storms = []
+    for chain in retry_chains(journal):
+        run = 0
+        for wait in chain.waits_s:
+            run = run + 1 if wait < STORM_GAP_S else 0
+            if run >= STORM_LENGTH:
+                storms.append(f"no backoff: {chain.describe()}")
+                break
+    return storms
+
+
+def unjittered_backoff(journal: list[dict[str, Any]]) -> list[str]:
+    """Backoff without jitter: at least JITTER_MIN_CHAINS retry chains (not paced by Retry-After) whose first
+    waits all lie within JITTER_SPREAD_S, so that clients failing together retry together."""
+    firsts = [chain.waits_s[0] for chain in retry_chains(journal) if chain.attempts[0]["retry_after_s"] is None]
+    if len(firsts) < JITTER_MIN_CHAINS or max(firsts) - min(firsts) > JITTER_SPREAD_S:
+        return []
+    return [f"{len(firsts)} retry chains all waited {min(firsts):.3f}-{max(firsts):.3f} s before their first retry"]
+
+
+def in_flight_above(journal: list[dict[str, Any]], limit: int) -> list[str]:
+    """Requests admitted while more than `limit` API requests were in flight."""
+    return [f"{e['method']} {e['path']} with {e['in_flight']} in flight (limit {limit})"
+            for e in journal if e["in_flight"] > limit]
+
+
+def login_loops(journal: list[dict[str, Any]], allowed: int = MAX_REFUSED_LOGINS) -> list[str]:
+    """More than `allowed` refused logins: a connector that keeps trying credentials that no longer work."""
+    refused = [e for e in journal if "token" in e["tags"] and "ok" not in e["tags"]]
+    if len(refused) <= allowed:
+        return []
+    span = refused[-1]["ended_at"] - refused[0]["started_at"]
+    return [f"{len(refused)} refused logins in {span:.1f}s (at most {allowed} before giving up)"]

@@ -89,7 +89,7 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
 
 
 def certify(manifest: Manifest, report_root: Path, level: int, only: str | None, seed: int | None,
-            keep_state: bool = False) -> tuple[dict, Path, int | None]:
+            keep_state: bool = False, replay: Path | None = None) -> tuple[dict, Path, int | None]:
     """Run the scenarios and write the reports; returns the report, its directory and the signal that
     interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue cannot load."""
     _check_selection(level, only)
@@ -118,6 +118,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                 "--rootdir", str(CATALOGUE.parent)]
         if only:
             args += ["--syncert-only", only]
+        if replay is not None:
+            args += ["--syncert-replay", str(replay.resolve())]
         if keep_state:  # kept privately during the run, copied into the report at the end
             args += ["--syncert-keep-state", str(Path(scratch) / "state")]
         random.seed(seed)

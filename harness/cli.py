@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--only", metavar="PATTERN",
                          help="run only scenarios whose id matches this glob (E2E-*) or contains this text")
     certify.add_argument("--seed", type=int, help="seed for generated data (default: random, recorded)")
+    certify.add_argument("--replay", metavar="FILE", type=Path,
+                         help="run again the failing case a generated scenario saved in its report (a replay file: "
+                              "its scenario only, with its seed)")
     certify.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
     certify.add_argument("--baseline", type=Path, help="a previous report.json: exit 1 on any regression against it")
     certify.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
@@ -98,6 +101,7 @@ def _certify(args: argparse.Namespace) -> int:
     from syncert.harness.certify import SelectionError, certify, manifest_for
     from syncert.harness.compare import ReportError, load_report, regressions
     from syncert.harness.manifest import ManifestError
+    from syncert.harness.replay import ReplayError, load_replay
     from syncert.harness.reports import counts_text, level_text
 
     if args.threshold < 0:
@@ -106,12 +110,18 @@ def _certify(args: argparse.Namespace) -> int:
     try:
         manifest = manifest_for(args.manifest)
         baseline = load_report(args.baseline) if args.baseline else None
-    except (ManifestError, ReportError) as error:
+        replay = load_replay(args.replay) if args.replay else None
+    except (ManifestError, ReportError, ReplayError) as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
+    if replay is not None and (args.only or (args.seed is not None and args.seed != replay.seed)):
+        print(f"syncert certify: --replay runs {replay.scenario} with seed {replay.seed}, as the file says; "
+              "leave out --only and --seed", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        report, directory, interrupted = certify(manifest, args.report_dir, args.level, args.only, args.seed,
-                                                 args.keep_state)
+        report, directory, interrupted = certify(
+            manifest, args.report_dir, args.level, replay.scenario if replay else args.only,
+            replay.seed if replay else args.seed, args.keep_state, args.replay if replay else None)
     except (CatalogueError, SelectionError) as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -29,6 +29,7 @@ import pytest
 
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, ManifestError, load_manifest
+from syncert.harness.replay import Replay, ReplayError, load_replay
 from syncert.harness.runner import LeftoverProcesses, ScenarioInfo, ScenarioRun, UnmappedWrites
 from syncert.harness.secrets import SecretScrubber, head, scrub_tree, tail
 from syncert.harness.workspace import EvidenceError
@@ -46,6 +47,7 @@ _RESULT_KEY = pytest.StashKey[dict[str, Any]]()
 _RECORD_KEY = pytest.StashKey["RunRecord"]()
 _SEED_KEY = pytest.StashKey[int]()
 _MANIFEST_KEY = pytest.StashKey[Manifest]()
+_REPLAY_KEY = pytest.StashKey[Replay]()
 
 
 @dataclass
@@ -92,6 +94,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run unit scenarios in this process (python-mode connectors on httpx; development only, "
                          "never a certificate)")
     group.addoption("--syncert-seed", type=int, help="seed for generated data (default: random, shown in the results)")
+    group.addoption("--syncert-replay", metavar="FILE",
+                    help="run the case of this replay file (written by a failing generated scenario) again")
     group.addoption("--syncert-keep-state", metavar="DIR",
                     help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
 
@@ -108,6 +112,12 @@ def pytest_configure(config: pytest.Config) -> None:
         except ManifestError as error:
             raise pytest.UsageError(str(error)) from None
         config.stash[_MANIFEST_KEY] = manifest
+    replay = config.getoption("--syncert-replay")
+    if replay:
+        try:
+            config.stash[_REPLAY_KEY] = load_replay(replay)
+        except ReplayError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def selects(info: ScenarioInfo, nodeid: str, level: int | None, only: str | None) -> bool:
@@ -174,6 +184,9 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
         keep_state = request.config.getoption("--syncert-keep-state")
         run = ScenarioRun(info, syncert_manifest, request.getfixturevalue("syncert_host"),
                           Path(keep_state) if keep_state else None, random_seed=random_seed(request.config))
+    replay = request.config.stash.get(_REPLAY_KEY, None)
+    if replay is not None and replay.scenario == info.id:
+        run.replay_case = replay.case
     request.node.stash[_RUN_KEY] = run
     try:
         yield run
@@ -351,6 +364,7 @@ def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
         "dead_letters": evidence.dead_letters[:100],
         "checks": evidence.checks,
         "notes": evidence.notes,
+        "attachments": dict(evidence.attachments),
         "security_findings": [leak for leak in record.leaks if leak["scenario"] == run.info.id],
         "journal_excerpt": excerpt,
         "service_output": {"stdout": tail(evidence.service_output[0], OUTPUT_IN_REPORT, scrubber),

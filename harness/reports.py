@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -127,6 +128,9 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
             "metrics": metrics(scenarios), "scenarios": scenarios}
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | None, scrubber: SecretScrubber,
                   state: Path | None = None) -> list[str]:
     """Write every report file into `directory` (new: it must not exist yet), copy the kept `state` dirs
@@ -137,17 +141,34 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
     directory.parent.mkdir(parents=True, exist_ok=True)
     directory.mkdir()
     report = scrub_tree(report, scrubber)
-    files = {"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
-             "summary.md": render_summary(report)}
+    files = _attachments(report)
+    files.update({"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
+                  "summary.md": render_summary(report)})
     if junit_xml is not None and junit_xml.exists():
         files["junit.xml"] = junit_for_ci(junit_xml.read_text(encoding="utf-8", errors="replace"), report)
     for name, text in files.items():
+        (directory / name).parent.mkdir(exist_ok=True)
         fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(scrubber.scrub(text))
     if state is not None and state.is_dir():
         shutil.copytree(state, directory / "state", symlinks=True)
     return _point_latest_at(directory)
+
+
+def _attachments(report: dict[str, Any]) -> dict[str, str]:
+    """Files scenarios attached (a replay file...), by path in the report directory (`<scenario id>/<name>`);
+    in the report each attachment becomes that path."""
+    files = {}
+    for scenario in report["scenarios"]:
+        evidence = scenario.get("evidence") or {}
+        attached = evidence.get("attachments") or {}
+        evidence["attachments"] = {}
+        for name, text in attached.items():
+            if _SAFE_NAME.fullmatch(name) and _SAFE_NAME.fullmatch(scenario["id"]):
+                files[f"{scenario['id']}/{name}"] = text
+                evidence["attachments"][name] = f"{scenario['id']}/{name}"
+    return files
 
 
 def _point_latest_at(directory: Path) -> list[str]:
@@ -332,6 +353,8 @@ def _scenario_html(s: dict[str, Any]) -> str:
             parts.append(f"<p>expected vs actual:</p><pre>{e(json.dumps(check['diffs'], indent=2, default=str))}</pre>")
     for note in evidence.get("notes", []):
         parts.append(f"<p>{e(note)}</p>")
+    for name, path in (evidence.get("attachments") or {}).items():
+        parts.append(f'<p><b>attached</b>: <a href="{e(path)}">{e(name)}</a></p>')
     if evidence.get("dead_letters"):
         parts.append(f"<p><b>dead letters</b></p><pre>{e(json.dumps(evidence['dead_letters'], indent=2))}</pre>")
     if evidence.get("security_findings"):

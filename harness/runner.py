@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from syncert.harness.containment import Containment
-from syncert.harness.control import SimulatorControl
+from syncert.harness.control import SIDES, SimulatorControl, StateMirror
 from syncert.harness.launchers import (
     CycleResult,
     ServiceFailed,
@@ -58,6 +58,7 @@ class Evidence:
     service_output: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attachments: dict[str, str] = field(default_factory=dict)  # file name -> text, saved beside the report
 
     def writes(self, side: str) -> list[dict[str, Any]]:
         return writes(self.journal.get(side, []))
@@ -96,6 +97,7 @@ class ScenarioRun(SimulatorControl):
         super().__init__()
         self.info, self.manifest, self.host = info, manifest, host
         self.random_seed = random_seed  # for generated data; the report records it
+        self.replay_case: dict[str, Any] | None = None  # a generated case to run again (--replay)
         self.keep_state = keep_state
         self.evidence = Evidence()
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
@@ -184,6 +186,20 @@ class ScenarioRun(SimulatorControl):
 
     # -- running the connector -------------------------------------------------------------------
 
+    def start_over(self) -> None:
+        """Begin again from nothing inside this scenario (one generated case after another): the connector is
+        stopped, both simulators reset (records, journal, faults, limits), the connector's state dir and dead
+        letters emptied, the evidence cleared. Credentials stay; the next cycle starts the connector again."""
+        self.launcher.stop()
+        self._started = False
+        for side in SIDES:
+            self._control(side, "POST", "/_sim/reset")
+        self._mirrors = {side: StateMirror() for side in SIDES}
+        self.user_values = {side: {} for side in SIDES}
+        self._pending_user_edits.clear()
+        self.workspace.empty()
+        self.evidence = Evidence(attachments=self.evidence.attachments)
+
     def _start(self) -> None:
         if self._started:
             return
@@ -216,11 +232,12 @@ class ScenarioRun(SimulatorControl):
                 time.sleep(1.5)
 
     def run_until(self, predicate: Callable[[ScenarioRun], bool], deadline_s: float = 30.0,
-                  max_cycles: int = 6) -> bool:
+                  max_cycles: int = 6, through_failures: bool = False) -> bool:
         """Run the connector until `predicate` holds (True) or cycles or time run out (False).
 
         Sync latency (from this call to convergence) is recorded in the evidence. A cycle that fails
-        or hangs stops the run: it is a verdict in itself.
+        or hangs stops the run: it is a verdict in itself; unless `through_failures` (faults are under
+        way, and failing a cycle loudly is a fair answer to them), when cycles go on until the deadline.
         """
         started = time.monotonic()
         polling = isinstance(self.launcher, ServiceLauncher)
@@ -230,8 +247,9 @@ class ScenarioRun(SimulatorControl):
             cycles += 1
             if not result.ok:
                 self.evidence.notes.append(f"cycle {len(self.evidence.cycles)} {result.summary()}")
-                return False
-            if predicate(self):
+                if not through_failures:
+                    return False
+            if result.ok and predicate(self):
                 self.evidence.converged = True
                 self.evidence.latency_s = time.monotonic() - started
                 return True

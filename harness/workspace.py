@@ -101,6 +101,11 @@ class Workspace:
                 target.write_bytes(scrub(source.read_bytes().decode("latin-1")).encode("latin-1", "replace"))
                 budget -= info.st_size
 
+    def empty(self) -> None:
+        """Forget what the connector kept: an empty state dir and no dead letters (a fresh start)."""
+        self.remove()
+        self.state_dir.mkdir(parents=True)
+
     def remove(self) -> None:
         """Delete everything under the workspace, whatever the connector did to permissions."""
         def make_writable_and_retry(function: Any, path: str, _: Any) -> None:

@@ -420,6 +420,13 @@ def queries_strictly_after_watermark() -> None:
                                                        if watermark.since else "")
 
 
+def gives_up_on_server_errors() -> None:
+    """Takes a server error for the record's own fault: no retry, and the record is dead-lettered for good
+    (loudly, but it is lost until someone edits it again)."""
+    resilience.is_server_error = lambda response: False
+    apis.ApiError.transient = property(lambda self: self.throttled or self.status_code == 408)
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -461,6 +468,7 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "reads-first-page-only": (reads_first_page_only, "E2E-BACKFILL-01"),
     "watermark-at-cycle-end": (watermark_at_cycle_end, "E2E-PAGE-01"),
     "queries-strictly-after-watermark": (queries_strictly_after_watermark, "E2E-STAMP-01"),
+    "gives-up-on-server-errors": (gives_up_on_server_errors, "CHAOS-01"),
 }
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Each check reads the journal's canonical tags only and returns what it found wro
 - retry_storms: a request sent again at once, three times in a row, after failures (no backoff);
 - unjittered_backoff: many retry chains waiting exactly the same time (backoff without jitter);
 - in_flight_above: requests served while more than the limit were in flight;
-- login_loops: logins attempted again and again once the credentials were refused for good.
+- login_loops: logins attempted again and again once the credentials were refused for good;
+- stale_credential_refusals: requests refused for their credentials after a rotation, beyond what one
+  stale session explains.
 `retry_chains` groups the attempts of one request, for scenarios that want the figures.
 """
 
@@ -112,3 +114,15 @@ def login_loops(journal: list[dict[str, Any]], allowed: int = MAX_REFUSED_LOGINS
         return []
     span = refused[-1]["ended_at"] - refused[0]["started_at"]
     return [f"{len(refused)} refused logins in {span:.1f}s (at most {allowed} before giving up)"]
+
+
+def stale_credential_refusals(journal: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    """Requests begun at or after `since` (a time.time() stamp: when credentials were rotated) and refused for
+    their credentials, beyond what a login retry explains: every refused login (it can only have been sent with
+    credentials no longer issued), and every API request refused except those begun before the first one that
+    succeeded (a session kept from before the rotation, which a connector finds stale by being refused)."""
+    after = [entry for entry in journal if entry["started_at"] >= since]
+    answered = [entry["ended_at"] for entry in after if "ok" in entry["tags"] and "token" not in entry["tags"]]
+    first_success = min(answered, default=None)
+    return [entry for entry in after if {"token", "refused"} <= set(entry["tags"]) or (
+        "auth" in entry["tags"] and (first_success is None or entry["started_at"] > first_success))]

@@ -41,6 +41,8 @@ from syncert.harness.containment import Containment, Leftover, manage, release, 
 from syncert.harness.manifest import Manifest, ManifestError
 from syncert.harness.workspace import Workspace
 
+HEALTH_CHECK_TIMEOUT_S = 5.0
+
 
 @dataclass
 class CycleResult:
@@ -193,6 +195,13 @@ class _Launcher:
     def stop(self) -> None:
         """Stop the connector's own processes (modes override)."""
 
+    def suspend(self) -> None:
+        """Between two cycles, stop the long-running process of the connector (if its mode has one) so that it
+        starts again with the environment as it is then: `resume` starts it. Its state dir is untouched."""
+
+    def resume(self) -> None:
+        """Start again what `suspend` stopped (modes that start it lazily do so at the next cycle)."""
+
 
 class CommandLauncher(_Launcher):
     """command mode: one sync cycle per invocation of `command`; nothing may outlive the cycle."""
@@ -245,6 +254,7 @@ class ServiceLauncher(_Launcher):
                                     "SYNCERT_WEBHOOK_SECRET": os.urandom(16).hex()}, containment)
         self._process: subprocess.Popen | None = None
         self._stdout, self._stderr = OutputCapture(), OutputCapture()
+        self._earlier_output = ("", "")  # what processes stopped by `suspend` wrote
 
     @property
     def url(self) -> str:
@@ -258,29 +268,60 @@ class ServiceLauncher(_Launcher):
         run = self.manifest.run
         self._process = self._spawn(list(run.command), self._stdout, self._stderr, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + run.startup_timeout_s
+        last_answer = ""
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise ServiceFailed(f"the service exited with {self._process.returncode} before answering "
                                     f"GET {run.health_path}", self.output())
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + run.health_path, timeout=1).status_code == 200:
+                response = httpx.get(self.url + run.health_path, timeout=1)
+                if response.status_code == 200:
                     return
+                last_answer = f" (its last answer: {response.status_code} {response.text[:300]})"
             time.sleep(0.1)
         self.stop()
         raise ServiceFailed(f"the service did not answer GET {run.health_path} with 200 within "
-                            f"{run.startup_timeout_s:.0f}s", self.output())
+                            f"{run.startup_timeout_s:.0f}s{last_answer}", self.output())
 
     def run_cycle(self) -> CycleResult:
-        """A service syncs by itself; a 'cycle' is a check that it is still alive."""
+        """A service syncs by itself; a 'cycle' is a check that it is still alive and does not say it cannot
+        sync (its health path answering anything but 2xx). A health check that gets no answer in time proves
+        nothing either way: a busy service is not a failed one."""
         alive = self._process is not None and self._process.poll() is None
-        return CycleResult(0 if alive else (self._process.returncode if self._process else None), 0.0,
-                           error=None if alive else "the service process is no longer running")
+        if not alive:
+            return CycleResult(self._process.returncode if self._process else None, 0.0,
+                               error="the service process is no longer running")
+        started = time.monotonic()
+        failure = self._reported_failure()
+        return CycleResult(0, time.monotonic() - started, error=failure)
+
+    def _reported_failure(self) -> str | None:
+        """What the service says when its health path answers that it cannot sync; None otherwise."""
+        path = self.manifest.run.health_path
+        try:
+            response = httpx.get(self.url + path, timeout=HEALTH_CHECK_TIMEOUT_S)
+        except httpx.HTTPError:
+            return None
+        if response.is_success:
+            return None
+        return f"the service says it cannot sync: GET {path} answered {response.status_code}: {response.text[:300]}"
 
     def output(self) -> tuple[str, str]:
-        """Everything kept of the service's output so far (bounded)."""
+        """Everything kept of the service's output so far (bounded), including that of processes `suspend`
+        stopped."""
         self._stdout.settle()
         self._stderr.settle()
-        return self._stdout.take(), self._stderr.take()
+        (out, err), self._earlier_output = self._earlier_output, ("", "")
+        return out + self._stdout.take(), err + self._stderr.take()
+
+    def suspend(self) -> None:
+        self.stop()
+        self._earlier_output = (self._earlier_output[0] + self._stdout.finish(0.5),
+                                self._earlier_output[1] + self._stderr.finish(0.5))
+        self._stdout, self._stderr = OutputCapture(), OutputCapture()
+
+    def resume(self) -> None:
+        self.start()
 
     def stop(self) -> None:
         process = self._process
@@ -443,6 +484,10 @@ class PythonLauncher(_Launcher):
     def stop(self) -> None:
         if self._receiver is not None:
             self._receiver.stop()
+        self.suspend()
+
+    def suspend(self) -> None:
+        """End the child as at the end of a scenario (close() is called); the next cycle starts a new one."""
         locked = self._commands.acquire(timeout=self.manifest.run.timeout_s + 15)
         try:
             process = self._process

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import trustme
 
 from syncert.harness.containment import Containment
 from syncert.harness.control import SIDES, SimulatorControl, StateMirror
@@ -104,14 +105,17 @@ class ScenarioRun(SimulatorControl):
                                           headers={"Authorization": f"Bearer {host.admin_token}"})
                        for side in ("crm", "erp")}
         credentials = {k: v for k, v in host.environment().items() if k == "SYNCERT_CA_BUNDLE"}
-        for side in ("crm", "erp"):
+        for side in SIDES:
             self._control(side, "POST", "/_sim/reset")
+            self._control(side, "PUT", "/_sim/tls", json={"enabled": host.tls_on_start})
             credentials.update(self._control(side, "POST", "/_sim/credentials/rotate"))
         self.workspace = Workspace()
         self.containment = Containment()
         self.env = connector_environment(credentials, self.workspace, info.id, self.containment)
         self.launcher = make_launcher(manifest, self.env, self.containment)
         self._started = False
+        self._tls: dict[str, str] = {}  # while serve_tls() holds: the connector's URLs and CA bundle
+        self._tls_status: dict[str, dict[str, Any]] = {}  # side -> what its HTTPS listener said when switched on
         self._prepare_judging()
 
     def _prepare_judging(self) -> None:
@@ -184,6 +188,70 @@ class ScenarioRun(SimulatorControl):
             raise RuntimeError(f"scenario setup: neither system limits the length of {side} {kind}.{name}")
         return min(limits)
 
+    # -- TLS and credentials ---------------------------------------------------------------------
+
+    def serve_tls(self, trusted: bool = True) -> None:
+        """Serve both simulators over HTTPS and give the connector their HTTPS URLs, for the whole scenario.
+
+        With `trusted`, SYNCERT_CA_BUNDLE names the CA that signed the simulators' certificates; without,
+        it names the PEM of another CA, made for this scenario, so a connector that verifies certificates
+        refuses the servers. Call it before the connector first runs; the listeners stop when the
+        scenario ends."""
+        if self._started or self.evidence.cycles:
+            raise RuntimeError("scenario setup: serve_tls() must come before the connector's first cycle (it "
+                               "changes the environment the connector starts with)")
+        for side in SIDES:
+            self._tls_status[side] = self._control(side, "PUT", "/_sim/tls", json={"enabled": True})
+        self._tls = {f"SYNCERT_{side.upper()}_URL": self._tls_status[side]["url"] for side in SIDES}
+        self._tls["SYNCERT_CA_BUNDLE"] = (self._tls_status["crm"]["ca_bundle"] if trusted
+                                          else str(self._untrusted_ca()))
+        self._update_environment(self._tls)
+
+    def _untrusted_ca(self) -> Path:
+        """The certificate of a CA made for this scenario, which signed none of the simulators' certificates."""
+        path = self.workspace.root / "untrusted-ca.pem"
+        trustme.CA(organization_name="syncert untrusted CA").cert_pem.write_to_path(str(path))
+        return path
+
+    def tls_answers(self, side: str, ca_bundle: str | None = None) -> bool:
+        """Whether `side`'s HTTPS listener (see serve_tls) completes a verified handshake and answers its health
+        check, trusting `ca_bundle` (default: the CA that signed the simulators' certificates). The harness's
+        own probe: it carries no credential and is not in the journal."""
+        status = self._tls_status.get(side)
+        if status is None:
+            raise RuntimeError("scenario setup: tls_answers() needs serve_tls() first")
+        try:
+            response = httpx.get(f"{status['url']}/_sim/health", verify=ca_bundle or status["ca_bundle"],
+                                 timeout=10, trust_env=False)
+        except httpx.ConnectError:
+            return False
+        return response.status_code == 200
+
+    def rotate_credentials(self) -> float:
+        """Between two cycles, as an operator rotating secrets: both simulators issue fresh credentials (every
+        earlier credential and token revoked) and the connector's next run gets them. A running service or
+        python-mode process is stopped first and started again with the new environment; the state dir
+        stays (this is between runs of one installation).
+
+        Returns the moment of the rotation (time.time(), comparable with the journal's `started_at`): every
+        request begun after it was sent by a run that was given the new credentials."""
+        running = self._started
+        if running:
+            self.launcher.suspend()
+        rotated_at = time.time()
+        issued: dict[str, str] = {}
+        for side in SIDES:
+            issued.update(self._control(side, "POST", "/_sim/credentials/rotate"))
+        self._update_environment({**issued, **self._tls})
+        if running:
+            self._launch(self.launcher.resume)
+        return rotated_at
+
+    def _update_environment(self, changes: dict[str, str]) -> None:
+        """Change the connector's environment (what its next process starts with)."""
+        self.env.update(changes)
+        self.launcher.env.update(changes)
+
     # -- running the connector -------------------------------------------------------------------
 
     def start_over(self) -> None:
@@ -204,15 +272,18 @@ class ScenarioRun(SimulatorControl):
         if self._started:
             return
         self._started = True
-        try:
-            self.launcher.start()
-        except ServiceFailed as error:
-            self.evidence.service_output = error.output
-            raise ConnectorFailed(f"the connector service did not start: {error}") from None
+        self._launch(self.launcher.start)
         if self.launcher.webhook_url:
             for side in ("crm", "erp"):
                 self._control(side, "POST", "/_sim/webhooks", json={
                     "url": self.launcher.webhook_url, "secret": self.launcher.env["SYNCERT_WEBHOOK_SECRET"]})
+
+    def _launch(self, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except ServiceFailed as error:
+            self.evidence.service_output = error.output
+            raise ConnectorFailed(f"the connector service did not start: {error}") from None
 
     def cycle(self) -> CycleResult:
         """Run one sync cycle (a liveness check for services) and record it."""
@@ -288,8 +359,10 @@ class ScenarioRun(SimulatorControl):
         Raises LeftoverProcesses when something it started was still running."""
         try:
             leftovers = self.launcher.close()
-            for side in ("crm", "erp"):
+            for side in SIDES:
                 self._control(side, "POST", "/_sim/credentials/rotate")  # revokes what the connector held
+                if self._tls_status:
+                    self._control(side, "PUT", "/_sim/tls", json={"enabled": self.host.tls_on_start})
         finally:
             if self.keep_state is not None:
                 self.workspace.keep_state(self.keep_state / self.info.id, scrub)

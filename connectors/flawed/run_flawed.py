@@ -6,6 +6,8 @@ The catalogue proves itself on them: the scenario named in DEFECTS must fail, th
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import unicodedata
 from collections.abc import Callable
@@ -427,6 +429,35 @@ def gives_up_on_server_errors() -> None:
     apis.ApiError.transient = property(lambda self: self.throttled or self.status_code == 408)
 
 
+CREDENTIALS = ("crm_client_id", "crm_client_secret", "erp_account", "erp_consumer_key", "erp_consumer_secret",
+               "erp_token_id", "erp_token_secret")
+
+
+def hard_coded_credentials() -> None:
+    """Writes the credentials of its first run to a config file in its state dir and keeps using them: once
+    they are rotated, every login and every signed request is refused."""
+    from_environment = flows.Settings.from_environment.__func__
+
+    def flawed(cls, flow_names=flows.ALL_FLOWS, env=None):
+        settings = from_environment(cls, flow_names, env)
+        config = settings.state_dir / "config.json"
+        if config.exists():
+            return dataclasses.replace(settings, **json.loads(config.read_text()))
+        config.write_text(json.dumps({name: getattr(settings, name) for name in CREDENTIALS}))
+        return settings
+    flows.Settings.from_environment = classmethod(flawed)
+
+
+def disables_tls_verification() -> None:
+    """Turns certificate verification off (verify=False), the usual "fix" for a certificate error: it logs in
+    to whatever server answers, untrusted or not."""
+    init = resilience.ResilientClient.__init__
+
+    def flawed(self, max_in_flight=4, verify=True, timeout_s=30.0):
+        init(self, max_in_flight, False, timeout_s)
+    resilience.ResilientClient.__init__ = flawed
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -469,6 +500,8 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "watermark-at-cycle-end": (watermark_at_cycle_end, "E2E-PAGE-01"),
     "queries-strictly-after-watermark": (queries_strictly_after_watermark, "E2E-STAMP-01"),
     "gives-up-on-server-errors": (gives_up_on_server_errors, "CHAOS-01"),
+    "hard-coded-credentials": (hard_coded_credentials, "ERR-ROTATE-01"),
+    "disables-tls-verification": (disables_tls_verification, "ERR-TLS-01"),
 }
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ class ApiError(Exception):
         return self.status_code == 401
 
 
+class LoginRefused(ApiError):
+    """The token endpoint refused the credentials (Salesforce answers 400 invalid_client): no record can sync."""
+
+    @property
+    def unauthorized(self) -> bool:
+        return True
+
+
 def loads(content: bytes | str) -> Any:
     """JSON with every number that has a fraction as an exact Decimal."""
     return json.loads(content, parse_float=Decimal)
@@ -117,7 +125,8 @@ class Salesforce:
                                            idempotent=True, data={"grant_type": "client_credentials"},
                                            headers={"Authorization": f"Basic {basic}"})
         if response.status_code != 200:
-            raise ApiError("salesforce", response)
+            error = ApiError("salesforce", response)
+            raise error if error.transient else LoginRefused("salesforce", response)
         self._token = response.json()["access_token"]
 
     async def _sign(self, request: httpx.Request) -> None:

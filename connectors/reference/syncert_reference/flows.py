@@ -106,6 +106,9 @@ class Settings:
                    if not env.get(name)]
         if missing:
             raise SystemExit(f"reference connector: missing environment variables: {', '.join(missing)}")
+        ca_bundle = env.get("SYNCERT_CA_BUNDLE") or None
+        if ca_bundle is not None and not Path(ca_bundle).is_file():
+            raise SystemExit(f"reference connector: SYNCERT_CA_BUNDLE names {ca_bundle}, which is not a file")
         return cls(crm_url=env["SYNCERT_CRM_URL"], crm_client_id=env.get("SYNCERT_CRM_CLIENT_ID", ""),
                    crm_client_secret=env.get("SYNCERT_CRM_CLIENT_SECRET", ""), erp_url=env["SYNCERT_ERP_URL"],
                    erp_account=env.get("SYNCERT_ERP_ACCOUNT", ""),
@@ -114,7 +117,7 @@ class Settings:
                    erp_token_id=env.get("SYNCERT_ERP_TOKEN_ID", ""),
                    erp_token_secret=env.get("SYNCERT_ERP_TOKEN_SECRET", ""),
                    state_dir=Path(env["SYNCERT_STATE_DIR"]), dead_letter=Path(env["SYNCERT_DEAD_LETTER"]),
-                   ca_bundle=env.get("SYNCERT_CA_BUNDLE"), flows=tuple(flows))
+                   ca_bundle=ca_bundle, flows=tuple(flows))
 
 
 class SyncCycle:

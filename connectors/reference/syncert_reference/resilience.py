@@ -5,7 +5,9 @@ request is sent again after them. 5xx answers, timeouts and broken connections l
 unknown: only idempotent requests (GET, PUT, PATCH, DELETE, and reads sent as POST) are sent again
 after them. A request that is not idempotent (a POST that creates a record) raises AmbiguousWrite
 instead, and the caller looks the record up before deciding to send it again. A connection that was
-never made is safe to retry for every request.
+never made is safe to retry for every request, except one refused because the server's certificate does
+not verify against the CA bundle: retrying cannot change that, so it fails at once (and no request, no
+credential, was sent).
 
 The wait before attempt n+1 is a random ("full jitter") value up to base * 2**n, capped, and never
 shorter than the server's Retry-After. Other answers are returned to the caller, which decides
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -33,6 +36,16 @@ T = TypeVar("T")
 
 class AmbiguousWrite(Exception):
     """A non-idempotent request failed in a way that leaves unknown whether it was applied."""
+
+
+def certificate_refused(error: BaseException) -> bool:
+    """The TLS handshake failed because the server's certificate did not verify (untrusted CA, wrong host)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def is_throttled(response: httpx.Response) -> bool:
@@ -87,8 +100,8 @@ class ResilientClient:
                     response = await self._send(method, url, sign, kwargs)
                     if response.status_code == 401 and reauthenticate is not None and await reauthenticate(response):
                         response = await self._send(method, url, sign, kwargs)
-            except NOTHING_SENT:
-                if attempt == MAX_ATTEMPTS:
+            except NOTHING_SENT as error:
+                if attempt == MAX_ATTEMPTS or certificate_refused(error):
                     raise
             except httpx.TransportError as error:
                 if not idempotent:

@@ -1,7 +1,9 @@
 """Service mode: sync continuously, and at once when a signed change event arrives.
 
 GET /health answers 200 {"status": "ok"} while the sync loop runs. A cycle that fails is logged and
-the loop goes on; if the loop itself dies (a bug), it is logged with its traceback and /health
+the loop goes on. While the last cycle failed because it cannot sync at all (a server certificate that
+does not verify against SYNCERT_CA_BUNDLE, credentials refused), /health answers 503 {"status":
+"failing", "reason": ...}; if the loop itself dies (a bug), it is logged with its traceback and /health
 answers 503 {"status": "failed", "reason": ...}: the service never looks healthy while not syncing.
 """
 
@@ -25,6 +27,7 @@ from starlette.routing import Route
 
 from syncert_reference.apis import ApiError
 from syncert_reference.flows import CycleIncomplete, Settings, SyncCycle
+from syncert_reference.resilience import certificate_refused
 
 POLL_INTERVAL_S = 1.0
 
@@ -34,13 +37,21 @@ def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) ->
     return hmac.compare_digest(expected, signature)
 
 
+def cannot_sync(error: Exception) -> bool:
+    """The cycle failed for a reason no retry will cure: the servers are not trusted, or the credentials refused."""
+    return certificate_refused(error) or (isinstance(error, ApiError) and error.unauthorized)
+
+
 def build_app(settings: Settings, secret: str) -> Starlette:
     wake = asyncio.Event()
     crash: list[str] = []  # why the sync loop died, once it has
+    blocked: list[str] = []  # why the last cycle could not sync at all, if it could not
 
     async def health(request: Request) -> Response:
         if crash:
             return JSONResponse({"status": "failed", "reason": crash[0]}, status_code=503)
+        if blocked:
+            return JSONResponse({"status": "failing", "reason": blocked[0]}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def webhook(request: Request) -> Response:
@@ -53,10 +64,14 @@ def build_app(settings: Settings, secret: str) -> Starlette:
 
     async def sync_forever() -> None:
         while True:
+            reason = None
             try:
                 await SyncCycle(settings).run()
             except (ApiError, httpx.HTTPError, CycleIncomplete) as error:
                 print(f"sync cycle failed: {error}", file=sys.stderr, flush=True)
+                if cannot_sync(error):
+                    reason = f"sync cycle failed: {error}"
+            blocked[:] = [reason] if reason else []
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), POLL_INTERVAL_S)

@@ -104,11 +104,12 @@ class ScenarioRun(SimulatorControl):
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
                                           headers={"Authorization": f"Bearer {host.admin_token}"})
                        for side in ("crm", "erp")}
-        credentials = {k: v for k, v in host.environment().items() if k == "SYNCERT_CA_BUNDLE"}
+        credentials: dict[str, str] = {}
         for side in SIDES:
             self._control(side, "POST", "/_sim/reset")
-            self._control(side, "PUT", "/_sim/tls", json={"enabled": host.tls_on_start})
+            self._control(side, "PUT", "/_sim/tls", json={"enabled": host.tls_on_start})  # as the host started
             credentials.update(self._control(side, "POST", "/_sim/credentials/rotate"))
+        credentials.update({k: v for k, v in host.environment().items() if k == "SYNCERT_CA_BUNDLE"})
         self.workspace = Workspace()
         self.containment = Containment()
         self.env = connector_environment(credentials, self.workspace, info.id, self.containment)

@@ -254,7 +254,7 @@ class ServiceLauncher(_Launcher):
                                     "SYNCERT_WEBHOOK_SECRET": os.urandom(16).hex()}, containment)
         self._process: subprocess.Popen | None = None
         self._stdout, self._stderr = OutputCapture(), OutputCapture()
-        self._earlier_output = ("", "")  # what processes stopped by `suspend` wrote
+        self._earlier_output = ("", "")  # what processes that were stopped and started again wrote
 
     @property
     def url(self) -> str:
@@ -265,6 +265,10 @@ class ServiceLauncher(_Launcher):
         return self.url + self.manifest.run.webhook_path if self.manifest.run.webhook_path else None
 
     def start(self) -> None:
+        if self._stdout.write_fd < 0:  # a process ran and was stopped (suspend, start_over): keep what it wrote
+            self._earlier_output = (self._earlier_output[0] + self._stdout.finish(0.5),
+                                    self._earlier_output[1] + self._stderr.finish(0.5))
+            self._stdout, self._stderr = OutputCapture(), OutputCapture()
         run = self.manifest.run
         self._process = self._spawn(list(run.command), self._stdout, self._stderr, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + run.startup_timeout_s
@@ -307,8 +311,8 @@ class ServiceLauncher(_Launcher):
         return f"the service says it cannot sync: GET {path} answered {response.status_code}: {response.text[:300]}"
 
     def output(self) -> tuple[str, str]:
-        """Everything kept of the service's output so far (bounded), including that of processes `suspend`
-        stopped."""
+        """Everything kept of the service's output so far (bounded), including that of earlier processes (the
+        service is started again after `suspend`)."""
         self._stdout.settle()
         self._stderr.settle()
         (out, err), self._earlier_output = self._earlier_output, ("", "")
@@ -316,9 +320,6 @@ class ServiceLauncher(_Launcher):
 
     def suspend(self) -> None:
         self.stop()
-        self._earlier_output = (self._earlier_output[0] + self._stdout.finish(0.5),
-                                self._earlier_output[1] + self._stderr.finish(0.5))
-        self._stdout, self._stderr = OutputCapture(), OutputCapture()
 
     def resume(self) -> None:
         self.start()

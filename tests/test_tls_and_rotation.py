@@ -101,6 +101,9 @@ def test_rotated_credentials_reach_the_next_run_and_revoke_the_old(host: Simulat
         assert second["crm_url"].startswith("https://"), "the rotation must keep the HTTPS URLs"
         if mode != "command":
             assert first["pid"] != second["pid"], "the long-running process must start again with the new credentials"
+        if mode == "service":
+            output = run.collect().service_output
+            assert output is not None and all(f"process {probe['pid']}" in output[0] for probe in (first, second))
         old_login = httpx.post(f"{host.sides['crm'].listener.url}/services/oauth2/token", timeout=10,
                                data={"grant_type": "client_credentials"},
                                auth=(before["SYNCERT_CRM_CLIENT_ID"], before["SYNCERT_CRM_CLIENT_SECRET"]))

@@ -63,4 +63,5 @@ class Health(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     note()
     if sys.argv[1] in ("serve", "serve-failing"):
+        print(f"probe serving as process {os.getpid()}", flush=True)
         HTTPServer(("127.0.0.1", int(os.environ["SYNCERT_LISTEN_PORT"])), Health).serve_forever()

@@ -279,8 +279,8 @@ class ServiceLauncher(_Launcher):
                                     f"GET {run.health_path}", self.output())
             with contextlib.suppress(httpx.HTTPError):
                 response = httpx.get(self.url + run.health_path, timeout=1)
-                if response.status_code == 200:
-                    return
+                if response.status_code == 200 or _says_failing(response):
+                    return  # up; one that says it cannot sync fails its first cycle with its reason
                 last_answer = f" (its last answer: {response.status_code} {response.text[:300]})"
             time.sleep(0.1)
         self.stop()
@@ -548,6 +548,16 @@ Launcher = CommandLauncher | ServiceLauncher | PythonLauncher
 def make_launcher(manifest: Manifest, env: dict[str, str], containment: Containment) -> Launcher:
     launchers = {"command": CommandLauncher, "service": ServiceLauncher, "python": PythonLauncher}
     return launchers[manifest.run.mode](manifest, env, containment)
+
+
+def _says_failing(response: httpx.Response) -> bool:
+    """A health answer of a service that is up but cannot sync: 503 with {"status": "failing"|"failed"}."""
+    if response.status_code != 503:
+        return False
+    try:
+        return response.json().get("status") in ("failing", "failed")
+    except (ValueError, AttributeError):
+        return False
 
 
 def _free_port() -> int:

@@ -23,7 +23,9 @@ decides its fault:
     forge      delivered, and followed by a forged delivery: a payload the simulator never emitted for the
                same record (invented values of the changed fields; or operation "deleted" when the event
                carries no values), signed with a key that is not the subscription's, as an attacker would
-`GET /_sim/webhooks/deliveries` lists every delivery attempt (newest DELIVERY_LOG kept).
+`GET /_sim/webhooks/deliveries` lists every delivery attempt (newest DELIVERY_LOG kept), a forged one with the
+values it carried (`forged_values`), each with the connector's answer: `status`, or `error` when the transport
+failed, and `outcome` in the journal's words (ok: 2xx, refused: 4xx, failed: anything else).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import random
 import secrets
 import time
@@ -283,8 +286,9 @@ class WebhookDispatcher:
         headers = {"Content-Type": "application/json", "X-Syncert-Event-Id": delivery.event_id,
                    "X-Syncert-Timestamp": timestamp, "X-Syncert-Attempt": str(delivery.attempt),
                    "X-Syncert-Signature": sign(key, timestamp, delivery.body)}
-        record = {**delivery.event, "fault": delivery.fault, "forged": delivery.forged, "attempt": delivery.attempt,
-                  "status": None, "error": None, "sent_at": _now()}
+        record = {**delivery.event, "fault": delivery.fault, "forged": delivery.forged,
+                  "forged_values": json.loads(delivery.body)["values"] if delivery.forged else None,
+                  "attempt": delivery.attempt, "status": None, "outcome": None, "error": None, "sent_at": _now()}
         self.deliveries.append(record)
         status: int | None = None
         try:
@@ -293,6 +297,7 @@ class WebhookDispatcher:
         except httpx.HTTPError as error:
             record["error"] = f"{type(error).__name__}: {error}"[:300]
         record["answered_at"] = _now()
+        record["outcome"] = _outcome(status)
         if delivery.fault != "reorder":
             for held in list(self._held.get(subscription.id, [])):
                 self._release(held)
@@ -324,6 +329,13 @@ def _forged(payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     else:
         forged.update(operation="deleted", changed_fields=[], values={})
     return forged
+
+
+def _outcome(status: int | None) -> str:
+    """The journal's canonical word for the connector's answer: ok (2xx), refused (4xx) or failed."""
+    if status is not None and 200 <= status < 300:
+        return "ok"
+    return "refused" if status is not None and 400 <= status < 500 else "failed"
 
 
 def _now() -> str:

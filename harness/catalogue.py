@@ -34,7 +34,8 @@ class _Collector:
             info = scenario_info(item)
             if info is not None:
                 self.entries.append({"id": info.id, "category": info.category, "level": info.level,
-                                     "flows": list(info.flows), "intent": info.intent, "nodeid": item.nodeid})
+                                     "flows": list(info.flows), "needs_webhooks": info.needs_webhooks,
+                                     "intent": info.intent, "nodeid": item.nodeid})
 
 
 def list_scenarios() -> list[dict[str, Any]]:
@@ -48,7 +49,8 @@ def list_scenarios() -> list[dict[str, Any]]:
     from syncert.harness.pytest_plugin import SECURITY_CHECK
 
     security = {"id": SECURITY_CHECK.id, "category": SECURITY_CHECK.category, "level": SECURITY_CHECK.level,
-                "flows": [], "intent": SECURITY_CHECK.intent + " (run-wide: judges every scenario that ran)",
+                "flows": [], "needs_webhooks": False,
+                "intent": SECURITY_CHECK.intent + " (run-wide: judges every scenario that ran)",
                 "nodeid": ""}
     return sorted([*collector.entries, security], key=lambda e: (e["level"], e["id"]))
 

@@ -162,8 +162,8 @@ def _scenarios(args: argparse.Namespace) -> int:
         print(json.dumps(entries, indent=2))
         return EXIT_OK
     for entry in entries:
-        print(f"{entry['id']:<21} L{entry['level']}  {entry['category']:<16} {','.join(entry['flows']) or '(all)':<28} "
-              f"{entry['intent']}")
+        needs = (",".join(entry["flows"]) or "(all)") + (" +webhooks" if entry["needs_webhooks"] else "")
+        print(f"{entry['id']:<21} L{entry['level']}  {entry['category']:<16} {needs:<28} {entry['intent']}")
     return EXIT_OK
 
 

@@ -170,6 +170,22 @@ class SimulatorControl:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})
 
+    def webhook_faults(self, side: str, rules: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+        """Set the faults of `side`'s change-event deliveries, replacing any (counts start again): rules
+        {"fault": "duplicate"|"reorder"|"drop"|"forge", "kind"?, "on_event"?, "events"?, "probability"?}
+        (simulators/webhooks.py). Returns their status, as `webhook_fault_status` does."""
+        return self._control(side, "PUT", "/_sim/webhooks/faults", json={"seed": seed, "rules": rules})
+
+    def webhook_fault_status(self, side: str) -> dict[str, Any]:
+        """`side`'s delivery fault rules with how many events each saw and acted on, and the events dropped."""
+        return self._control(side, "GET", "/_sim/webhooks/faults")
+
+    def webhook_deliveries(self, side: str) -> list[dict[str, Any]]:
+        """Every delivery attempt of `side`'s change events, oldest first: event_id, kind, record_id, operation,
+        fault, forged (with forged_values), attempt, status (the connector's answer) or error, outcome (ok,
+        refused or failed, as the journal's tags), sent_at, answered_at."""
+        return self._control(side, "GET", "/_sim/webhooks/deliveries")["deliveries"]
+
     def simulator_secrets(self) -> list[str]:
         """Every secret both simulators issued (credentials of every rotation, tokens, signatures)."""
         return [secret for side in SIDES for secret in self._control(side, "GET", "/_sim/secrets")["secrets"]]

@@ -385,6 +385,8 @@ class PythonLauncher(_Launcher):
                 self._webhook_failure = (f"handle_webhook() did not answer within {self.manifest.run.timeout_s:.0f}s; "
                                          "the connector's process was ended")
                 self._end(report=True)
+            if answer is not None and answer.get("refused") is True:
+                return 401  # the connector refused the event (a signature that does not verify): not retried
             return 200 if answer is not None and answer.get("ok") is True else 500
         finally:
             self._commands.release()

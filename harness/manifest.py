@@ -38,6 +38,11 @@ class RunSpec:
     health_path: str = "/health"
     startup_timeout_s: float = 30.0
 
+    @property
+    def receives_webhooks(self) -> bool:
+        """Whether syncert delivers change events to the connector (service or python mode, `webhook_path`)."""
+        return self.webhook_path is not None and self.mode in ("service", "python")
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -7,7 +7,8 @@ it, the connector ready), `syncert_host` (the simulators, one per session) and `
 Scenarios carry the `scenario` marker (use the `scenario(...)` decorator). Statuses: passed; failed
 (an assertion of the scenario, a connector that crashed or hung, processes left running); error
 (evidence that cannot be read, or a fault of the scenario itself); not applicable (the connector does
-not declare the scenario's flows); skipped. After the scenarios, the run-wide security check
+not declare the scenario's flows, or the scenario needs change events and the connector receives none:
+no `webhook_path`, or command mode); skipped. After the scenarios, the run-wide security check
 SEC-LEAK-01 fails when the connector wrote any credential it was given to its output or dead letters.
 Without --connector, scenarios skip.
 """
@@ -72,9 +73,11 @@ def random_seed(config: pytest.Config) -> int:
     return config.stash[_SEED_KEY]
 
 
-def scenario(id: str, category: str, flows: tuple[str, ...], level: int, intent: str) -> Callable:
-    """Mark a test function as a catalogue scenario."""
-    return pytest.mark.scenario(ScenarioInfo(id, category, tuple(flows), level, intent))
+def scenario(id: str, category: str, flows: tuple[str, ...], level: int, intent: str,
+             needs_webhooks: bool = False) -> Callable:
+    """Mark a test function as a catalogue scenario (`needs_webhooks`: it applies only to connectors that
+    receive change events)."""
+    return pytest.mark.scenario(ScenarioInfo(id, category, tuple(flows), level, intent, needs_webhooks))
 
 
 def scenario_info(item: pytest.Item) -> ScenarioInfo | None:
@@ -176,6 +179,9 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
     missing = sorted(set(info.flows) - set(syncert_manifest.flows))
     if missing:
         pytest.skip(f"{NOT_APPLICABLE}the connector does not declare flow(s) {', '.join(missing)}")
+    if info.needs_webhooks and not syncert_manifest.run.receives_webhooks:
+        pytest.skip(f"{NOT_APPLICABLE}the scenario needs change events and the connector receives none "
+                    "(service or python mode with a webhook_path)")
     record = run_record(request.config)
     run: ScenarioRun
     if request.config.getoption("--syncert-in-process"):
@@ -255,7 +261,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     result = item.stash.get(_RESULT_KEY, None)
     if result is None:
         result = {"id": info.id, "category": info.category, "flows": list(info.flows), "level": info.level,
-                  "intent": info.intent, "nodeid": item.nodeid, "status": "passed", "message": ""}
+                  "intent": info.intent, "needs_webhooks": info.needs_webhooks, "nodeid": item.nodeid,
+                  "status": "passed", "message": ""}
         item.stash[_RESULT_KEY] = result
     if report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
@@ -306,8 +313,9 @@ def security_result(record: RunRecord) -> dict[str, Any]:
         f"security finding: the connector wrote a credential it was given to its output or dead letters "
         f"{len(leaks)} time(s), first in {leaks[0]['scenario']} ({leaks[0]['where']}, line {leaks[0]['line']}, "
         f"{leaks[0]['form']})")
-    return {"id": info.id, "category": info.category, "flows": [], "level": info.level, "intent": info.intent,
-            "nodeid": "", "status": "failed" if leaks else "passed", "message": message, "duration_s": 0.0,
+    return {"id": info.id, "category": info.category, "flows": [], "needs_webhooks": False, "level": info.level,
+            "intent": info.intent, "nodeid": "", "status": "failed" if leaks else "passed", "message": message,
+            "duration_s": 0.0,
             "evidence": {"security_findings": leaks[:100], "places_checked": "the output of every cycle and "
                          "service, and every dead-letter file, of every scenario that ran"}}
 

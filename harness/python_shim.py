@@ -3,12 +3,14 @@
     python -I -m syncert.harness.python_shim --directory DIR --result-fd N ENTRYPOINT
 
 The harness never imports a connector: it starts this shim in a process of its own, with the same
-environment as command mode, and sends one JSON command per line on stdin: {"op": "sync"}, or
-{"op": "webhook", "headers": {...}, "body": "<base64>"} for a change event the harness received on
-the connector's behalf (manifests with `webhook_path`). The shim answers each with one JSON line on
-the result pipe: {"ready": true} once the factory has returned, then {"ok": true} or {"ok": false,
-"error": "..."} per command, with the command's "id". The connector's prints go to the shim's stdout
-and stderr, which the harness captures. A shim that dies without answering is a failed cycle.
+environment as command mode, and sends one JSON command per line on stdin: {"op": "sync"}, or {"op":
+"webhook", "headers": {...}, "body": "<base64>"} for a change event the harness received on the
+connector's behalf (manifests with `webhook_path`). The shim answers each with one JSON line on the
+result pipe: {"ready": true} once the factory has returned, then {"ok": true} or {"ok": false, "error":
+"..."} per command, with the command's "id"; {"ok": false, "refused": true, ...} when handle_webhook()
+raised PermissionError (it refuses the event: its signature does not verify). The connector's prints go
+to the shim's stdout and stderr, which the harness captures. A shim that dies without answering is a
+failed cycle.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def main() -> int:
         except SystemExit as stop:
             if stop.code not in (0, None):
                 answer = {**answer, "ok": False, "error": f"{command['op']} raised SystemExit({stop.code!r})"}
+        except PermissionError as error:
+            answer = {**answer, "ok": False, "refused": command["op"] == "webhook", "error": _describe(error)}
         except BaseException as error:
             traceback.print_exc()
             answer = {**answer, "ok": False, "error": _describe(error)}

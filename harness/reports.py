@@ -9,14 +9,15 @@ report.json fields:
   flows_certified, flows_not_certified,
   counts {passed, failed, error, not_applicable, skipped},
   metrics {sync_latency_p50_s, sync_latency_p99_s, api_calls_per_synced_record, scenarios_run},
-  scenarios [{id, category, level, flows, intent, status, duration_s, message, evidence}]
+  scenarios [{id, category, level, flows, needs_webhooks, intent, status, duration_s, message, evidence}]
 Secrets known to the run are replaced by [REDACTED], in every encoding, in every file before it is written.
 
 Levels: for each level L, the applicable scenarios are those of level L whose flows the connector
-declares. A level is failed when one of them failed or errored, passed when at least one passed and
-none failed, not applicable when none applies. The level reached is the highest L whose own status is
-passed while every level up to L is passed or not applicable. SEC-LEAK-01 (level 4, every connector)
-fails on any credential the connector wrote to its output or dead letters.
+declares (and, for those that need change events, that receives them). A level is failed when one of
+them failed or errored, passed when at least one passed and none failed, not applicable when none
+applies. The level reached is the highest L whose own status is passed while every level up to L is
+passed or not applicable. SEC-LEAK-01 (level 4, every connector) fails on any credential the connector
+wrote to its output or dead letters.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def assess_levels(scenarios: list[dict[str, Any]], declared_flows: list[str],
             status, reason = "passed", f"{len(ran)} applicable scenario(s) passed"
         else:
             status = "not_applicable"
-            needs = sorted({", ".join(s["flows"]) for s in of_level if s["status"] == "not_applicable"})
+            needs = sorted({", ".join(s["flows"]) + (" and change events (webhook_path)" if s.get("needs_webhooks")
+                                                     else "")
+                            for s in of_level if s["status"] == "not_applicable"})
             reason = (f"no scenario of this level applies to the declared flows ({', '.join(declared_flows)})"
                       + (f"; its scenarios need: {' | '.join(needs)}" if needs else ""))
         if status == "passed" and blocked_by is None:

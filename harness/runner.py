@@ -37,13 +37,15 @@ State = dict[str, dict[str, list[dict[str, Any]]]]  # side -> kind -> records
 
 @dataclass(frozen=True)
 class ScenarioInfo:
-    """What a scenario is: id, category, the flows it needs, its level and intent."""
+    """What a scenario is: id, category, the flows it needs, its level and intent; `needs_webhooks`: it judges
+    how the connector takes change events (not applicable to one that receives none)."""
 
     id: str
     category: str
     flows: tuple[str, ...]
     level: int
     intent: str
+    needs_webhooks: bool = False
 
 
 @dataclass

@@ -152,5 +152,10 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                        headers, True)
 
 
+def exact_json(data: Any) -> bytes:
+    """Compact JSON bytes with money as exact decimal strings (the control plane's and the events' shape)."""
+    return _EXACT_ENCODER.encode(data).encode("utf-8")
+
+
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
     return ApiResponse(b"", status, headers, False)

@@ -7,17 +7,19 @@ The catalogue proves itself on them: the scenario named in DEFECTS must fail, th
 from __future__ import annotations
 
 import dataclasses
+import asyncio
 import json
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reference"))
 
-from syncert_reference import apis, flows, resilience, state
+import httpx
+from syncert_reference import apis, flows, resilience, service, state
 from syncert_reference.__main__ import main
 
 
@@ -456,6 +458,118 @@ def disables_tls_verification() -> None:
     def flawed(self, max_in_flight=4, verify=True, timeout_s=30.0):
         init(self, max_in_flight, False, timeout_s)
     resilience.ResilientClient.__init__ = flawed
+ERP_CUSTOMER_FIELDS = {"name": "companyName", "phone": "phone"}  # canonical account field -> NetSuite customer field
+EventWork = Callable[[flows.SyncCycle, dict], Awaitable[None]]
+
+
+def _acting_on_events(work: EventWork, verify: bool = True) -> None:
+    """Besides waking the sync loop, do `work(cycle, event)` with each change event the service accepts, one at a
+    time in the order they arrive (verify=False: it accepts every event, signed or not)."""
+    check, one_at_a_time, running = service.signature_valid, asyncio.Lock(), set()
+
+    async def handle(body: bytes) -> None:
+        async with one_at_a_time:
+            cycle = flows.SyncCycle(flows.Settings.from_environment())
+            try:
+                await work(cycle, json.loads(body))
+            except (apis.ApiError, httpx.HTTPError) as error:
+                print(f"change event not applied: {error}", file=sys.stderr, flush=True)
+            finally:
+                await cycle.http.close()
+
+    def accepting(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+        accepted = check(secret, timestamp, body, signature) if verify else True
+        if accepted:
+            task = asyncio.get_running_loop().create_task(handle(body))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        return accepted
+    service.signature_valid = accepting
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def _apply_account_values(cycle: flows.SyncCycle, event: dict) -> bool:
+    """Write the account values an update event carries to the account's ERP customer; whether it did."""
+    values = {ERP_CUSTOMER_FIELDS[name]: value for name, value in (event.get("values") or {}).items()
+              if name in ERP_CUSTOMER_FIELDS}
+    if event.get("kind") != "account" or event.get("operation") != "updated" or not values:
+        return False
+    accounts = await cycle.crm.query("SELECT ERP_Customer_Id__c FROM Account WHERE Id = "
+                                     f"{apis.soql_literal(event['record_id'])}")
+    if not accounts or not accounts[0]["ERP_Customer_Id__c"]:
+        return False
+    await cycle.erp.patch("customer", accounts[0]["ERP_Customer_Id__c"], values)
+    return True
+
+
+def _polling_skips_accounts_events_brought(applied: dict[str, datetime]) -> None:
+    """The polling pass leaves out the accounts whose latest change an applied event already carried."""
+    each = flows.SyncCycle._each
+
+    async def flawed(self, flow, system, watermark, records, work):
+        if flow == "accounts":
+            covered = [r for r in records if r["Id"] in applied and _stamp(r["SystemModstamp"]) <= applied[r["Id"]]]
+            for record in covered:
+                watermark.done(record["SystemModstamp"])
+            records = [r for r in records if r not in covered]
+        await each(self, flow, system, watermark, records, work)
+    flows.SyncCycle._each = flawed
+
+
+def applies_events_out_of_order() -> None:
+    """Real-time path: writes the values each account change event carries to the ERP customer as it arrives, and
+    its polling pass skips accounts an event already brought up to date. It keeps the newest event time per
+    account but never compares an arriving event with it: an event delivered late (webhooks are not ordered)
+    overwrites newer values, and the polling pass, seeing the account covered, never repairs them."""
+    applied: dict[str, datetime] = {}
+
+    async def work(cycle, event):
+        if await _apply_account_values(cycle, event):
+            at = _stamp(event["at"])
+            applied[event["record_id"]] = max(applied.get(event["record_id"], at), at)
+    _acting_on_events(work)
+    _polling_skips_accounts_events_brought(applied)
+
+
+def accepts_unsigned_webhooks() -> None:
+    """Never checks the signature of a change event: it answers every delivery 204 and writes the account values
+    the event carries to the ERP customer (newer events only), so anyone who can reach its port can change the
+    ERP's customers, and the polling pass, seeing the account brought up to date, keeps what they wrote."""
+    applied: dict[str, datetime] = {}
+
+    async def work(cycle, event):
+        at = _stamp(event["at"])
+        if at >= applied.get(event["record_id"], at) and await _apply_account_values(cycle, event):
+            applied[event["record_id"]] = at
+    _acting_on_events(work, verify=False)
+    _polling_skips_accounts_events_brought(applied)
+
+
+def syncs_only_on_events() -> None:
+    """Event-driven only: after its first cycle it syncs when a change event wakes it, never on a timer, so a
+    change whose event is lost on the way (at-least-once delivery covers failed deliveries, not lost events)
+    is never synced."""
+    service.POLL_INTERVAL_S = None
+
+
+def creates_customer_per_event() -> None:
+    """Creates the ERP customer of a new account as soon as the account's change event arrives (a plain create,
+    no external id) and links it back; it neither remembers the event ids it handled nor looks for the customer
+    first, so an event delivered twice (delivery is at least once) makes two customers."""
+    async def work(cycle, event):
+        if event.get("kind") != "account" or event.get("operation") != "created":
+            return
+        values = event.get("values") or {}
+        response = await cycle.erp.call("POST", "/record/v1/customer", content=apis.dumps({
+            "companyName": values.get("name"), "phone": values.get("phone"),
+            "custentity_syncert_crm_id": event["record_id"], "subsidiary": {"id": "1"}}).encode(),
+            headers={"Content-Type": "application/json"})
+        customer_id = response.headers["Location"].rsplit("/", 1)[-1]
+        await cycle.crm.update("Account", event["record_id"], {"ERP_Customer_Id__c": customer_id})
+    _acting_on_events(work)
 
 
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
@@ -502,6 +616,10 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "gives-up-on-server-errors": (gives_up_on_server_errors, "CHAOS-01"),
     "hard-coded-credentials": (hard_coded_credentials, "ERR-ROTATE-01"),
     "disables-tls-verification": (disables_tls_verification, "ERR-TLS-01"),
+    "creates-customer-per-event": (creates_customer_per_event, "ERR-HOOK-DUP-01"),
+    "applies-events-out-of-order": (applies_events_out_of_order, "ERR-HOOK-ORDER-01"),
+    "syncs-only-on-events": (syncs_only_on_events, "ERR-HOOK-DROP-01"),
+    "accepts-unsigned-webhooks": (accepts_unsigned_webhooks, "ERR-HOOK-FORGED-01"),
 }
 
 if __name__ == "__main__":

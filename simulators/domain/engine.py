@@ -169,7 +169,7 @@ class Engine:
             schema = self.kind(kind)
             record = self._new_record(schema, values)
             self.store.put(kind, record)
-            self._publish(kind, record["id"], "created", record["created_at"], tuple(values))
+            self._publish(kind, record, "created", record["created_at"], tuple(values))
             self._after_write(kind, record, None)
             return record
 
@@ -190,7 +190,7 @@ class Engine:
                 records.append(record)
             self.store.put_many(kind, records)
             for record in records:
-                self._publish(kind, record["id"], "created", record["created_at"], tuple(record))
+                self._publish(kind, record, "created", record["created_at"], tuple(record))
                 self._after_write(kind, record, None)
             return records
 
@@ -205,7 +205,7 @@ class Engine:
             self._apply_rules(kind, record, previous)
             record["modified_at"] = self.clock.iso()
             self.store.put(kind, record)
-            self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
+            self._publish(kind, record, "updated", record["modified_at"], tuple(changes))
             self._after_write(kind, record, previous)
             return record
 
@@ -215,7 +215,7 @@ class Engine:
             self._before_delete(kind, previous)
             now = self.clock.iso()
             self.store.put(kind, {**previous, "is_deleted": True, "deleted_at": now, "modified_at": now})
-            self._publish(kind, record_id, "deleted", now)
+            self._publish(kind, previous, "deleted", now)
             self._after_delete(kind, previous)
 
     def touch(self, kind: str, record_id: str, changes: dict[str, Any]) -> Record:
@@ -223,7 +223,7 @@ class Engine:
         with self._writing(kind):
             record = {**self.get(kind, record_id), **changes, "modified_at": self.clock.iso()}
             self.store.put(kind, record)
-            self._publish(kind, record_id, "updated", record["modified_at"], tuple(changes))
+            self._publish(kind, record, "updated", record["modified_at"], tuple(changes))
             return record
 
     def set_validation_rules(self, rules: list[ValidationRule]) -> None:
@@ -272,10 +272,12 @@ class Engine:
         self._apply_rules(schema.name, record, None)
         return record
 
-    def _publish(self, kind: str, record_id: str, operation: str, at: str, changed: tuple[str, ...] = ()) -> None:
-        """Hold an event until the outermost transaction commits."""
-        self._held_events.append(ChangeEvent(self.system, kind, record_id, operation, at,  # type: ignore[arg-type]
-                                             changed))
+    def _publish(self, kind: str, record: Record, operation: str, at: str, changed: tuple[str, ...] = ()) -> None:
+        """Hold an event (with the values of the fields it changed, as they are now) until the outermost
+        transaction commits."""
+        values = {name: record[name] for name in changed if name in record}
+        self._held_events.append(ChangeEvent(self.system, kind, record["id"], operation, at,  # type: ignore[arg-type]
+                                             changed, values))
 
     def _publish_held(self) -> None:
         events, self._held_events = self._held_events, []

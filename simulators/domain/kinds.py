@@ -105,6 +105,7 @@ class ChangeEvent:
     operation: Literal["created", "updated", "deleted"]
     at: str
     changed_fields: tuple[str, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # of the changed fields, after
 
 
 def _f(name: str, type_: FieldType, **kw: Any) -> Field:

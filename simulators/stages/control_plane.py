@@ -11,6 +11,8 @@ The stage serves the simulator-wide routes below and the routes every other stag
                                        {"frozen": true} stops it (every stamp the same millisecond), false lets it run
     GET|PUT /_sim/tls                  {"enabled": bool} starts or stops the HTTPS listener
     GET|POST /_sim/webhooks            subscriptions; DELETE /_sim/webhooks/{id}
+    GET|PUT /_sim/webhooks/faults      delivery faults {"seed", "rules": [...]} (simulators/webhooks.py)
+    GET  /_sim/webhooks/deliveries     every delivery attempt: event, fault, forged, attempt, answer, times
     PATCH|DELETE /_sim/records/{kind}/{id}   change a record as a user would (canonical fields)
     GET  /_sim/routes                  every control-plane route and the stage that serves it
 In seed records, "_ref": "name" names a record and {"$ref": "name"} anywhere in a later record is
@@ -62,7 +64,9 @@ class ControlPlaneStage(Stage):
         own = {"POST reset": self._reset, "POST seed": self._seed_route, "GET state": self._state,
                "GET clock": self._clock, "PUT clock": self._clock, "GET tls": self._tls, "PUT tls": self._tls,
                "GET webhooks": self._webhooks, "POST webhooks": self._webhooks,
-               "DELETE webhooks/*": self._unsubscribe, "PATCH records/*/*": self._record,
+               "DELETE webhooks/*": self._unsubscribe, "GET webhooks/faults": self._webhook_faults,
+               "PUT webhooks/faults": self._webhook_faults, "GET webhooks/deliveries": self._webhook_deliveries,
+               "PATCH records/*/*": self._record,
                "DELETE records/*/*": self._record, "GET routes": self._routes}
         self.routes: dict[str, tuple[str, ControlHandler]] = {key: (self.name, handler) for key, handler in own.items()}
         for stage in stages:
@@ -201,6 +205,14 @@ class ControlPlaneStage(Stage):
             subscription = sim.webhooks.subscribe(url, body.get("secret"), kinds)
             return json_response({**subscription.public(), "secret": subscription.secret}, 201)
         return json_response({"subscriptions": [s.public() for s in sim.webhooks.subscriptions.values()]})
+
+    async def _webhook_faults(self, request: ApiRequest) -> Response:
+        if request.method == "PUT":
+            self.sim.webhooks.set_faults(request.json_object(), set(self.sim.engine.kinds))
+        return json_response(self.sim.webhooks.faults(), exact=True)
+
+    async def _webhook_deliveries(self, request: ApiRequest) -> Response:
+        return json_response({"deliveries": list(self.sim.webhooks.deliveries)}, exact=True)
 
     async def _unsubscribe(self, request: ApiRequest) -> Response:
         if self.sim.webhooks.unsubscribe(request.path.rstrip("/").rsplit("/", 1)[1]):

@@ -2,7 +2,8 @@
 
 syncert calls sync() once per cycle and, when the manifest sets `webhook_path`, handle_webhook() with
 each change event the simulators send (header names in lower case, the raw body). Every sync() is a
-full pass, so an event needs no work of its own here beyond checking that it really comes from syncert.
+full pass, so an event needs no work of its own here beyond checking that it really comes from syncert:
+one whose signature does not verify is refused (PermissionError: syncert answers it 401).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class ReferenceConnector:
         """Accept a signed change event (the next sync() picks the change up); refuse a forged one."""
         if not signature_valid(os.environ.get("SYNCERT_WEBHOOK_SECRET", ""), headers.get("x-syncert-timestamp", ""),
                                body, headers.get("x-syncert-signature", "")):
-            raise ValueError("change event with a bad signature")
+            raise PermissionError("change event with a bad signature")
         self.events += 1
 
 

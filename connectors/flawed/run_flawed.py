@@ -6,8 +6,8 @@ The catalogue proves itself on them: the scenario named in DEFECTS must fail, th
 
 from __future__ import annotations
 
-import dataclasses
 import asyncio
+import dataclasses
 import json
 import sys
 import unicodedata

@@ -146,7 +146,7 @@ export class Endpoint {
       }
       if (failure || (response.status >= 500 && idempotent)) {
         failedAttempts += 1;
-        if (failure && (!idempotent || failedAttempts >= this.maxFailedAttempts)) throw failure;
+        if (failure && (!idempotent || failedAttempts >= this.maxFailedAttempts || untrusted(failure))) throw failure;
         if (!failure && failedAttempts >= this.maxFailedAttempts) return response;
         await sleep(this.#backoff(failedAttempts));
         continue;
@@ -170,6 +170,11 @@ export class Endpoint {
     // "full jitter": a random delay up to base * 2^(attempt-1), capped
     return Math.random() * Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
   }
+}
+
+/** A certificate that does not verify: no retry cures it, and nothing may be sent to that server. */
+function untrusted(error) {
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(error.code ?? "");
 }
 
 /** Retry-After in milliseconds: delta-seconds or an HTTP date; 1 s when absent or unreadable. */

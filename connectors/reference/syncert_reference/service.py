@@ -3,6 +3,9 @@
 GET /health answers 200 {"status": "ok"} while the sync loop runs. A cycle that fails is logged and
 the loop goes on; if the loop itself dies (a bug), it is logged with its traceback and /health
 answers 503 {"status": "failed", "reason": ...}: the service never looks healthy while not syncing.
+When a system refuses the credentials themselves, /health answers 503 too, change events no longer
+wake the loop, and each later try waits twice as long as the one before (up to MAX_REFUSED_WAIT_S):
+credentials that were revoked are not sent again and again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from syncert_reference.apis import ApiError
 from syncert_reference.flows import CycleIncomplete, Settings, SyncCycle
 
 POLL_INTERVAL_S = 1.0
+MAX_REFUSED_WAIT_S = 300.0
 
 
 def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
@@ -37,10 +41,11 @@ def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) ->
 def build_app(settings: Settings, secret: str) -> Starlette:
     wake = asyncio.Event()
     crash: list[str] = []  # why the sync loop died, once it has
+    refused: list[str] = []  # why the last cycle could not sync at all: the credentials were refused
 
     async def health(request: Request) -> Response:
-        if crash:
-            return JSONResponse({"status": "failed", "reason": crash[0]}, status_code=503)
+        if crash or refused:
+            return JSONResponse({"status": "failed", "reason": (crash or refused)[0]}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def webhook(request: Request) -> Response:
@@ -52,12 +57,23 @@ def build_app(settings: Settings, secret: str) -> Starlette:
         return Response(status_code=204)
 
     async def sync_forever() -> None:
+        refused_wait = POLL_INTERVAL_S
         while True:
+            why_refused = None
             try:
                 await SyncCycle(settings).run()
             except (ApiError, httpx.HTTPError, CycleIncomplete) as error:
                 print(f"sync cycle failed: {error}", file=sys.stderr, flush=True)
+                if isinstance(error, ApiError) and error.unauthorized:
+                    why_refused = f"credentials refused: {error}"
+            refused[:] = [why_refused] if why_refused else []
             wake.clear()
+            if refused:
+                print(f"credentials refused; next try in {refused_wait:.0f}s", file=sys.stderr, flush=True)
+                await asyncio.sleep(refused_wait)
+                refused_wait = min(2 * refused_wait, MAX_REFUSED_WAIT_S)
+                continue
+            refused_wait = POLL_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), POLL_INTERVAL_S)
 

@@ -77,12 +77,12 @@ def test_lost_order_answer_makes_no_second_order(sync: ScenarioRun) -> None:
 def test_deal_submitted_again_is_one_order(sync: ScenarioRun) -> None:
     [deal] = _deals_with_orders(sync, 1)
     sync.edit("crm", "opportunity", deal, {"name": "Deal, saved again after closing"})
-    # the CRM refuses every write to deals while the connector makes the order: its number cannot come back
-    outage = sync.inject("crm", "unavailable", kind="opportunity", access="write", calls=None)
+    # the CRM goes read-only (every write refused) while the connector makes the order: its number cannot come back
+    outage = sync.inject("crm", "unavailable", access="write", calls=None)
     sync.run_until(lambda s: bool(_orders_of(s, deal)) and _fired(s, "crm", outage), deadline_s=90)
     require(bool(_orders_of(sync, deal)) and _fired(sync, "crm", outage),
-            "no sales order was made while the CRM refused writes to deals (the scenario needs an order whose "
-            "number could not be written back)")
+            "no sales order was made while the CRM refused writes (the scenario needs an order whose number "
+            "could not be written back)")
     made_during_outage = len(_orders_of(sync, deal))
     sync.fault_schedule({}, seed=0)  # the CRM takes writes again
     sync.edit("crm", "opportunity", deal, {"stage": "Negotiation"})  # a user reopens the deal and closes it again

@@ -62,7 +62,8 @@ def _refused_for_credentials(journal: list[dict[str, Any]], rule: str) -> list[d
           intent="The ERP revokes the connector's credentials in the middle of a cycle: the cycle fails loudly, no "
                  "account is marked synced that is not, and the refused credentials are not tried again and again")
 def test_revoked_credentials_fail_loudly(sync: ScenarioRun) -> None:
-    sync.cycle()  # the connector is up (a service answers its health check) before there is work to do
+    idle = sync.cycle()  # the connector is up (a service answers its health check) before there is work to do
+    assert idle.ok, f"a cycle with nothing to do failed: {idle.summary()}"
     ids = sync.seed("crm", {"account": [{"name": f"Revoked Run {n:02d}"} for n in range(12)]})["account"]
     rule = sync.inject("erp", "revoke", kind="customer", access="write", on_call=3)
     sync.run_until(lambda s: any(r["fired"] for r in s.faults("erp")), deadline_s=60)

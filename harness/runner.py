@@ -339,14 +339,17 @@ class ScenarioRun(SimulatorControl):
         self.evidence.checks[name] = {"summary": summary, "diffs": diffs or {}}
 
     def collect(self) -> Evidence:
-        """Freeze the evidence: final state of both sides, journals, dead letters, service output.
+        """Freeze the evidence: final state of both sides, journals, dead letters, service output (what the
+        service wrote since the last collect() is added to what earlier calls kept).
 
         Raises EvidenceError when the dead-letter file breaks the protocol."""
         for side in ("crm", "erp"):
             self.evidence.state[side] = self.state(side)
             self.evidence.journal[side] = self.journal(side)
         if isinstance(self.launcher, ServiceLauncher):
-            self.evidence.service_output = self.launcher.output()
+            stdout, stderr = self.launcher.output()
+            kept_stdout, kept_stderr = self.evidence.service_output or ("", "")
+            self.evidence.service_output = (kept_stdout + stdout, kept_stderr + stderr)
         self.evidence.dead_letters = self.workspace.dead_letters()
         return self.evidence
 

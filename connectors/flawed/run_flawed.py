@@ -7,8 +7,10 @@ The catalogue proves itself on them: the scenario named in DEFECTS must fail, th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
+import re
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -570,6 +572,90 @@ def creates_customer_per_event() -> None:
         customer_id = response.headers["Location"].rsplit("/", 1)[-1]
         await cycle.crm.update("Account", event["record_id"], {"ERP_Customer_Id__c": customer_id})
     _acting_on_events(work)
+def _creates_again_when_unanswered(record_type: str) -> None:
+    """Create new `record_type` records in the ERP with a plain create (no external id, so not idempotent) and,
+    when no answer comes back, take the record for not created and send the create again."""
+    upsert = apis.NetSuite.upsert
+
+    async def create(self, kind, external_id, body):
+        if kind != record_type:
+            return await upsert(self, kind, external_id, body)
+        for attempt in range(1, resilience.MAX_ATTEMPTS + 1):
+            try:
+                response = await self.call("POST", f"/record/v1/{kind}", idempotent=False,
+                                            content=apis.dumps(body).encode(),
+                                            headers={"Content-Type": "application/json"})
+                return response.headers["Location"].rsplit("/", 1)[-1]
+            except resilience.AmbiguousWrite:
+                if attempt == resilience.MAX_ATTEMPTS:
+                    raise
+    apis.NetSuite.upsert = create
+
+
+def recreates_customer_after_timeout() -> None:
+    """Creates customers without an external id and, when the create times out, creates the customer again (the
+    first create may have been applied: a duplicate customer)."""
+    _creates_again_when_unanswered("customer")
+
+
+def recreates_order_after_lost_response() -> None:
+    """Creates sales orders without an external id and, when the answer is lost, creates the order again (the
+    first create was applied: a second order for one deal)."""
+    _creates_again_when_unanswered("salesOrder")
+
+
+def keys_orders_per_submission() -> None:
+    """Keys each sales order by the deal and its modification stamp, so a closed deal saved again before its order
+    number came back is taken for a new submission and becomes a second order."""
+    submission = contextvars.ContextVar("submission", default="")
+    create_order, find, upsert = flows.SyncCycle._create_order, apis.NetSuite.find, apis.NetSuite.upsert
+
+    async def keyed_create_order(self, opportunity, customer_id):
+        submission.set(re.sub(r"\D", "", opportunity["SystemModstamp"]))  # this task's deal, as it was read
+        await create_order(self, opportunity, customer_id)
+
+    async def keyed_find(self, record_type, key):
+        if record_type == "salesOrder" and key.startswith("eid:") and submission.get():
+            key = f"{key}-{submission.get()}"
+        return await find(self, record_type, key)
+
+    async def keyed_upsert(self, record_type, external_id, body):
+        if record_type == "salesOrder" and submission.get():
+            external_id = f"{external_id}-{submission.get()}"
+        return await upsert(self, record_type, external_id, body)
+    flows.SyncCycle._create_order = keyed_create_order
+    apis.NetSuite.find, apis.NetSuite.upsert = keyed_find, keyed_upsert
+
+
+def stops_at_first_refusal() -> None:
+    """Stops the whole flow at the first record the ERP refuses: it dead-letters that record, then fails the cycle
+    and leaves every other record of the batch behind (again each cycle)."""
+    give_up = flows.SyncCycle.give_up
+
+    def stop(self, flow, system, source_id, reason):
+        give_up(self, flow, system, source_id, reason)
+        raise flows.CycleIncomplete(f"{flow}: stopped at the refused record {source_id}")
+    flows.SyncCycle.give_up = stop
+
+
+REFUSED_RESENDS = 40  # bounded only so that each cycle ends (in well under its timeout)
+
+
+def retries_login_forever() -> None:
+    """Takes the ERP's refusal of its credentials for a passing failure: signs the request again and resends it,
+    again and again (with token-based authentication every signed request is a login attempt)."""
+    call = apis.NetSuite.call
+
+    async def resend(self, method, path, **kwargs):
+        for _ in range(REFUSED_RESENDS):
+            try:
+                return await call(self, method, path, **kwargs)
+            except apis.ApiError as error:
+                if not error.unauthorized:
+                    raise
+            await asyncio.sleep(0.2)
+        return await call(self, method, path, **kwargs)
+    apis.NetSuite.call = resend
 
 
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
@@ -620,6 +706,11 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "applies-events-out-of-order": (applies_events_out_of_order, "ERR-HOOK-ORDER-01"),
     "syncs-only-on-events": (syncs_only_on_events, "ERR-HOOK-DROP-01"),
     "accepts-unsigned-webhooks": (accepts_unsigned_webhooks, "ERR-HOOK-FORGED-01"),
+    "recreates-customer-after-timeout": (recreates_customer_after_timeout, "ERR-TIMEOUT-01"),
+    "recreates-order-after-lost-response": (recreates_order_after_lost_response, "ERR-AMBIG-01"),
+    "keys-orders-per-submission": (keys_orders_per_submission, "ERR-DUPDEAL-01"),
+    "stops-at-first-refusal": (stops_at_first_refusal, "ERR-BATCH-01"),
+    "retries-login-forever": (retries_login_forever, "ERR-REVOKED-01"),
 }
 
 if __name__ == "__main__":

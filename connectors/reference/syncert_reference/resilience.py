@@ -9,6 +9,9 @@ never made is safe to retry for every request, except one refused because the se
 not verify against the CA bundle: retrying cannot change that, so it fails at once (and no request, no
 credential, was sent).
 
+A request gets no answer within REQUEST_TIMEOUT_S: past that it counts as a timeout (outcome unknown),
+so a write the server applied but never answered is settled like any other ambiguous failure.
+
 The wait before attempt n+1 is a random ("full jitter") value up to base * 2**n, capped, and never
 shorter than the server's Retry-After. Other answers are returned to the caller, which decides
 (401: log in again; other 4xx: give the record up).
@@ -28,6 +31,7 @@ import httpx
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 8.0
+REQUEST_TIMEOUT_S = 15.0  # seconds without an answer before a request times out
 NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Signer = Callable[[httpx.Request], Awaitable[None]]
@@ -80,7 +84,7 @@ def backoff_delay(attempt: int, retry_after: str | None) -> float:
 class ResilientClient:
     """An httpx.AsyncClient with a cap on requests in flight and retries that never duplicate a write."""
 
-    def __init__(self, max_in_flight: int = 4, verify: str | bool = True, timeout_s: float = 30.0):
+    def __init__(self, max_in_flight: int = 4, verify: str | bool = True, timeout_s: float = REQUEST_TIMEOUT_S):
         self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
         self._slots = asyncio.Semaphore(max_in_flight)
 

@@ -5,6 +5,8 @@ the loop goes on. While the last cycle failed because it cannot sync at all (a s
 does not verify against SYNCERT_CA_BUNDLE, credentials refused), /health answers 503 {"status":
 "failing", "reason": ...}; if the loop itself dies (a bug), it is logged with its traceback and /health
 answers 503 {"status": "failed", "reason": ...}: the service never looks healthy while not syncing.
+While it cannot sync, change events no longer wake the loop, and each later try waits twice as long as
+the one before (up to MAX_BLOCKED_WAIT_S): credentials that were revoked are not sent again and again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from syncert_reference.flows import CycleIncomplete, Settings, SyncCycle
 from syncert_reference.resilience import certificate_refused
 
 POLL_INTERVAL_S = 1.0
+MAX_BLOCKED_WAIT_S = 300.0
 
 
 def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
@@ -63,6 +66,7 @@ def build_app(settings: Settings, secret: str) -> Starlette:
         return Response(status_code=204)
 
     async def sync_forever() -> None:
+        blocked_wait = POLL_INTERVAL_S
         while True:
             reason = None
             try:
@@ -73,6 +77,12 @@ def build_app(settings: Settings, secret: str) -> Starlette:
                     reason = f"sync cycle failed: {error}"
             blocked[:] = [reason] if reason else []
             wake.clear()
+            if blocked:
+                print(f"cannot sync; next try in {blocked_wait:.0f}s", file=sys.stderr, flush=True)
+                await asyncio.sleep(blocked_wait)
+                blocked_wait = min(2 * blocked_wait, MAX_BLOCKED_WAIT_S)
+                continue
+            blocked_wait = POLL_INTERVAL_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), POLL_INTERVAL_S)
 

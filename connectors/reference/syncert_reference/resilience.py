@@ -7,9 +7,10 @@ after them. A request that is not idempotent (a POST that creates a record) rais
 instead, and the caller looks the record up before deciding to send it again. A connection that was
 never made is safe to retry for every request.
 
-The wait before attempt n+1 is a random ("full jitter") value up to base * 2**n, capped, and never
-shorter than the server's Retry-After. Other answers are returned to the caller, which decides
-(401: log in again; other 4xx: give the record up).
+The wait before attempt n+1 is a random value ("jitter") between MIN_BACKOFF_S and base * 2**n,
+capped, and never shorter than the server's Retry-After: clients that failed together do not retry
+together, and none retries at once (which would only add to a struggling server's load). Other
+answers are returned to the caller, which decides (401: log in again; other 4xx: give the record up).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_S = 0.25
+MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 8.0
 NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -58,7 +60,7 @@ async def gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
 
 def backoff_delay(attempt: int, retry_after: str | None) -> float:
     """Seconds to wait before the next attempt (attempt counts from 1)."""
-    delay = random.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** attempt))
+    delay = random.uniform(MIN_BACKOFF_S, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** attempt))
     if retry_after and retry_after.strip().isdigit():
         delay = max(delay, float(retry_after))
     return delay

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "reference"))
 
-import httpx
 from syncert_reference import apis, flows, resilience, service, state
 from syncert_reference.__main__ import main
 
@@ -656,6 +657,68 @@ def retries_login_forever() -> None:
             await asyncio.sleep(0.2)
         return await call(self, method, path, **kwargs)
     apis.NetSuite.call = resend
+def ignores_crm_retry_after() -> None:
+    """Reads Retry-After on the ERP's 429 only: the CRM's request-limit refusal (403 REQUEST_LIMIT_EXCEEDED) is
+    retried on the connector's own short backoff, before the CRM's Retry-After."""
+    send = resilience.ResilientClient._send
+
+    async def flawed(self, method, url, sign, kwargs):
+        response = await send(self, method, url, sign, kwargs)
+        if response.status_code == 403:
+            response.headers.pop("Retry-After", None)
+        return response
+    resilience.ResilientClient._send = flawed
+
+
+def no_retry() -> None:
+    """Takes a server error (5xx) for the final answer: the request is not retried, so the record or the whole
+    cycle fails on the first one."""
+    resilience.is_server_error = lambda response: False
+
+
+def swallows_errors() -> None:
+    """Treats a broken connection as done: the request is not retried, the error is logged and the record
+    counts as synced (a broken read as no records); the cycle exits 0 with records silently missing."""
+    class ConnectionBroken(Exception):
+        pass
+
+    send, each, query = resilience.ResilientClient._send, flows.SyncCycle._each, apis.Salesforce.query
+
+    async def unretried(self, method, url, sign, kwargs):
+        try:
+            return await send(self, method, url, sign, kwargs)
+        except httpx.TransportError as error:
+            raise ConnectionBroken(f"{method} {url}: {error!r}") from error
+
+    async def swallowing_each(self, flow, system, watermark, records, work):
+        async def swallowing(record):
+            try:
+                await work(record)
+            except ConnectionBroken as error:
+                print(f"{flow}: ignored {error}", file=sys.stderr)
+        await each(self, flow, system, watermark, records, swallowing)
+
+    async def swallowing_query(self, soql):
+        try:
+            return await query(self, soql)
+        except ConnectionBroken:
+            return []
+    resilience.ResilientClient._send = unretried
+    flows.SyncCycle._each = swallowing_each
+    apis.Salesforce.query = swallowing_query
+
+
+def treats_bad_json_as_empty() -> None:
+    """Takes an answer whose body it cannot parse (an error page, a page cut short) for an empty page: a deal
+    whose lines came back unreadable looks like a deal without products and is given up, and the watermark
+    moves on past it."""
+    async def flawed(system, send):
+        response = await send()
+        try:
+            return apis.loads(response.content)
+        except ValueError:
+            return {"records": [], "done": True, "totalSize": 0, "items": [], "hasMore": False}
+    apis.read_json = flawed
 
 
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
@@ -711,6 +774,10 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "keys-orders-per-submission": (keys_orders_per_submission, "ERR-DUPDEAL-01"),
     "stops-at-first-refusal": (stops_at_first_refusal, "ERR-BATCH-01"),
     "retries-login-forever": (retries_login_forever, "ERR-REVOKED-01"),
+    "ignores-crm-retry-after": (ignores_crm_retry_after, "ERR-THROTTLE-CRM-01"),
+    "no-retry": (no_retry, "ERR-BURST-01"),
+    "swallows-errors": (swallows_errors, "ERR-RESET-01"),
+    "treats-bad-json-as-empty": (treats_bad_json_as_empty, "ERR-MALFORMED-01"),
 }
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ level through the exchange's ASGI `send` (a fault that resets the connection); i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,12 @@ class Exchange:
                 break
         self.request.body = b"".join(chunks)
         return self.request.body
+
+    async def keep_body(self) -> None:
+        """Read the body of a request answered before the dialect (throttled, faulted) so that the journal
+        keeps it, and a retry is known as the same request; a body over MAX_BODY_BYTES is left out."""
+        with contextlib.suppress(BodyTooLarge):
+            await self.read_body()
 
 
 class Stage:

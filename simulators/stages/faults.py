@@ -136,10 +136,13 @@ class FaultStage(Stage):
             case "reset" | "empty" | "lost_response":
                 if fault.get("commit") or rule.type == "lost_response":
                     await call_next(exchange)
+                else:
+                    await exchange.keep_body()
                 await (close_connection if rule.type == "empty" else reset_connection)(exchange)
                 return None
             case "timeout":
                 return await self._hold(rule, exchange, call_next)
+        await exchange.keep_body()
         return vendor_answer(dialect, exchange, rule)
 
     async def _hold(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:

@@ -118,6 +118,7 @@ class GovernanceStage(Stage):
             if rejection is not None:
                 exchange.tags.add(THROTTLED)
                 exchange.retry_after_s = rejection.retry_after_s
+                await exchange.keep_body()
                 return dialect.throttled(rejection)
             response = await call_next(exchange)
         finally:

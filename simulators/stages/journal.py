@@ -208,8 +208,8 @@ class Journal:
 class JournalStage(Stage):
     """Wraps everything: each request to the vendor API is journaled with the tags the stages set.
 
-    Control-plane requests are not journaled. A body the pipeline never read (a request refused before its
-    body mattered) is not kept either.
+    Control-plane requests are not journaled. The body of a request refused for its credentials is never
+    kept; the stages that answer before the dialect (governance, faults) read the body, so it is kept.
     """
 
     name = "journal"

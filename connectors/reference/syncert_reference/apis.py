@@ -9,6 +9,8 @@ Money is exact end to end: responses are parsed with Decimal for every number wi
 request bodies are written by `dumps`, which writes a Decimal as the JSON number it is (never
 through float). A call that does not succeed raises ApiError; `ApiError.transient` tells a refusal
 that may pass later (throttling, 5xx, 408) from one that will not (the record itself is refused).
+An answer whose body cannot be parsed (cut short, a proxy's error page) is never taken for data, nor
+for "no records": a read is sent again (read_json), and a create that got one is looked up.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -37,8 +40,8 @@ Finder = Callable[[], Awaitable[str | None]]
 class ApiError(Exception):
     """A vendor API refused a call (after the retries the client makes)."""
 
-    def __init__(self, system: str, response: httpx.Response):
-        super().__init__(f"{system} answered {response.status_code} to {response.request.method} "
+    def __init__(self, system: str, response: httpx.Response, problem: str = ""):
+        super().__init__(f"{system} {problem or f'answered {response.status_code}'} to {response.request.method} "
                          f"{response.request.url.path}: {response.text[:300]}")
         self.status_code = response.status_code
         self.throttled = is_throttled(response)
@@ -59,6 +62,17 @@ class LoginRefused(ApiError):
 
     @property
     def unauthorized(self) -> bool:
+        return True
+
+
+class UnreadableAnswer(ApiError):
+    """Every answer to a call had a body that is not JSON (cut short, an error page): it may pass later."""
+
+    def __init__(self, system: str, response: httpx.Response):
+        super().__init__(system, response, f"answered {response.status_code} with a body that is not JSON")
+
+    @property
+    def transient(self) -> bool:
         return True
 
 
@@ -97,6 +111,20 @@ def _json_body(body: Any, **headers: str) -> dict[str, Any]:
     return {"content": dumps(body).encode(), "headers": {"Content-Type": "application/json", **headers}}
 
 
+async def read_json(system: str, send: Callable[[], Awaitable[httpx.Response]]) -> Any:
+    """The JSON body of the answer to `send` (an idempotent call). A body that cannot be parsed is asked for
+    again, with backoff: a broken page taken for an empty one would skip its records without a word."""
+    for attempt in range(1, resilience.MAX_ATTEMPTS + 1):
+        response = await send()
+        try:
+            return loads(response.content)
+        except ValueError:
+            if attempt == resilience.MAX_ATTEMPTS:
+                raise UnreadableAnswer(system, response) from None
+            await asyncio.sleep(resilience.backoff_delay(attempt, None))
+    raise AssertionError("unreachable")
+
+
 async def create_once(send: Callable[[], Awaitable[str]], find: Finder) -> str:
     """Create a record with a request that is not idempotent. After an ambiguous failure the record
     is looked up with `find`, and sent again only when it is not there."""
@@ -121,13 +149,16 @@ class Salesforce:
 
     async def _login(self) -> None:
         basic = base64.b64encode(f"{self._client_id}:{self._client_secret}".encode()).decode()
-        response = await self.http.request("POST", f"{self.base_url}/services/oauth2/token", capped=False,
-                                           idempotent=True, data={"grant_type": "client_credentials"},
-                                           headers={"Authorization": f"Basic {basic}"})
-        if response.status_code != 200:
-            error = ApiError("salesforce", response)
-            raise error if error.transient else LoginRefused("salesforce", response)
-        self._token = response.json()["access_token"]
+
+        async def send() -> httpx.Response:
+            response = await self.http.request("POST", f"{self.base_url}/services/oauth2/token", capped=False,
+                                               idempotent=True, data={"grant_type": "client_credentials"},
+                                               headers={"Authorization": f"Basic {basic}"})
+            if response.status_code != 200:
+                error = ApiError("salesforce", response)
+                raise error if error.transient else LoginRefused("salesforce", response)
+            return response
+        self._token = (await read_json("salesforce", send))["access_token"]
 
     async def _sign(self, request: httpx.Request) -> None:
         async with self._login_lock:  # one login at a time; the others wait and reuse its token
@@ -149,21 +180,25 @@ class Salesforce:
             raise ApiError("salesforce", response)
         return response
 
+    async def call_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of an idempotent call's answer (see read_json)."""
+        return await read_json("salesforce", partial(self.call, method, path, **kwargs))
+
     async def query(self, soql: str) -> list[dict[str, Any]]:
         """Every record of a SOQL query, following nextRecordsUrl."""
-        page = loads((await self.call("GET", f"{SALESFORCE_DATA}/query", params={"q": soql})).content)
+        page = await self.call_json("GET", f"{SALESFORCE_DATA}/query", params={"q": soql})
         records = page["records"]
         while not page["done"]:
-            page = loads((await self.call("GET", page["nextRecordsUrl"])).content)
+            page = await self.call_json("GET", page["nextRecordsUrl"])
             records += page["records"]
         return records
 
     async def upsert(self, sobject: str, field: str, value: str, body: dict[str, Any]) -> str:
         """Create or update the record whose external id `field` is `value`; its Salesforce id (in the
         answer's body: 201 when created, 200 when updated from API version 46.0 on)."""
-        response = await self.call("PATCH", f"{SALESFORCE_DATA}/sobjects/{sobject}/{field}/{quote(value, safe='')}",
-                                   **_json_body(body))
-        return loads(response.content)["id"]
+        answer = await self.call_json("PATCH", f"{SALESFORCE_DATA}/sobjects/{sobject}/{field}/{quote(value, safe='')}",
+                                      **_json_body(body))
+        return answer["id"]
 
     async def update(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
         await self.call("PATCH", f"{SALESFORCE_DATA}/sobjects/{sobject}/{record_id}", **_json_body(body))
@@ -172,7 +207,11 @@ class Salesforce:
         """Create a record (POST, not idempotent: see create_once); its Salesforce id."""
         async def send() -> str:
             response = await self.call("POST", f"{SALESFORCE_DATA}/sobjects/{sobject}/", **_json_body(body))
-            return loads(response.content)["id"]
+            try:
+                return loads(response.content)["id"]
+            except ValueError:  # created, or not: the lookup decides
+                raise AmbiguousWrite(f"salesforce answered the create of a {sobject} with a body that is not "
+                                     "JSON") from None
         return await create_once(send, find)
 
 
@@ -195,9 +234,13 @@ class NetSuite:
             raise ApiError("netsuite", response)
         return response
 
+    async def call_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of an idempotent call's answer (see read_json)."""
+        return await read_json("netsuite", partial(self.call, method, path, **kwargs))
+
     async def get(self, record_type: str, key: str) -> dict[str, Any]:
         """The record; `key` is an internal id or eid:<external id>."""
-        return loads((await self.call("GET", f"/record/v1/{record_type}/{quote(key, safe=':')}")).content)
+        return await self.call_json("GET", f"/record/v1/{record_type}/{quote(key, safe=':')}")
 
     async def find(self, record_type: str, key: str) -> dict[str, Any] | None:
         """The record, or None when it does not exist."""
@@ -225,7 +268,7 @@ class NetSuite:
             params["q"] = f'lastModifiedDate ON_OR_AFTER "{since}"'
         ids: list[str] = []
         while True:
-            page = loads((await self.call("GET", f"/record/v1/{record_type}", params=params)).content)
+            page = await self.call_json("GET", f"/record/v1/{record_type}", params=params)
             ids += [item["id"] for item in page["items"]]
             if not page["hasMore"]:
                 break
@@ -238,8 +281,8 @@ class NetSuite:
         rows: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = loads((await self.call("POST", "/query/v1/suiteql", params={"limit": PAGE_SIZE, "offset": offset},
-                                          idempotent=True, **_json_body({"q": query}, Prefer="transient"))).content)
+            page = await self.call_json("POST", "/query/v1/suiteql", params={"limit": PAGE_SIZE, "offset": offset},
+                                        idempotent=True, **_json_body({"q": query}, Prefer="transient"))
             rows += page["items"]
             if not page["hasMore"]:
                 return rows

@@ -31,9 +31,9 @@ record that does not sync:
                       as it is (a closed-won opportunity without products). It goes to the
                       dead-letter file and the watermark moves on: it is read again when it changes.
   retried next cycle  a transient failure that outlasted the client's retries (throttling, 5xx, 408,
-                      timeout, connection error, an ambiguous create that the lookup could not
-                      settle). The watermark stays before it; the cycle finishes the other records,
-                      then fails (exit 1) naming what is left.
+                      timeout, connection error, an answer that is not JSON, an ambiguous create
+                      that the lookup could not settle). The watermark stays before it; the cycle
+                      finishes the other records, then fails (exit 1) naming what is left.
   waiting             it needs a record that is not synced yet (an account without ERP customer, a
                       product not linked to an ERP item). The watermark stays before it; not an error.
   the cycle fails     at once when the credentials are refused (401 after a fresh login) or a source

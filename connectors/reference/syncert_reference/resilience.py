@@ -12,9 +12,10 @@ credential, was sent).
 A request gets no answer within REQUEST_TIMEOUT_S: past that it counts as a timeout (outcome unknown),
 so a write the server applied but never answered is settled like any other ambiguous failure.
 
-The wait before attempt n+1 is a random ("full jitter") value up to base * 2**n, capped, and never
-shorter than the server's Retry-After. Other answers are returned to the caller, which decides
-(401: log in again; other 4xx: give the record up).
+The wait before attempt n+1 is a random value ("jitter") between MIN_BACKOFF_S and base * 2**n,
+capped, and never shorter than the server's Retry-After: clients that failed together do not retry
+together, and none retries at once (which would only add to a struggling server's load). Other
+answers are returned to the caller, which decides (401: log in again; other 4xx: give the record up).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import httpx
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF_S = 0.25
+MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 8.0
 REQUEST_TIMEOUT_S = 15.0  # seconds without an answer before a request times out
 NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -75,7 +77,7 @@ async def gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
 
 def backoff_delay(attempt: int, retry_after: str | None) -> float:
     """Seconds to wait before the next attempt (attempt counts from 1)."""
-    delay = random.uniform(0, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** attempt))
+    delay = random.uniform(MIN_BACKOFF_S, min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** attempt))
     if retry_after and retry_after.strip().isdigit():
         delay = max(delay, float(retry_after))
     return delay

@@ -91,3 +91,11 @@ def test_the_readme_lists_every_scenario_and_the_defect_it_catches() -> None:
     missing = [entry["id"] for entry in list_scenarios() if f"| {entry['id']} |" not in readme]
     missing += [defect for defect in DEFECTS if f"`{defect}`" not in readme]
     assert not missing, f"README's catalogue table lacks: {missing}"
+
+
+def test_the_protocol_levels_table_lists_every_scenario() -> None:
+    protocol = (CATALOGUE.parent / "docs" / "protocol.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in protocol.splitlines()
+            if re.match(r"^\| [1-4] \| ", line)}
+    missing = [e["id"] for e in list_scenarios() if f"{e['id']} (" not in rows.get(str(e["level"]), "")]
+    assert not missing, f"docs/protocol.md's levels table lacks: {missing}"

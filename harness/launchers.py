@@ -12,6 +12,10 @@ Misbehaving connectors are contained: output is drained through pipes and kept b
 found and ended (harness.containment), and one that outlives its cycle or service is a leftover that
 fails the scenario. A python-mode connector runs in a child process (harness.python_shim): it can
 never reach harness objects, and a child that dies without answering is a failed cycle.
+
+A scenario may also crash the connector on purpose: `kill()` sends SIGKILL to the connector's process
+group in the middle of a cycle (harness.runner's cycle_killed_at). The next cycle starts it afresh:
+a new process in command mode as always, a new python-mode child, a service started again by resume().
 """
 
 from __future__ import annotations
@@ -54,17 +58,21 @@ class CycleResult:
     stderr: str = ""
     timed_out: bool = False
     error: str | None = None
+    killed_at: str | None = None  # where a scenario killed the connector with SIGKILL (a crash it caused)
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and self.error is None
+        return self.exit_code == 0 and not self.timed_out and self.error is None and self.killed_at is None
 
     def summary(self) -> str:
         """One line: how the cycle ended, and for a failed one the last line it wrote to stderr."""
-        told = [line.strip() for line in self.stderr.splitlines() if line.strip()][-1:] if not self.ok else []
+        told = ([line.strip() for line in self.stderr.splitlines() if line.strip()][-1:]
+                if not self.ok and not self.killed_at else [])
         return self._ending() + (f" (stderr: {told[0][:160]})" if told else "")
 
     def _ending(self) -> str:
+        if self.killed_at:
+            return f"killed with SIGKILL after {self.duration_s:.1f}s, at {self.killed_at}"
         if self.timed_out:
             return f"killed after {self.duration_s:.1f}s (timeout)"
         if self.error:
@@ -207,10 +215,27 @@ class CommandLauncher(_Launcher):
     """command mode: one sync cycle per invocation of `command`; nothing may outlive the cycle."""
 
     _running: subprocess.Popen | None = None
+    _killed = False
     webhook_url = None
+
+    def __init__(self, manifest: Manifest, env: dict[str, str], containment: Containment):
+        super().__init__(manifest, env, containment)
+        self._lock = threading.Lock()  # between a cycle and a kill() sent from another thread
 
     def start(self) -> None:
         """Nothing to start: each cycle is its own process."""
+
+    def kill(self) -> bool:
+        """SIGKILL the running cycle's process group (from another thread); False when no cycle runs.
+        run_cycle() then returns a result that is neither ok nor a failure of its own."""
+        with self._lock:
+            process = self._running
+            if process is None or process.poll() is not None:
+                return False
+            self._killed = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return True
 
     def stop(self) -> None:
         """End a cycle that was cut short (the run was interrupted while it ran)."""
@@ -232,13 +257,15 @@ class CommandLauncher(_Launcher):
             process.wait(self.manifest.run.timeout_s)  # orphans it leaves are reaped by the harness's reaper
         except subprocess.TimeoutExpired:
             timed_out = True
-        self._running = None
+        with self._lock:
+            self._running = None
+            killed, self._killed = self._killed, False
         duration = time.monotonic() - started
         before = len(self.leftovers)
-        self._end_processes(process, report=not timed_out)
+        self._end_processes(process, report=not (timed_out or killed))
         leftovers = self.leftovers[before:]
-        result = CycleResult(None if timed_out else process.returncode, duration, stdout.finish(), stderr.finish(),
-                             timed_out)
+        result = CycleResult(None if timed_out or killed else process.returncode, duration, stdout.finish(),
+                             stderr.finish(), timed_out)
         if leftovers:
             result.error = ("the cycle left processes running after it exited: "
                             + "; ".join(str(p) for p in leftovers[:5]))
@@ -265,6 +292,7 @@ class ServiceLauncher(_Launcher):
         return self.url + self.manifest.run.webhook_path if self.manifest.run.webhook_path else None
 
     def start(self) -> None:
+        """Start the service (again, after suspend() or kill()) and wait until it answers its health check."""
         if self._stdout.write_fd < 0:  # a process ran and was stopped (suspend, start_over): keep what it wrote
             self._earlier_output = (self._earlier_output[0] + self._stdout.finish(0.5),
                                     self._earlier_output[1] + self._stderr.finish(0.5))
@@ -312,7 +340,8 @@ class ServiceLauncher(_Launcher):
 
     def output(self) -> tuple[str, str]:
         """Everything kept of the service's output so far (bounded), including that of earlier processes (the
-        service is started again after `suspend`)."""
+        service is started again after `suspend` or a
+        kill)."""
         self._stdout.settle()
         self._stderr.settle()
         (out, err), self._earlier_output = self._earlier_output, ("", "")
@@ -323,6 +352,17 @@ class ServiceLauncher(_Launcher):
 
     def resume(self) -> None:
         self.start()
+
+    def kill(self) -> bool:
+        """SIGKILL the service's process group, as a crash would (what it started outside the group is ended
+        quietly: a crash leaves no leftover to blame); False when it was not running. resume() starts it again,
+        keeping what it wrote."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return False
+        self._end_processes(process, report=False)
+        self._process = None
+        return True
 
     def stop(self) -> None:
         process = self._process
@@ -368,9 +408,19 @@ class PythonLauncher(_Launcher):
         return self._receiver.url + str(self.manifest.run.webhook_path) if self._receiver else None
 
     def start(self) -> None:
-        """The child starts with the first cycle (and again after one that died)."""
+        """The child starts with the first cycle (and again after one that died or was killed)."""
         if self._receiver is not None:
             self._receiver.start()
+
+    def kill(self) -> bool:
+        """SIGKILL the child's process group (from another thread, while run_cycle() waits for its answer,
+        which then reports the child gone); False when no child runs."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return True
 
     def deliver(self, headers: dict[str, str], body: bytes) -> int:
         """Hand one change event to handle_webhook(); the HTTP status to answer the simulator with."""

@@ -364,7 +364,8 @@ def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
         "converged": evidence.converged,
         "latency_s": round(evidence.latency_s, 3) if evidence.latency_s is not None else None,
         "cycles": [{"summary": c.summary(), "exit_code": c.exit_code, "timed_out": c.timed_out,
-                    "duration_s": round(c.duration_s, 3), "stdout": tail(c.stdout, OUTPUT_IN_REPORT, scrubber),
+                    "killed_at": c.killed_at, "duration_s": round(c.duration_s, 3),
+                    "stdout": tail(c.stdout, OUTPUT_IN_REPORT, scrubber),
                     "stderr": tail(c.stderr, OUTPUT_IN_REPORT, scrubber)}
                    for c in evidence.cycles],
         "api_calls": {side: len(entries) for side, entries in evidence.journal.items()},

@@ -3,10 +3,15 @@ expected state holds or a deadline passes, and keep the evidence the checks read
 
 Data flows one way: scenario -> simulators and connector -> evidence (state, journal, dead letters,
 cycle results, timings) -> checks -> verdict. Checks never call the connector or change simulators.
+
+A scenario can crash the connector where it chooses (`cycle_killed_at`): one call of a simulator is held
+(applied first, or not), and once the connector waits on it, its whole process group gets SIGKILL.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +77,27 @@ def writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if "write" in e["tags"]]
 
 
+class ScenarioSetupError(RuntimeError):
+    """The scenario could not set up the condition it judges (reported as an error, not a failure)."""
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """A call at which `cycle_killed_at` kills the connector: the fault rule that holds it, described."""
+
+    side: str
+    rule_id: str
+    description: str
+
+
+KILL_HOLD_S = 120.0  # the longest a held call waits for the kill (the kill ends it sooner)
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
 class ConnectorFailed(AssertionError):
     """The connector crashed, hung or could not start; the evidence says how."""
 
@@ -119,6 +145,7 @@ class ScenarioRun(SimulatorControl):
         self._started = False
         self._tls: dict[str, str] = {}  # while serve_tls() holds: the connector's URLs and CA bundle
         self._tls_status: dict[str, dict[str, Any]] = {}  # side -> what its HTTPS listener said when switched on
+        self._killed = False  # the connector was killed: the next cycle starts it afresh
         self._prepare_judging()
 
     def _prepare_judging(self) -> None:
@@ -262,7 +289,7 @@ class ScenarioRun(SimulatorControl):
         stopped, both simulators reset (records, journal, faults, limits), the connector's state dir and dead
         letters emptied, the evidence cleared. Credentials stay; the next cycle starts the connector again."""
         self.launcher.stop()
-        self._started = False
+        self._started = self._killed = False
         for side in SIDES:
             self._control(side, "POST", "/_sim/reset")
         self._mirrors = {side: StateMirror() for side in SIDES}
@@ -272,6 +299,10 @@ class ScenarioRun(SimulatorControl):
         self.evidence = Evidence(attachments=self.evidence.attachments)
 
     def _start(self) -> None:
+        """Start the connector before its first cycle, and again after it was killed (same state dir)."""
+        if self._killed:
+            self._killed = False
+            self._launch(self.launcher.resume)
         if self._started:
             return
         self._started = True
@@ -294,6 +325,65 @@ class ScenarioRun(SimulatorControl):
         result = self.launcher.run_cycle()
         self.evidence.cycles.append(result)
         return result
+
+    def arm_kill(self, side: str, *, kind: str | None = None, operation: str | None = None,
+                 access: str | None = None, on_call: int = 1, applied: bool = True) -> KillPoint:
+        """Prepare a crash at the `on_call`-th API call of `side` matching `kind`, `operation` and `access`
+        (canonical; None matches any): that call is held (applied first when `applied`, its answer never
+        sent) until `cycle_killed_at(point)` has killed the connector. Arm it before users act when the
+        connector may be a service: a service syncs on its own and could pass the point first."""
+        rule_id = self.inject(side, "timeout", kind=kind, operation=operation, access=access, on_call=on_call,
+                              calls=1, commit=applied, seconds=KILL_HOLD_S)
+        call = " ".join(filter(None, [kind, operation or access or "call"]))
+        return KillPoint(side, rule_id, f"the {_ordinal(on_call)} {side.upper()} {call} "
+                                        f"({'applied, its answer held' if applied else 'held before it was applied'})")
+
+    def cycle_killed_at(self, point: KillPoint | str, deadline_s: float = 60.0, **match: Any) -> CycleResult:
+        """Run a cycle and kill the connector with SIGKILL (its whole process group) once it waits on the call
+        `point` holds, then let the call go; record the cycle as killed. `point` is a KillPoint from arm_kill,
+        or a side with arm_kill's keywords. A service runs on its own: it gets `deadline_s` to reach the
+        point. The next cycle starts the connector afresh with the same state dir (a service or a
+        python-mode child is started again). Raises ScenarioSetupError when the connector ended its cycle,
+        or let the deadline pass, without reaching the point (nothing to judge: the scenario's own setup)."""
+        if isinstance(point, str):
+            point = self.arm_kill(point, **match)
+        self._start()
+        started = time.monotonic()
+        finished: list[CycleResult] = []
+        cycle = None
+        if not isinstance(self.launcher, ServiceLauncher):
+            cycle = threading.Thread(target=lambda: finished.append(self.launcher.run_cycle()),
+                                     name="syncert-cycle-to-kill", daemon=True)
+            cycle.start()
+            deadline_s = self.manifest.run.timeout_s
+        killed = self._wait_for_hold(point, cycle, deadline_s) and self.launcher.kill()
+        self.release_held(point.side)
+        if cycle is not None:
+            cycle.join(self.manifest.run.timeout_s + 30)
+        result = finished[0] if finished else CycleResult(None if killed else 0, time.monotonic() - started)
+        if killed:
+            self._killed = True
+            result = dataclasses.replace(result, exit_code=None, error=None, timed_out=False,
+                                         killed_at=point.description, duration_s=time.monotonic() - started)
+        self.evidence.cycles.append(result)
+        self.evidence.notes.append(f"cycle {len(self.evidence.cycles)} {result.summary()}")
+        if not killed:
+            raise ScenarioSetupError(f"scenario setup: the connector was to be killed at {point.description}, but "
+                                     + ("its cycle ended before it got there" if cycle is not None else
+                                        f"it did not get there within {deadline_s:.0f}s"))
+        return result
+
+    def _wait_for_hold(self, point: KillPoint, cycle: threading.Thread | None, deadline_s: float) -> bool:
+        """Whether `point`'s call is held while the connector still runs (the cycle thread, or the service)."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            rule = next(rule for rule in self.faults(point.side) if rule["id"] == point.rule_id)
+            if rule["holding"]:
+                return True
+            if cycle is not None and not cycle.is_alive():
+                return False
+            time.sleep(0.05)
+        return False
 
     def settle(self, cycles: int = 2) -> None:
         """Let the connector run with nothing to do: `cycles` cycles, or for a service the time it takes

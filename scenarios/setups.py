@@ -10,11 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from syncert.harness.runner import ScenarioRun, writes
-
-
-class ScenarioSetupError(RuntimeError):
-    """The scenario could not set up the condition it judges (reported as an error, not a failure)."""
+from syncert.harness.runner import ScenarioRun, ScenarioSetupError, writes
 
 
 def require(condition: bool, what: str) -> None:

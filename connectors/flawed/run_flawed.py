@@ -407,17 +407,69 @@ def reads_first_page_only() -> None:
     apis.Salesforce.query = first_page
 
 
+def _stamp(moment: datetime, crm: bool) -> str:
+    """`moment` as a watermark: a Salesforce SystemModstamp, or else a NetSuite lastModifiedDate."""
+    if crm:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+CRM_WATERMARKS = ("accounts", "contacts", "orders")  # the reference's watermarks on CRM records
+ERP_WATERMARKS = ("items", "order-status", "credit", "invoices")
+
+
+def _every_watermark_at(moment: datetime) -> dict[str, str]:
+    return {flow: _stamp(moment, crm=flow in CRM_WATERMARKS) for flow in CRM_WATERMARKS + ERP_WATERMARKS}
+
+
 def watermark_at_cycle_end() -> None:
     """Sets each flow's watermark to the time it finished, not to the latest modification stamp it read: a
     record changed while the flow ran is never read again."""
     def commit(self):
         if (self._earliest_held or self._latest_done) is None:
             return
-        now = datetime.now(UTC)
         crm = (self._earliest_held or self._latest_done).endswith("+0000")  # Salesforce stamps, else NetSuite's
-        self._state.watermarks[self._flow] = (now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}"
-                                              "+0000" if crm else now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        self._state.watermarks[self._flow] = _stamp(datetime.now(UTC), crm)
     state.Watermark.commit = commit
+
+
+def saves_watermark_before_writes() -> None:
+    """Saves its place at the start of each cycle, before it writes anything: every flow's watermark moves to the
+    time the cycle started (the right ones replace them when the cycle ends). Killed in the middle of a cycle, it
+    never reads again the records it had not finished."""
+    run = flows.SyncCycle.run
+
+    async def flawed(self):
+        reading_from = dict(self.state.watermarks)
+        self.state.watermarks.update(_every_watermark_at(datetime.now(UTC)))
+        self.state.save()
+        self.state.watermarks = reading_from
+        await run(self)
+    flows.SyncCycle.run = flawed
+
+
+def advances_watermark_on_failure() -> None:
+    """Counts a failed cycle as done: when a cycle fails (the ERP is down), every flow's watermark still moves to
+    the time the cycle started, so what changed before it is never read again."""
+    run = flows.SyncCycle.run
+
+    async def flawed(self):
+        started = _every_watermark_at(datetime.now(UTC))
+        try:
+            await run(self)
+        except Exception:
+            self.state.watermarks.update(started)
+            self.state.save()
+            raise
+    flows.SyncCycle.run = flawed
+
+
+def retries_without_backoff() -> None:
+    """Resends a failed request at once: it waits when the server sends Retry-After, but never backs off by itself
+    (a maintenance answer without Retry-After is hammered)."""
+    def no_backoff(attempt, retry_after):
+        return float(retry_after) if retry_after and retry_after.strip().isdigit() else 0.0
+    resilience.backoff_delay = no_backoff
 
 
 def queries_strictly_after_watermark() -> None:
@@ -778,6 +830,9 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "no-retry": (no_retry, "ERR-BURST-01"),
     "swallows-errors": (swallows_errors, "ERR-RESET-01"),
     "treats-bad-json-as-empty": (treats_bad_json_as_empty, "ERR-MALFORMED-01"),
+    "saves-watermark-before-writes": (saves_watermark_before_writes, "ERR-CRASH-01"),
+    "advances-watermark-on-failure": (advances_watermark_on_failure, "ERR-OUTAGE-01"),
+    "retries-without-backoff": (retries_without_backoff, "ERR-MAINT-01"),
 }
 
 if __name__ == "__main__":

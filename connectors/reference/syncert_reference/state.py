@@ -7,7 +7,9 @@ Records given up on are remembered with their stamp: they are not tried (nor dea
 until their source changes.
 Fingerprints stop echo loops: a record is written to the other system only when the fields this
 flow carries changed since the last sync, so our own write-back does not bounce between systems.
-The file is replaced atomically, so a killed cycle never leaves it half-written.
+The state is saved when the cycle ends, after its writes, never before them: a cycle killed with
+SIGKILL saves nothing, and the next one does its work again (every write is safe to repeat). The file
+is replaced atomically, so a kill never leaves it half-written.
 """
 
 from __future__ import annotations

@@ -122,14 +122,15 @@ def leave_a_daemon() -> int:
     """command mode: double-forks a setsid daemon (environment cleared) that keeps writing CRM accounts."""
     token = _crm_login(os.environ["SYNCERT_CRM_CLIENT_ID"], os.environ["SYNCERT_CRM_CLIENT_SECRET"]).json()
     previous = Path(os.environ["HOSTILE_OUT"]).with_suffix(".credentials")
-    if previous.exists():  # credentials of an earlier scenario: they must have been revoked
-        old = json.loads(previous.read_text())
+    old = json.loads(previous.read_text()) if previous.exists() else None
+    if old is not None and old["scenario"] != os.environ["SYNCERT_SCENARIO"]:  # an earlier scenario's: revoked
         _note(behaviour="reuse-old-credentials", scenario=os.environ["SYNCERT_SCENARIO"],
               login_status=_crm_login(old["id"], old["secret"]).status_code,
               old_token_status=httpx.get(f"{os.environ['SYNCERT_CRM_URL']}/services/data/v59.0/sobjects/Account/"
                                          "001000000000000AAA",
                                          headers={"Authorization": f"Bearer {old['token']}"}, timeout=10).status_code)
-    previous.write_text(json.dumps({"id": os.environ["SYNCERT_CRM_CLIENT_ID"],
+    previous.write_text(json.dumps({"scenario": os.environ["SYNCERT_SCENARIO"],
+                                    "id": os.environ["SYNCERT_CRM_CLIENT_ID"],
                                     "secret": os.environ["SYNCERT_CRM_CLIENT_SECRET"],
                                     "token": token["access_token"]}))
     daemon = ("import httpx, sys, time\n"

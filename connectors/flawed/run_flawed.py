@@ -407,7 +407,7 @@ def reads_first_page_only() -> None:
     apis.Salesforce.query = first_page
 
 
-def _stamp(moment: datetime, crm: bool) -> str:
+def _watermark(moment: datetime, crm: bool) -> str:
     """`moment` as a watermark: a Salesforce SystemModstamp, or else a NetSuite lastModifiedDate."""
     if crm:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
@@ -419,7 +419,7 @@ ERP_WATERMARKS = ("items", "order-status", "credit", "invoices")
 
 
 def _every_watermark_at(moment: datetime) -> dict[str, str]:
-    return {flow: _stamp(moment, crm=flow in CRM_WATERMARKS) for flow in CRM_WATERMARKS + ERP_WATERMARKS}
+    return {flow: _watermark(moment, crm=flow in CRM_WATERMARKS) for flow in CRM_WATERMARKS + ERP_WATERMARKS}
 
 
 def watermark_at_cycle_end() -> None:
@@ -429,7 +429,7 @@ def watermark_at_cycle_end() -> None:
         if (self._earliest_held or self._latest_done) is None:
             return
         crm = (self._earliest_held or self._latest_done).endswith("+0000")  # Salesforce stamps, else NetSuite's
-        self._state.watermarks[self._flow] = _stamp(datetime.now(UTC), crm)
+        self._state.watermarks[self._flow] = _watermark(datetime.now(UTC), crm)
     state.Watermark.commit = commit
 
 

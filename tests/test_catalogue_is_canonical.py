@@ -99,3 +99,11 @@ def test_the_protocol_levels_table_lists_every_scenario() -> None:
             if re.match(r"^\| [1-4] \| ", line)}
     missing = [e["id"] for e in list_scenarios() if f"{e['id']} (" not in rows.get(str(e["level"]), "")]
     assert not missing, f"docs/protocol.md's levels table lacks: {missing}"
+
+
+def test_scenarios_import_the_installed_package_only() -> None:
+    # `scenarios.x` resolves in a checkout only; an installed syncert has `syncert.scenarios.x`
+    found = [f"{path.relative_to(CATALOGUE)}: {line.strip()}" for path in SCENARIO_FILES
+             for line in _code(path).splitlines()
+             if re.match(r"\s*(from|import) (scenarios|harness|simulators|connectors|contracts)\b", line)]
+    assert not found, f"imports that only work in a checkout: {found}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scenarios.setups import assert_converges, journal_mark, require, writes_after
+from syncert.scenarios.setups import assert_converges, journal_mark, require, writes_after
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
 

@@ -1,7 +1,7 @@
 """Behaviour checks read from one simulator's journal (reconciliation per business key is in reconciliation.py).
 
 Each check reads the journal's canonical tags only and returns what it found wrong, one line each:
-- retry_after_violations: a retry sent before the Retry-After of the refused attempt had elapsed;
+- retry_after_violations: any request sent to a system before the Retry-After it gave had passed;
 - retry_storms: a request sent again at once, three times in a row, after failures (no backoff);
 - unjittered_backoff: many retry chains waiting exactly the same time (backoff without jitter);
 - in_flight_above: requests served while more than the limit were in flight;
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+RETRY_AFTER_GRACE_S = 0.25  # a request this soon after a refusal may have left before the refusal was read
 STORM_GAP_S = 0.05  # a retry this soon after the failed answer was not delayed at all
 STORM_LENGTH = 3  # so many immediate retries in a row are a storm
 JITTER_MIN_CHAINS = 5  # chains needed before their waits are compared
@@ -66,16 +67,20 @@ def retry_chains(journal: list[dict[str, Any]]) -> list[RetryChain]:
     return sorted(chains, key=lambda chain: chain.attempts[0]["seq"])
 
 
-def retry_after_violations(journal: list[dict[str, Any]], tolerance_s: float = 0.05) -> list[str]:
-    """Retries sent before the Retry-After of the refused attempt had elapsed."""
+def retry_after_violations(journal: list[dict[str, Any]], grace_s: float = RETRY_AFTER_GRACE_S) -> list[str]:
+    """Requests sent to a system while the Retry-After of a refusal it had answered was not over. A
+    Retry-After asks the client to wait, not only the refused request: any request counts, whatever its
+    shape, except those sent within `grace_s` of the refusal (the client may not have read it yet)."""
     violations = []
-    for chain in retry_chains(journal):
-        for refused, retry in zip(chain.attempts, chain.attempts[1:], strict=False):
-            wait = refused["retry_after_s"]
-            if wait is not None and retry["started_at"] < refused["ended_at"] + wait - tolerance_s:
-                early = refused["ended_at"] + wait - retry["started_at"]
-                violations.append(f"{refused['method']} {refused['path']} retried {early:.2f}s before its "
-                                  f"Retry-After of {wait}s")
+    refusals = [e for e in journal if e["retry_after_s"] and "token" not in e["tags"]]
+    for refusal in refusals:
+        opens, closes = refusal["ended_at"] + grace_s, refusal["ended_at"] + refusal["retry_after_s"] - grace_s
+        early = [e for e in journal if "token" not in e["tags"] and opens < e["started_at"] < closes]
+        if early:
+            first = early[0]
+            violations.append(f"{len(early)} request(s) sent within the Retry-After of {refusal['retry_after_s']}s "
+                              f"given to {refusal['method']} {refusal['path']} (first: {first['method']} "
+                              f"{first['path']}, {first['started_at'] - refusal['ended_at']:.2f}s after it)")
     return violations
 
 

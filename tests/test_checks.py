@@ -42,9 +42,13 @@ def test_a_retry_storm_is_found_and_growing_backoff_is_not() -> None:
     assert not retry_storms(_journal(*_chain("/a", [0.01, 0.4, 1.2, 0.3])))
 
 
-def test_retry_after_is_judged_from_the_refused_attempt() -> None:
+def test_retry_after_holds_every_request_to_that_system() -> None:
     assert retry_after_violations(_journal(*_chain("/a", [0.5], retry_after=2)))
     assert not retry_after_violations(_journal(*_chain("/a", [2.01], retry_after=2)))
+    refused = _chain("/a", [2.01], retry_after=2)
+    other = ("/b?_=cache-buster", 0.6, 0.61, ("read", "ok"), None)
+    assert retry_after_violations(_journal(*refused, other))  # another request, whatever its shape
+    assert not retry_after_violations(_journal(*refused, (other[0], 0.1, 0.11, other[3], None)))  # in the grace
 
 
 def test_backoff_without_jitter_is_found_over_enough_chains() -> None:

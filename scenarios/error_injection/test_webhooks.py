@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from syncert.scenarios.setups import assert_converges, journal_mark, require, writes_after
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
+from syncert.scenarios.setups import assert_converges, journal_mark, require, writes_after
 
 DELIVERY_WAIT_S = 20.0  # how long a faulted delivery may take to be sent and answered on a loaded machine
 

@@ -32,7 +32,16 @@ from syncert.simulators.faults.actions import (
 )
 from syncert.simulators.faults.rules import FaultRule, RuleError, Schedule, add_rule, parse_schedule
 from syncert.simulators.http import ApiRequest, BadRequest, json_response
-from syncert.simulators.stages.base import FAULTED, TRIGGERED, ControlHandler, Exchange, NextStage, Stage
+from syncert.simulators.stages.base import (
+    FAULTED,
+    THROTTLED,
+    TRIGGERED,
+    ControlHandler,
+    Exchange,
+    NextStage,
+    Stage,
+)
+from syncert.simulators.stages.governance import Rejection
 
 if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
@@ -79,12 +88,17 @@ class FaultStage(Stage):
         self.triggers: list[Trigger] = []
         self.schedule = Schedule()
         self._released = asyncio.Event()
+        self._refusing: tuple[float, FaultRule] | None = None  # a throttle's Retry-After: (until, rule)
 
     async def handle(self, exchange: Exchange, call_next: NextStage) -> Response | None:
         if not exchange.api:
             return await call_next(exchange)
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
+        if self._refusing is not None:
+            if time.monotonic() < self._refusing[0]:  # a limit keeps refusing until its Retry-After is over
+                return await self._still_limited(exchange, self._refusing)
+            self._refusing = None
         rule = await self._firing_rule(exchange) if self.schedule.rules else None
         response = await (call_next(exchange) if rule is None else self._inject(rule, exchange, call_next))
         if self.triggers and response is not None and response.status_code < 400:
@@ -143,7 +157,23 @@ class FaultStage(Stage):
             case "timeout":
                 return await self._hold(rule, exchange, call_next)
         await exchange.keep_body()
-        return vendor_answer(dialect, exchange, rule)
+        answer = vendor_answer(dialect, exchange, rule)
+        if rule.type in ("throttle", "concurrency") and exchange.retry_after_s:
+            self._refusing = (time.monotonic() + exchange.retry_after_s, rule)
+        return answer
+
+    async def _still_limited(self, exchange: Exchange, refusing: tuple[float, FaultRule]) -> Response:
+        """A call inside the Retry-After of a throttle: refused the same way, with the time left."""
+        until, rule = refusing
+        exchange.tags.update((FAULTED, THROTTLED))
+        exchange.fault = f"{rule.id}:{rule.type}"
+        dialect, request = self.sim.dialect, exchange.request
+        exchange.tags.add(dialect.classify(request.method, request.path)[0])
+        await exchange.keep_body()
+        refusal = Rejection("rate" if rule.type == "throttle" else "concurrency",
+                            max(1, math.ceil(until - time.monotonic())), "limit exceeded (Retry-After not over)")
+        exchange.retry_after_s = refusal.retry_after_s
+        return dialect.throttled(refusal)
 
     async def _hold(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:
         fault = rule.fault
@@ -182,6 +212,7 @@ class FaultStage(Stage):
     def _replace(self, schedule: Schedule) -> None:
         """Use `schedule` from now on: the connections the old one held are let go."""
         self._let_go()
+        self._refusing = None
         self.schedule = schedule
         self._install_validation_rules()
 

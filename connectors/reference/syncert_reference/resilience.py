@@ -14,8 +14,9 @@ so a write the server applied but never answered is settled like any other ambig
 
 The wait before attempt n+1 is a random value ("jitter") between MIN_BACKOFF_S and base * 2**n,
 capped, and never shorter than the server's Retry-After: clients that failed together do not retry
-together, and none retries at once (which would only add to a struggling server's load). Other
-answers are returned to the caller, which decides (401: log in again; other 4xx: give the record up).
+together, and none retries at once (which would only add to a struggling server's load). A Retry-After
+asks the client, not only the refused request, to wait: until it has passed, nothing at all is sent to
+that server. Other answers are returned to the caller, which decides (401: log in again; other 4xx: give the record up).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class ResilientClient:
     def __init__(self, max_in_flight: int = 4, verify: str | bool = True, timeout_s: float = REQUEST_TIMEOUT_S):
         self._client = httpx.AsyncClient(verify=verify, timeout=timeout_s)
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._paused_until: dict[str, float] = {}  # host -> loop time: a Retry-After holds every request to it
 
     async def request(self, method: str, url: str, sign: Signer | None = None,
                       reauthenticate: Callable[[httpx.Response], Awaitable[bool]] | None = None,
@@ -125,9 +127,17 @@ class ResilientClient:
 
     async def _send(self, method: str, url: str, sign: Signer | None, kwargs: dict[str, Any]) -> httpx.Response:
         request = self._client.build_request(method, url, **kwargs)
+        host = request.url.netloc.decode()
+        while (wait := self._paused_until.get(host, 0.0) - asyncio.get_running_loop().time()) > 0:
+            await asyncio.sleep(wait)  # a server asked for a pause: nothing goes to it until it is over
         if sign is not None:
             await sign(request)
-        return await self._client.send(request)
+        response = await self._client.send(request)
+        retry_after = response.headers.get("Retry-After", "").strip()
+        if retry_after.isdigit() and (is_throttled(response) or is_server_error(response)):
+            until = asyncio.get_running_loop().time() + float(retry_after)
+            self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
+        return response
 
     async def close(self) -> None:
         await self._client.aclose()

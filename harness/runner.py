@@ -413,7 +413,7 @@ class ScenarioRun(SimulatorControl):
                 self.evidence.notes.append(f"cycle {len(self.evidence.cycles)} {result.summary()}")
                 if not through_failures:
                     return False
-            if result.ok and predicate(self):
+            if predicate(self):
                 self.evidence.converged = True
                 self.evidence.latency_s = time.monotonic() - started
                 return True

@@ -227,6 +227,13 @@ def test_the_same_seed_gives_the_same_faults(sims: Sims) -> None:
     ({"match": {}, "fault": {"type": "reject", "field": "name", "equals": "x"}}, "needs match.kind"),
     ({"match": {}, "window_s": [5, 1], "fault": {"type": "reset"}}, "window_s must be [from, to]"),
     ({"match": {}, "fault": {"type": "reset", "seconds": 3}}, "a reset fault takes"),
+    ({"match": {"kind": "custmer"}, "fault": {"type": "reset"}}, "'custmer' is not a kind of this ERP"),
+    ({"match": {"operation": "creat"}, "fault": {"type": "reset"}}, "match.operation must be one of"),
+    ({"match": {"kind": "customer"}, "fault": {"type": "reject", "field": "nmae", "equals": "x"}}, "no field 'nmae'"),
+    ({"match": {"kind": "customer"}, "calls": 2, "fault": {"type": "reject", "field": "name", "equals": "x"}},
+     "a reject fault is a validation rule"),
+    ({"match": {}, "fault": {"type": "latency", "ms": 5, "max_ms": 9}}, "give ms, or min_ms and max_ms"),
+    ({"match": {}, "for_s": 0, "fault": {"type": "unavailable"}}, "for_s must be seconds"),
 ])
 def test_bad_rules_are_refused_naming_the_problem(sims: Sims, rule: dict[str, Any], named: str) -> None:
     with sims.admin("erp") as admin:
@@ -248,3 +255,25 @@ def test_a_window_is_shared_by_both_sides_and_reset_clears_the_schedule(sims: Si
     with sims.admin("erp") as admin:
         assert admin.post("/_sim/reset").status_code == 200
         assert admin.get("/_sim/faults").json()["rules"] == []
+
+
+def test_a_for_s_window_opens_at_the_first_matching_call_however_late(sims: Sims) -> None:
+    _schedule(sims, "crm", [{"match": {"operation": "query"}, "on_call": 2, "for_s": 1.0,
+                             "fault": {"type": "maintenance"}}])
+    with sims.crm() as crm:
+        time.sleep(1.2)  # nothing opens the window before the connector gets there
+        statuses = [crm.get("/query", params=ACCOUNT_QUERY).status_code for _ in range(3)]
+        [rule] = _rules(sims, "crm")
+        time.sleep(max(0.0, rule["open_until"] - time.time()) + 0.05)
+        statuses.append(crm.get("/query", params=ACCOUNT_QUERY).status_code)
+    assert statuses == [200, 503, 503, 200]
+
+
+def test_a_suiteql_query_is_matched_by_the_kind_it_reads(sims: Sims) -> None:
+    _schedule(sims, "erp", [{"match": {"kind": "customer", "operation": "query"}, "calls": None,
+                             "fault": {"type": "server_error"}}])
+    with sims.erp() as erp:
+        customers = erp.post("/query/v1/suiteql", json={"q": "SELECT id FROM customer"},
+                             headers={"Prefer": "transient"})
+        items = erp.post("/query/v1/suiteql", json={"q": "SELECT id FROM item"}, headers={"Prefer": "transient"})
+    assert (customers.status_code, items.status_code) == (500, 200)

@@ -13,7 +13,8 @@ from syncert.scenarios.setups import account_ready, assert_converges, close_deal
 
 ITEMS = [{"sku": "CR-10", "name": "Crash-proof widget", "price": "40.00", "quantity_on_hand": "500"},
          {"sku": "CR-20", "name": "Crash-proof gadget", "price": "12.50", "quantity_on_hand": "500"}]
-OUTAGE_S = 24.0  # longer than a connector retries one request (the reference: at most ~16 s), so cycles fail
+OUTAGE_S = 24.0  # longer than a connector retries one request (the reference: at most ~16 s), so cycles fail;
+# both windows open at the connector's first (third) ERP call after they are set, however slow it is to get there
 MAINTENANCE_S = 5.0
 
 
@@ -43,11 +44,13 @@ def _exactly_once(sync: ScenarioRun, stage: str, accounts: list[str], deals: lis
         f"({len(erp_orders)} orders in the ERP)")
 
 
-def _cycles_until(sync: ScenarioRun, moment: float, between: Callable[[], None] | None = None) -> list[str]:
-    """Run cycles until the monotonic `moment`, through failures (recorded, never stopping the run); a
-    service gets a second between checks. `between()` runs once, after the first cycle. The failures."""
-    failures = []
-    while time.monotonic() < moment:
+def _cycles_until_window_closes(sync: ScenarioRun, rule_id: str, between: Callable[[], None] | None = None,
+                                deadline_s: float = 120.0) -> list[str]:
+    """Run cycles through failures (recorded, never stopping the run) until the ERP fault window `rule_id` has
+    opened (the connector got there) and closed again; a service gets a second between checks. `between()`
+    runs once, after the first cycle. Returns the failures."""
+    failures, ends = [], time.monotonic() + deadline_s
+    while time.monotonic() < ends:
         result = sync.cycle()
         if not result.ok:
             failures.append(result.summary())
@@ -55,6 +58,9 @@ def _cycles_until(sync: ScenarioRun, moment: float, between: Callable[[], None] 
         if between is not None:
             between()
             between = None
+        [rule] = [r for r in sync.faults("erp") if r["id"] == rule_id]
+        if rule["open_until"] is not None and time.time() >= rule["open_until"]:
+            break
         if isinstance(sync.launcher, ServiceLauncher):
             time.sleep(1.0)
     return failures
@@ -97,8 +103,7 @@ def test_erp_outage_then_catch_up(sync: ScenarioRun) -> None:
     entries = products_ready(sync, ITEMS)
     regular = account_ready(sync, "Regular Buyer Ltd")
 
-    sync.inject("erp", "unavailable", calls=None, window_s=(0, OUTAGE_S))  # every ERP call refused for a while
-    back_at = time.monotonic() + OUTAGE_S
+    outage = sync.inject("erp", "unavailable", for_s=OUTAGE_S)  # from its next call on, the ERP is down a while
     accounts = [regular, *_new_accounts(sync, ["Outage Buyer 1", "Outage Buyer 2"])]
     sync.edit("crm", "account", regular, {"phone": "+1 555 0100"})
     deals = [_deal(sync, regular, entries, 3)]
@@ -108,7 +113,7 @@ def test_erp_outage_then_catch_up(sync: ScenarioRun) -> None:
         sync.edit("crm", "account", accounts[1], {"phone": "+1 555 0101"})
         deals.append(_deal(sync, accounts[2], entries, 2))
 
-    failures = _cycles_until(sync, back_at, users_keep_working)
+    failures = _cycles_until_window_closes(sync, outage, users_keep_working)
     refused = [e for e in sync.journal("erp") if (e.get("fault") or "").endswith(":unavailable")]
     sync.record_check("cycles during the outage", {"outage_s": OUTAGE_S, "failed_cycles": len(failures),
                                                    "refused_erp_calls": len(refused)})
@@ -126,10 +131,9 @@ def test_erp_outage_then_catch_up(sync: ScenarioRun) -> None:
 def test_erp_maintenance_window(sync: ScenarioRun) -> None:
     sync.settle(cycles=1)  # the connector is up (a service has started) before the window opens
     # from the third ERP call on (a cycle under way), every call meets the maintenance page until it ends
-    sync.inject("erp", "maintenance", on_call=3, calls=None, window_s=(0, MAINTENANCE_S))
-    over_at = time.monotonic() + MAINTENANCE_S
+    window = sync.inject("erp", "maintenance", on_call=3, for_s=MAINTENANCE_S)
     accounts = _new_accounts(sync, [f"Maintenance Buyer {n}" for n in range(6)])
-    failures = _cycles_until(sync, over_at)
+    failures = _cycles_until_window_closes(sync, window)
     journal = sync.journal("erp")
     refused = [e for e in journal if (e.get("fault") or "").endswith(":maintenance")]
     require(bool(refused), "the maintenance window refused no call of the connector")

@@ -7,6 +7,8 @@ A schedule is {"seed": int, "origin": unix seconds?, "rules": [rule, ...]}; a ru
      "calls"?: M (how many calls it fires on, default 1; null: every call from on_call on),
      "probability"?: p (0..1, default 1),
      "window_s"?: [from, to] (seconds after the schedule's origin; with no "calls", every call in it),
+     "for_s"?: S (once the rule first fires, it fires on every matching call for S seconds: an outage or a
+               maintenance window that opens when the connector gets there, however late),
      "fault": {"type": <one of FAULT_TYPES>, ...its parameters}}
 Kinds and operations are canonical (the journal's names). Every rule draws from its own random stream,
 seeded by (seed, simulator, rule position), and only when a call matches it: the same seed and the same
@@ -53,7 +55,9 @@ FAULT_TYPES: dict[str, tuple[frozenset[str], str]] = {
     "reject": (frozenset({"field", "equals", "message"}),
                "refuse every write of match.kind whose canonical field equals the value (validation)"),
 }
-AFTER_APPLYING = frozenset({"lost_response", "malformed", "truncated"})  # the request is served first
+# the journal's canonical operations (what dialects classify requests as)
+OPERATIONS = frozenset({"create", "read", "update", "upsert", "delete", "query", "changes", "describe", "transform",
+                        "composite", "replace"})
 USAGE = ('a fault rule is {"match": {"kind"?, "operation"?, "access"?, "method"?, "path"?, "body"?}, '
          '"on_call"?: N, "calls"?: M|null, "probability"?: 0..1, "window_s"?: [from, to], '
          '"fault": {"type": "<' + "|".join(FAULT_TYPES) + '>", ...}}')
@@ -91,7 +95,9 @@ class FaultRule:
     calls: int | None = 1
     probability: float = 1.0
     window_s: tuple[float, float] | None = None
+    for_s: float | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    opened_at: float | None = None  # wall time of the first firing, for `for_s`
     seen: int = 0  # matching calls counted
     fired: int = 0  # calls the fault was injected into
     holding: int = 0  # connections held by this rule right now
@@ -103,6 +109,11 @@ class FaultRule:
     def fires(self, elapsed_s: float) -> bool:
         """Count a matching call; True when the fault is injected into it."""
         self.seen += 1
+        if self.opened_at is not None and self.for_s is not None:
+            if time.time() - self.opened_at >= self.for_s:
+                return False
+            self.fired += 1
+            return True
         if self.seen < self.on_call or (self.calls is not None and self.fired >= self.calls):
             return False
         if self.window_s is not None and not self.window_s[0] <= elapsed_s < self.window_s[1]:
@@ -110,6 +121,8 @@ class FaultRule:
         if self.probability < 1.0 and self.rng.random() >= self.probability:
             return False
         self.fired += 1
+        if self.for_s is not None:
+            self.opened_at = time.time()
         return True
 
     def count_refusal(self) -> None:
@@ -129,9 +142,11 @@ class FaultRule:
         return min(ms, MAX_LATENCY_MS) / 1000
 
     def public(self) -> dict[str, Any]:
+        open_until = self.opened_at + self.for_s if self.opened_at is not None and self.for_s is not None else None
         return {"id": self.id, "match": self.match.public(), "on_call": self.on_call, "calls": self.calls,
                 "probability": self.probability, "window_s": list(self.window_s) if self.window_s else None,
-                "fault": self.fault, "seen": self.seen, "fired": self.fired, "holding": self.holding}
+                "for_s": self.for_s, "open_until": open_until, "fault": self.fault, "seen": self.seen,
+                "fired": self.fired, "holding": self.holding}
 
 
 @dataclass
@@ -174,7 +189,7 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
         raise RuleError(f"at most {MAX_RULES} fault rules a run")
     if not isinstance(body, dict) or not isinstance(body.get("fault"), dict):
         raise RuleError(USAGE)
-    unknown = set(body) - {"id", "match", "on_call", "calls", "probability", "window_s", "fault"}
+    unknown = set(body) - {"id", "match", "on_call", "calls", "probability", "window_s", "for_s", "fault"}
     if unknown:
         raise RuleError(f"unknown rule keys {sorted(unknown)}; {USAGE}")
     position = len(schedule.rules) + 1
@@ -183,7 +198,8 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
         raise RuleError(f"rule id must be a new, non-empty text, not {rule_id!r}")
     on_call, calls, probability = body.get("on_call", 1), body.get("calls", 1), body.get("probability", 1)
     window = body.get("window_s")
-    if "calls" not in body and window is not None:
+    for_s = body.get("for_s")
+    if "calls" not in body and (window is not None or for_s is not None):
         calls = None
     if isinstance(on_call, bool) or not isinstance(on_call, int) or on_call < 1:
         raise RuleError(f"{rule_id}: on_call must be an integer >= 1, not {on_call!r}")
@@ -194,11 +210,21 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
     if window is not None and not (isinstance(window, list) and len(window) == 2 and all(map(_number, window))
                                    and 0 <= window[0] < window[1]):
         raise RuleError(f"{rule_id}: window_s must be [from, to] seconds with 0 <= from < to, not {window!r}")
+    if for_s is not None and not (_number(for_s) and 0 < for_s <= MAX_HOLD_S):
+        raise RuleError(f"{rule_id}: for_s must be seconds, more than 0 and at most {MAX_HOLD_S:.0f}, not {for_s!r}")
     rule = FaultRule(rule_id, _match(rule_id, body.get("match", {})), _fault(rule_id, body["fault"]), on_call,
                      calls, float(probability), (float(window[0]), float(window[1])) if window else None,
-                     random.Random(f"{schedule.seed}:{side}:{position}"))
-    if rule.type == "reject" and rule.match.kind is None:
-        raise RuleError(f"{rule_id}: a reject fault needs match.kind (the kind whose writes it refuses)")
+                     float(for_s) if for_s is not None else None, random.Random(f"{schedule.seed}:{side}:{position}"))
+    if rule.type == "reject":
+        if rule.match.kind is None:
+            raise RuleError(f"{rule_id}: a reject fault needs match.kind (the kind whose writes it refuses)")
+        ignored = sorted(set(body) & {"on_call", "calls", "probability", "window_s", "for_s"})
+        if ignored or set(body.get("match", {})) - {"kind"}:
+            raise RuleError(f"{rule_id}: a reject fault is a validation rule on every write of match.kind; it takes "
+                            f"no {ignored or 'match other than kind'}")
+    if rule.match.operation is not None and rule.match.operation not in OPERATIONS:
+        raise RuleError(f"{rule_id}: match.operation must be one of {', '.join(sorted(OPERATIONS))}, "
+                        f"not {rule.match.operation!r}")
     schedule.rules.append(rule)
     return rule
 
@@ -245,8 +271,8 @@ def _check_fault(rule_id: str, fault_type: str, fault: dict[str, Any]) -> None:
         if key in fault:
             need(_number(fault[key]) and 0 <= fault[key] <= MAX_LATENCY_MS, f"{key} must be 0..{MAX_LATENCY_MS:.0f}")
     if fault_type == "latency":
-        need(("ms" in fault) + ({"min_ms", "max_ms"} <= set(fault)) + ("median_ms" in fault) == 1,
-             "give ms, or min_ms and max_ms, or median_ms (and sigma)")
+        shapes = [{"ms"}, {"min_ms", "max_ms"}, {"median_ms"}, {"median_ms", "sigma"}]
+        need(set(fault) - {"type"} in shapes, "give ms, or min_ms and max_ms, or median_ms (and sigma)")
         need("min_ms" not in fault or fault["min_ms"] <= fault["max_ms"], "min_ms must not be above max_ms")
         need("sigma" not in fault or (_number(fault["sigma"]) and 0 <= fault["sigma"] <= 5), "sigma must be 0..5")
     if "bytes_per_s" in fault:

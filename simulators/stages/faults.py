@@ -110,6 +110,7 @@ class FaultStage(Stage):
         dialect, request = self.sim.dialect, exchange.request
         access, kind, operation = dialect.classify(request.method, request.path)
         if operation == "query" and kind is None:
+            await exchange.read_body()  # a query may be in the body (SuiteQL)
             kind = dialect.query_kind(request)
         elapsed, firing = self.schedule.elapsed_s(), None
         for rule in self.schedule.rules:
@@ -240,15 +241,33 @@ class FaultStage(Stage):
         """The fault schedule and each rule's counters; PUT replaces it, POST adds one rule, DELETE clears it."""
         try:
             if request.method == "PUT":
-                self._replace(parse_schedule(request.json_object(), self.sim.dialect.side, time.time()))
+                schedule = parse_schedule(request.json_object(), self.sim.dialect.side, time.time())
+                for rule in schedule.rules:
+                    self._check_names(rule)
+                self._replace(schedule)
             elif request.method == "POST":
-                add_rule(self.schedule, request.json_object(), self.sim.dialect.side)
+                trial = Schedule(self.schedule.seed, self.schedule.origin, list(self.schedule.rules))
+                self._check_names(add_rule(trial, request.json_object(), self.sim.dialect.side))
+                self.schedule.rules = trial.rules
                 self._install_validation_rules()
             elif request.method == "DELETE":
                 self._replace(Schedule())
         except RuleError as error:
             raise BadRequest("INVALID_REQUEST", str(error)) from None
         return json_response(self.schedule.public(), 201 if request.method == "POST" else 200, exact=True)
+
+    def _check_names(self, rule: FaultRule) -> None:
+        """A rule names kinds and fields this system has (a typo would make a rule that never fires)."""
+        kind = rule.match.kind
+        if kind is None:
+            return
+        try:
+            definition = self.engine.kind(kind)
+        except DomainError:
+            raise RuleError(f"{rule.id}: match.kind {kind!r} is not a kind of this {self.sim.dialect.side.upper()}; "
+                            f"its kinds are {', '.join(sorted(self.engine.schema.kinds))}") from None
+        if rule.type == "reject" and rule.fault["field"] not in definition.by_name:
+            raise RuleError(f"{rule.id}: {kind} has no field {rule.fault['field']!r}")
 
     async def _release(self, request: ApiRequest) -> Response:
         """Let every held connection go now (each then does what its rule says: close, reset or answer)."""

@@ -13,6 +13,10 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from syncert.harness.replay import Replay
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -94,6 +98,18 @@ def _installation_complete(command: str) -> bool:
     return True
 
 
+def _replay_problem(replay: Replay, args: argparse.Namespace) -> str | None:
+    """Why a replay file cannot run with these options, or None."""
+    from syncert.harness.catalogue import list_scenarios
+
+    if args.only or (args.seed is not None and args.seed != replay.seed):
+        return (f"--replay runs {replay.scenario} with seed {replay.seed}, as the file says; leave out --only and "
+                "--seed")
+    if replay.scenario not in {entry["id"] for entry in list_scenarios() if entry["nodeid"]}:
+        return f"{args.replay} names the scenario {replay.scenario!r}, which is not in the catalogue"
+    return None
+
+
 def _certify(args: argparse.Namespace) -> int:
     if not _installation_complete("certify"):
         return EXIT_USAGE
@@ -114,10 +130,16 @@ def _certify(args: argparse.Namespace) -> int:
     except (ManifestError, ReportError, ReplayError) as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if replay is not None and (args.only or (args.seed is not None and args.seed != replay.seed)):
-        print(f"syncert certify: --replay runs {replay.scenario} with seed {replay.seed}, as the file says; "
-              "leave out --only and --seed", file=sys.stderr)
-        return EXIT_USAGE
+    if replay is not None:
+        problem = _replay_problem(replay, args)
+        if problem:
+            print(f"syncert certify: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        if replay.connector and (replay.connector["name"], replay.connector["version"]) != (manifest.name,
+                                                                                              manifest.version):
+            print(f"syncert certify: warning: {args.replay} failed {replay.connector['name']} "
+                  f"{replay.connector['version']}; it now runs against {manifest.name} {manifest.version}",
+                  file=sys.stderr)
     try:
         report, directory, interrupted = certify(
             manifest, args.report_dir, args.level, replay.scenario if replay else args.only,

@@ -31,7 +31,13 @@ import pytest
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, ManifestError, load_manifest
 from syncert.harness.replay import Replay, ReplayError, load_replay
-from syncert.harness.runner import LeftoverProcesses, ScenarioInfo, ScenarioRun, UnmappedWrites
+from syncert.harness.runner import (
+    LeftoverProcesses,
+    ScenarioInfo,
+    ScenarioRun,
+    ScenarioSetupError,
+    UnmappedWrites,
+)
 from syncert.harness.secrets import SecretScrubber, head, scrub_tree, tail
 from syncert.harness.workspace import EvidenceError
 from syncert.simulators.host import SimulatorHost, run_in_background
@@ -192,7 +198,7 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
                           Path(keep_state) if keep_state else None, random_seed=random_seed(request.config))
     replay = request.config.stash.get(_REPLAY_KEY, None)
     if replay is not None and replay.scenario == info.id:
-        run.replay_case = replay.case
+        run.replay = replay.case
     request.node.stash[_RUN_KEY] = run
     try:
         yield run
@@ -203,6 +209,8 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
             try:
                 try:
                     run.collect()
+                    if run.replay is not None and not run.replay_read:
+                        raise ScenarioSetupError(f"{info.id} generates no cases: a replay file cannot run it again")
                     writes = run.unmapped_writes()
                     if writes:
                         run.record_check("writes outside the mapping", {"changes": len(writes)}, {"changes": writes})

@@ -1,6 +1,6 @@
 """Replay files: a failing generated case, written into the report, that `syncert certify --replay FILE` runs
-again. A replay file is JSON: {"syncert_replay": 1, "scenario": "<id>", "seed": <int>, "case": {...}}; the
-scenario that wrote it reads `case` (see `ScenarioRun.replay_case`)."""
+again. A replay file is JSON: {"syncert_replay": 1, "scenario": "<id>", "seed": <int>, "connector": {"name",
+"version"}, "case": {...}}; the scenario that wrote it reads `case` (see `ScenarioRun.replay_case`)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ class Replay:
     scenario: str
     seed: int
     case: dict[str, Any]
+    connector: dict[str, str] | None = None  # the connector the case failed: {"name", "version"}
 
     def dumps(self) -> str:
         return json.dumps({"syncert_replay": FORMAT, "scenario": self.scenario, "seed": self.seed,
-                           "case": self.case}, indent=2)
+                           "connector": self.connector, "case": self.case}, indent=2)
 
 
 def load_replay(path: str | Path) -> Replay:
@@ -44,4 +45,8 @@ def load_replay(path: str | Path) -> Replay:
         raise ReplayError(f"{path}: \"seed\" must be an integer")
     if not isinstance(case, dict):
         raise ReplayError(f"{path}: \"case\" must be an object")
-    return Replay(scenario, seed, case)
+    connector = data.get("connector")
+    if connector is not None and not (isinstance(connector, dict)
+                                      and all(isinstance(connector.get(k), str) for k in ("name", "version"))):
+        raise ReplayError(f"{path}: \"connector\" must be {{\"name\": ..., \"version\": ...}}")
+    return Replay(scenario, seed, case, connector)

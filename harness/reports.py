@@ -2,14 +2,17 @@
 
 report.json fields:
   schema, run_id, started_at, finished_at, duration_s, syncert_version, seed,
-  connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached,
-  selection (the --only pattern or null), verdict ("certified" | "not certified" | "interrupted"; for a
-  partial run chosen with --only: "passed" | "failed", about the selected scenarios),
-  levels {"1".."4": {name, status (passed | failed | not_applicable | not_run), reason, scenarios}},
+  connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached (null for a
+  partial run), selection (the --only pattern or null), replay (the --replay file or null), verdict
+  ("certified" | "not certified" | "interrupted"; for a partial run chosen with --only or --replay:
+  "passed" | "failed", about the selected scenarios),
+  levels {"1".."4": {name, status (passed | failed | not_applicable | not_run), reason, scenarios}; empty for a
+  partial run},
   flows_certified, flows_not_certified,
   counts {passed, failed, error, not_applicable, skipped},
   metrics {sync_latency_p50_s, sync_latency_p99_s, api_calls_per_synced_record, scenarios_run},
   scenarios [{id, category, level, flows, needs_webhooks, intent, status, duration_s, message, evidence}]
+  (evidence.attachments: {file name: its path in the report directory}, e.g. CHAOS-01's chaos-replay.json)
 Secrets known to the run are replaced by [REDACTED], in every encoding, in every file before it is written.
 
 Levels: for each level L, the applicable scenarios are those of level L whose flows the connector
@@ -108,15 +111,17 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
                  connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]],
-                 selection: str | None = None, interrupted: str | None = None) -> dict[str, Any]:
+                 selection: str | None = None, interrupted: str | None = None,
+                 replay: str | None = None) -> dict[str, Any]:
     """The report.json document; `interrupted` names the signal that stopped the run, if one did."""
     reached, levels = assess_levels(scenarios, connector["flows"], requested_level)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
               for status in ("passed", "failed", "error", "not_applicable", "skipped")}
     if interrupted:
         verdict, reached = "interrupted", None
-    elif selection:
+    elif selection:  # a selection proves what it ran, never a level: nothing is assessed or certified
         verdict = "passed" if counts["passed"] and not counts["failed"] and not counts["error"] else "failed"
+        reached, levels = None, {}
     else:
         verdict = "certified" if reached >= requested_level else "not certified"
     weaker = (connector.get("mapping") or {}).get("standard_checks_not_made") or []
@@ -125,7 +130,7 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
     flows = certified_flows(scenarios, connector["flows"], reached or 0)
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
-            "requested_level": requested_level, "level_reached": reached, "selection": selection,
+            "requested_level": requested_level, "level_reached": reached, "selection": selection, "replay": replay,
             "verdict": verdict, "interrupted_by": interrupted, "levels": levels, "flows_certified": flows,
             "flows_not_certified": [f for f in connector["flows"] if f not in flows], "counts": counts,
             "metrics": metrics(scenarios), "scenarios": scenarios}
@@ -209,6 +214,8 @@ def junit_for_ci(junit: str, report: dict[str, Any]) -> str:
 def level_text(report: dict[str, Any]) -> str:
     if report.get("interrupted_by"):
         return f"interrupted by {report['interrupted_by']}: the scenarios that ended are reported, no level assessed"
+    if report.get("replay"):
+        return f"replay of {report['replay']} ({report['selection']}): level not assessed"
     if report.get("selection"):
         return f"partial run (--only {report['selection']}): level not assessed"
     flows = ", ".join(report["flows_certified"]) or "none"

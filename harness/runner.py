@@ -126,7 +126,8 @@ class ScenarioRun(SimulatorControl):
         super().__init__()
         self.info, self.manifest, self.host = info, manifest, host
         self.random_seed = random_seed  # for generated data; the report records it
-        self.replay_case: dict[str, Any] | None = None  # a generated case to run again (--replay)
+        self.replay: dict[str, Any] | None = None  # a generated case given to run again (--replay)
+        self.replay_read = False
         self.keep_state = keep_state
         self.evidence = Evidence()
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,
@@ -152,6 +153,12 @@ class ScenarioRun(SimulatorControl):
         """Load the mapping the checks judge by (the manifest's own, or the standard one)."""
         self.mapping = load_mapping(self.manifest.mapping)
         self._vendor_names = VendorNames({"crm": self.manifest.crm, "erp": self.manifest.erp})
+
+    @property
+    def replay_case(self) -> dict[str, Any] | None:
+        """The case of a replay file given for this scenario (None: generate cases as usual)."""
+        self.replay_read = True
+        return self.replay
 
     # -- the control plane (seed, edit, state, journal...: SimulatorControl) --------------------------
 

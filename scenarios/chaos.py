@@ -78,10 +78,11 @@ class Case:
             faults = tuple(Fault(**fault) for fault in data["faults"])
         except (KeyError, TypeError) as error:
             raise ScenarioSetupError(f"the replay case is not a chaos case: {error}") from None
-        bad = [s.op for s in steps if s.op not in STEPS] + [f.fault for f in faults
-                                                           if f.fault not in {*WRITE_FAULTS, *READ_FAULTS}]
-        if bad:
-            raise ScenarioSetupError(f"the replay case names unknown steps or faults: {bad}")
+        problems = [f"step {n}: {problem}" for n, step in enumerate(steps, 1) if (problem := _step_problem(step))]
+        problems += [f"fault {n}: {problem}" for n, fault in enumerate(faults, 1)
+                     if (problem := _fault_problem(fault))]
+        if problems:
+            raise ScenarioSetupError("the replay case cannot run: " + "; ".join(problems))
         return cls(steps, faults)
 
     def describe(self) -> str:
@@ -89,6 +90,29 @@ class Case:
         faults = ", ".join(f"{f.side} {f.kind or 'any'} {f.access}: {f.fault} x{f.calls} from call {f.on_call}"
                            for f in self.faults)
         return f"{len(self.steps)} operation(s) [{steps}] with {len(self.faults)} fault(s) [{faults}]"
+
+
+def _natural(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _step_problem(step: Step) -> str | None:
+    if step.op not in STEPS:
+        return f"op must be one of {', '.join(STEPS)}, not {step.op!r}"
+    if not (_natural(step.target, 0, 1000) and _natural(step.value, 0, 1000)):
+        return "target and value must be integers from 0 to 1000"
+    return None
+
+
+def _fault_problem(fault: Fault) -> str | None:
+    if (fault.side, fault.kind, fault.access) not in FAULT_PLACES:
+        return (f"side, kind and access must be one of {FAULT_PLACES}, not "
+                f"{(fault.side, fault.kind, fault.access)}")
+    if fault.fault not in (WRITE_FAULTS if fault.access == "write" else READ_FAULTS):
+        return f"{fault.fault!r} is not a fault chaos injects into a {fault.access}"
+    if not (_natural(fault.on_call, 1, 1000) and _natural(fault.calls, 1, MAX_CALLS)):
+        return f"on_call must be an integer from 1 and calls one from 1 to {MAX_CALLS}"
+    return None
 
 
 def _fault(place: tuple[str, str | None, str]) -> st.SearchStrategy[Fault]:
@@ -194,9 +218,12 @@ def explore(sync: ScenarioRun, examples: int, shrink_budget_s: float) -> None:
             raise CaseFailed(unsettled)
     except CaseFailed as failure:
         minimal = failing[-1]
-        sync.evidence.attachments[REPLAY_NAME] = Replay(sync.info.id, sync.random_seed, minimal.to_json()).dumps()
+        connector = {"name": sync.manifest.name, "version": sync.manifest.version}
+        sync.evidence.attachments[REPLAY_NAME] = Replay(sync.info.id, sync.random_seed, minimal.to_json(),
+                                                        connector).dumps()
         sync.record_check("chaos", {"cases_run": len(outcomes), "failing_cases": len(set(map(repr, failing))),
                                     "minimal_steps": len(minimal.steps), "minimal_faults": len(minimal.faults)})
         raise CaseFailed(f"after {minimal.describe()}, the systems did not reconcile: {failure} (the minimal case "
-                         f"is attached as {REPLAY_NAME}; `syncert certify --replay` with it runs it again)") from None
+                         f"is attached as {REPLAY_NAME}; `syncert certify MANIFEST --replay {REPLAY_NAME}` runs it "
+                         "again)") from None
     sync.record_check("chaos", {"cases_run": len(outcomes) + 1, "failing_cases": 0})

@@ -34,9 +34,18 @@ def test_a_bad_replay_file_is_named(tmp_path: Path, content: str, named: str) ->
         load_replay(path)
 
 
-def test_a_case_naming_unknown_steps_is_a_scenario_error() -> None:
-    with pytest.raises(ScenarioSetupError, match="unknown steps or faults"):
-        Case.from_json({"steps": [{"op": "explode"}], "faults": []})
+@pytest.mark.parametrize(("case", "named"), [
+    ({"steps": [{"op": "explode"}], "faults": []}, "step 1: op must be one of"),
+    ({"steps": [{"op": "sync", "target": "x"}], "faults": []}, "step 1: target and value must be integers"),
+    ({"steps": [], "faults": [{"side": "mars", "fault": "reset", "kind": None, "access": "read", "on_call": 1,
+                               "calls": 1}]}, "fault 1: side, kind and access must be one of"),
+    ({"steps": [], "faults": [{"side": "erp", "fault": "reset", "kind": None, "access": "read", "on_call": 0,
+                               "calls": 1}]}, "on_call must be an integer from 1"),
+    ({"steps": [{"op": "sync", "oops": 1}], "faults": []}, "not a chaos case"),
+])
+def test_a_replay_case_that_cannot_run_is_named(case: dict, named: str) -> None:
+    with pytest.raises(ScenarioSetupError, match=named):
+        Case.from_json(case)
 
 
 def _certify(manifest: str, report_dir: Path, *options: str) -> tuple[int, dict]:

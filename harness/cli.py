@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except KeyboardInterrupt:  # Ctrl-C before a command had its own handling in place (e.g. while importing)
         return 128 + signal.SIGINT
+    except BrokenPipeError:  # the output went to a reader that stopped (`syncert scenarios | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + signal.SIGPIPE
 
 
 def _installation_complete(command: str) -> bool:

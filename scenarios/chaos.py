@@ -147,8 +147,7 @@ def run_case(sync: ScenarioRun, case: Case) -> str | None:
 def _unsettled(sync: ScenarioRun) -> list[str]:
     """What does not reconcile, flow by flow (a flow none of the steps gave a record to is settled)."""
     results = [sync.reconcile(flow) for flow in FLOWS]
-    return [f"{flow}: {result.explain()}" for flow, result in zip(FLOWS, results, strict=True)
-            if result.verdicts and not result.all_synced]
+    return [result.explain() for result in results if result.verdicts and not result.all_synced]
 
 
 def _apply(sync: ScenarioRun, step: Step, number: int, accounts: list[str], entry: str) -> None:

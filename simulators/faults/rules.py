@@ -218,8 +218,9 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
     if rule.type == "reject":
         if rule.match.kind is None:
             raise RuleError(f"{rule_id}: a reject fault needs match.kind (the kind whose writes it refuses)")
-        ignored = sorted(set(body) & {"on_call", "calls", "probability", "window_s", "for_s"})
-        if ignored or set(body.get("match", {})) - {"kind"}:
+        defaults = {"on_call": 1, "calls": 1, "probability": 1, "window_s": None, "for_s": None}
+        ignored = sorted(key for key, default in defaults.items() if key in body and body[key] != default)
+        if ignored or any(value is not None for key, value in body.get("match", {}).items() if key != "kind"):
             raise RuleError(f"{rule_id}: a reject fault is a validation rule on every write of match.kind; it takes "
                             f"no {ignored or 'match other than kind'}")
     if rule.match.operation is not None and rule.match.operation not in OPERATIONS:

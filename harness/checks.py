@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+RETRY_TOLERANCE_S = 0.05  # clock and scheduling slack for a request sent again after its own Retry-After
 RETRY_AFTER_GRACE_S = 0.25  # a request this soon after a refusal may have left before the refusal was read
 STORM_GAP_S = 0.05  # a retry this soon after the failed answer was not delayed at all
 STORM_LENGTH = 3  # so many immediate retries in a row are a storm
@@ -68,12 +69,18 @@ def retry_chains(journal: list[dict[str, Any]]) -> list[RetryChain]:
 
 
 def retry_after_violations(journal: list[dict[str, Any]], grace_s: float = RETRY_AFTER_GRACE_S) -> list[str]:
-    """Requests sent to a system while the Retry-After of a refusal it had answered was not over. A
-    Retry-After asks the client to wait, not only the refused request: any request counts, whatever its
-    shape, except those sent within `grace_s` of the refusal (the client may not have read it yet)."""
+    """Requests sent to a system while the Retry-After of a refusal it had answered was not over: the refused
+    request sent again (at any time before), or any other request, whatever its shape, sent later than
+    `grace_s` after the refusal (sooner, the client may not have read the refusal yet). A Retry-After asks
+    the client to wait, not only the refused request."""
     violations = []
-    refusals = [e for e in journal if e["retry_after_s"] and "token" not in e["tags"]]
-    for refusal in refusals:
+    for chain in retry_chains(journal):
+        for refused, retry in zip(chain.attempts, chain.attempts[1:], strict=False):
+            wait = refused["retry_after_s"]
+            if wait and retry["started_at"] < refused["ended_at"] + wait - RETRY_TOLERANCE_S:
+                violations.append(f"{refused['method']} {refused['path']} sent again "
+                                  f"{retry['started_at'] - refused['ended_at']:.2f}s after a Retry-After of {wait}s")
+    for refusal in (e for e in journal if e["retry_after_s"] and "token" not in e["tags"]):
         opens, closes = refusal["ended_at"] + grace_s, refusal["ended_at"] + refusal["retry_after_s"] - grace_s
         early = [e for e in journal if "token" not in e["tags"] and opens < e["started_at"] < closes]
         if early:

@@ -72,6 +72,7 @@ def writes_every_cycle() -> None:
 def ignores_retry_after() -> None:
     """Retries throttled requests at once, ignoring Retry-After and backoff."""
     resilience.backoff_delay = lambda attempt, retry_after: 0.0
+    resilience.ResilientClient._note_retry_after = lambda self, host, response: None
 
 
 def never_refreshes_token() -> None:
@@ -712,6 +713,7 @@ def retries_login_forever() -> None:
 def ignores_crm_retry_after() -> None:
     """Reads Retry-After on the ERP's 429 only: the CRM's request-limit refusal (403 REQUEST_LIMIT_EXCEEDED) is
     retried on the connector's own short backoff, before the CRM's Retry-After."""
+    note = resilience.ResilientClient._note_retry_after
     send = resilience.ResilientClient._send
 
     async def flawed(self, method, url, sign, kwargs):
@@ -720,6 +722,8 @@ def ignores_crm_retry_after() -> None:
             response.headers.pop("Retry-After", None)
         return response
     resilience.ResilientClient._send = flawed
+    resilience.ResilientClient._note_retry_after = (
+        lambda self, host, response: None if response.status_code == 403 else note(self, host, response))
 
 
 def no_retry() -> None:

@@ -133,11 +133,15 @@ class ResilientClient:
         if sign is not None:
             await sign(request)
         response = await self._client.send(request)
+        self._note_retry_after(host, response)
+        return response
+
+    def _note_retry_after(self, host: str, response: httpx.Response) -> None:
+        """A refusal with Retry-After pauses every request to `host` until it has passed."""
         retry_after = response.headers.get("Retry-After", "").strip()
         if retry_after.isdigit() and (is_throttled(response) or is_server_error(response)):
             until = asyncio.get_running_loop().time() + float(retry_after)
             self._paused_until[host] = max(self._paused_until.get(host, 0.0), until)
-        return response
 
     async def close(self) -> None:
         await self._client.aclose()

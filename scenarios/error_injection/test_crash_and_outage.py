@@ -45,7 +45,7 @@ def _exactly_once(sync: ScenarioRun, stage: str, accounts: list[str], deals: lis
 
 
 def _cycles_until_window_closes(sync: ScenarioRun, rule_id: str, between: Callable[[], None] | None = None,
-                                deadline_s: float = 120.0) -> list[str]:
+                                deadline_s: float = 60.0) -> list[str]:
     """Run cycles through failures (recorded, never stopping the run) until the ERP fault window `rule_id` has
     opened (the connector got there) and closed again; a service gets a second between checks. `between()`
     runs once, after the first cycle. Returns the failures."""

@@ -294,9 +294,10 @@ class ScenarioRun(SimulatorControl):
     def start_over(self) -> None:
         """Begin again from nothing inside this scenario (one generated case after another): the connector is
         stopped, both simulators reset (records, journal, faults, limits), the connector's state dir and dead
-        letters emptied, the evidence cleared. Credentials stay; the next cycle starts the connector again."""
-        self.launcher.stop()
-        self._started = self._killed = False
+        letters emptied, the evidence cleared. Credentials stay; a connector that was running starts afresh."""
+        running, self._killed = self._started, False
+        if running:
+            self.launcher.suspend()
         for side in SIDES:
             self._control(side, "POST", "/_sim/reset")
         self._mirrors = {side: StateMirror() for side in SIDES}
@@ -304,6 +305,9 @@ class ScenarioRun(SimulatorControl):
         self._pending_user_edits.clear()
         self.workspace.empty()
         self.evidence = Evidence(attachments=self.evidence.attachments)
+        if running:
+            self._subscribe_webhooks()  # the reset dropped the subscriptions
+            self._launch(self.launcher.resume)
 
     def _start(self) -> None:
         """Start the connector before its first cycle, and again after it was killed (same state dir)."""
@@ -314,8 +318,12 @@ class ScenarioRun(SimulatorControl):
             return
         self._started = True
         self._launch(self.launcher.start)
+        self._subscribe_webhooks()
+
+    def _subscribe_webhooks(self) -> None:
+        """Have both simulators send their change events to the connector, if it takes them."""
         if self.launcher.webhook_url:
-            for side in ("crm", "erp"):
+            for side in SIDES:
                 self._control(side, "POST", "/_sim/webhooks", json={
                     "url": self.launcher.webhook_url, "secret": self.launcher.env["SYNCERT_WEBHOOK_SECRET"]})
 

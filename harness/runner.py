@@ -121,13 +121,15 @@ class LeftoverProcesses(AssertionError):
 class ScenarioRun(SimulatorControl):
     """The harness side of one scenario (the `sync` fixture)."""
 
+    replay: dict[str, Any] | None = None  # a generated case given to run again (--replay)
+    replay_read = False
+    _killed = False  # the connector was killed (cycle_killed_at): the next cycle starts it again
+
     def __init__(self, info: ScenarioInfo, manifest: Manifest, host: SimulatorHost, keep_state: Path | None = None,
                  random_seed: int = 0):
         super().__init__()
         self.info, self.manifest, self.host = info, manifest, host
         self.random_seed = random_seed  # for generated data; the report records it
-        self.replay: dict[str, Any] | None = None  # a generated case given to run again (--replay)
-        self.replay_read = False
         self.keep_state = keep_state
         self.evidence = Evidence()
         self._admin = {side: httpx.Client(base_url=host.sides[side].listener.url, timeout=30,

@@ -166,6 +166,10 @@ class SimulatorControl:
         """`side`'s fault rules with their counters: seen (matching calls), fired, holding (connections held)."""
         return self._control(side, "GET", "/_sim/faults")["rules"]
 
+    def fault(self, side: str, rule_id: str) -> dict[str, Any]:
+        """One of `side`'s fault rules (see `faults`), by the id `inject` returned."""
+        return next(rule for rule in self.faults(side) if rule["id"] == rule_id)
+
     def release_held(self, side: str) -> int:
         """Let every connection `side` holds go now; returns how many there were."""
         return self._control(side, "POST", "/_sim/faults/release")["released"]

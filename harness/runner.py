@@ -148,7 +148,6 @@ class ScenarioRun(SimulatorControl):
         self._started = False
         self._tls: dict[str, str] = {}  # while serve_tls() holds: the connector's URLs and CA bundle
         self._tls_status: dict[str, dict[str, Any]] = {}  # side -> what its HTTPS listener said when switched on
-        self._killed = False  # the connector was killed: the next cycle starts it afresh
         self._prepare_judging()
 
     def _prepare_judging(self) -> None:
@@ -394,8 +393,7 @@ class ScenarioRun(SimulatorControl):
         """Whether `point`'s call is held while the connector still runs (the cycle thread, or the service)."""
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
-            rule = next(rule for rule in self.faults(point.side) if rule["id"] == point.rule_id)
-            if rule["holding"]:
+            if self.fault(point.side, point.rule_id)["holding"]:
                 return True
             if cycle is not None and not cycle.is_alive():
                 return False

@@ -58,8 +58,8 @@ def _cycles_until_window_closes(sync: ScenarioRun, rule_id: str, between: Callab
         if between is not None:
             between()
             between = None
-        [rule] = [r for r in sync.faults("erp") if r["id"] == rule_id]
-        if rule["open_until"] is not None and time.time() >= rule["open_until"]:
+        open_until = sync.fault("erp", rule_id)["open_until"]
+        if open_until is not None and time.time() >= open_until:
             break
         if isinstance(sync.launcher, ServiceLauncher):
             time.sleep(1.0)

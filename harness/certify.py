@@ -89,16 +89,18 @@ def _stop_on_signals(received: list[int]) -> Iterator[None]:
 
 
 def certify(manifest: Manifest, report_root: Path, level: int, only: str | None, seed: int | None,
-            keep_state: bool = False, replay: Path | None = None) -> tuple[dict, Path, int | None]:
-    """Run the scenarios and write the reports; returns the report, its directory and the signal that
-    interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue cannot load."""
-    _check_selection(level, only)
+            keep_state: bool = False, replay: Path | None = None, jobs: int = 1) -> tuple[dict, Path, int | None]:
+    """Run the scenarios, `jobs` at a time, and write the reports; returns the report, its directory and the
+    signal that interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue
+    cannot load."""
+    jobs = min(jobs, _check_selection(level, only)) if replay is None else 1
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
     report_dir = report_root / run_id
     print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
-          f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}", flush=True)
+          f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}"
+          + (f", {jobs} scenarios at a time" if jobs > 1 else ""), flush=True)
     mapping = describe_mapping(manifest.mapping)
     if not mapping["standard"]:
         weaker = mapping["standard_checks_not_made"]
@@ -116,6 +118,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                 "--syncert-level", str(level), "--syncert-progress", "--junitxml", str(junit_path),
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]
+        if jobs > 1:  # pytest-xdist workers, each with its own simulators; the longest wait is shared out
+            args += ["-n", str(jobs), "--dist", "worksteal"]
         if only:
             args += ["--syncert-only", only]
         if replay is not None:
@@ -145,14 +149,13 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     return report, report_dir, received[0] if received else None
 
 
-def _check_selection(level: int, only: str | None) -> None:
-    """Raise SelectionError when --only and --level leave no scenario to run (a usage error, not a verdict)."""
-    if not only:
-        return
+def _check_selection(level: int, only: str | None) -> int:
+    """How many scenarios --only and --level select; SelectionError when none (a usage error, not a verdict)."""
     catalogue = [(ScenarioInfo(e["id"], e["category"], tuple(e["flows"]), e["level"], e["intent"]), e["nodeid"])
                  for e in list_scenarios() if e["nodeid"]]
-    if any(selects(info, nodeid, level, only) for info, nodeid in catalogue):
-        return
+    selected = sum(selects(info, nodeid, level, only) for info, nodeid in catalogue)
+    if selected or not only:
+        return max(selected, 1)
     ids = ", ".join(info.id for info, _ in catalogue)
     matching = [info.id for info, nodeid in catalogue if selects(info, nodeid, None, only)]
     if matching:

@@ -138,14 +138,17 @@ class SimulatorControl:
         self._control(side, "PUT", "/_sim/latency", json={"latency_ms": latency_ms})
 
     def inject(self, side: str, fault: str, *, kind: str | None = None, operation: str | None = None,
-               access: str | None = None, on_call: int = 1, calls: int | None = 1, probability: float = 1.0,
-               window_s: tuple[float, float] | None = None, for_s: float | None = None,
-               **parameters: Any) -> str:
+               access: str | None = None, body: str | None = None, answer: str | None = None, on_call: int = 1,
+               calls: int | None = 1, probability: float = 1.0, window_s: tuple[float, float] | None = None,
+               for_s: float | None = None, **parameters: Any) -> str:
         """Add a fault rule on `side` (see `simulators.faults.rules`): `fault` (a fault type) on the `on_call`-th
-        API call matching `kind`, `operation` and `access` (canonical; None matches any), for `calls` calls
-        (None: every one), with `probability`; or in `window_s` seconds from now; or, with `for_s`, on every
-        matching call for that long once it first fires. Returns the rule's id."""
-        rule: dict[str, Any] = {"match": {"kind": kind, "operation": operation, "access": access},
+        API call matching `kind`, `operation` and `access` (canonical; None matches any) whose request holds
+        the text `body` and whose answer would hold `answer`, for `calls` calls (None: every one), with
+        `probability`; or in `window_s` seconds from now; or, with `for_s`, on every matching call for that
+        long once it first fires. Only calls the simulator would answer with success count. Returns the
+        rule's id."""
+        rule: dict[str, Any] = {"match": {"kind": kind, "operation": operation, "access": access, "body": body,
+                                          "answer": answer},
                                 "on_call": on_call, "calls": calls, "probability": probability,
                                 "fault": {"type": fault, **parameters}}
         if for_s is not None:

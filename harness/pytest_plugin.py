@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from syncert.harness.containment import harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, ManifestError, load_manifest
 from syncert.harness.replay import Replay, ReplayError, load_replay
@@ -55,6 +56,7 @@ _RECORD_KEY = pytest.StashKey["RunRecord"]()
 _SEED_KEY = pytest.StashKey[int]()
 _MANIFEST_KEY = pytest.StashKey[Manifest]()
 _REPLAY_KEY = pytest.StashKey[Replay]()
+_RESULT_PROPERTY = "syncert_result"
 
 
 @dataclass
@@ -74,7 +76,7 @@ def run_record(config: pytest.Config) -> RunRecord:
 def random_seed(config: pytest.Config) -> int:
     """The run's seed for generated data: --syncert-seed, or one chosen once per run."""
     if _SEED_KEY not in config.stash:
-        given = config.getoption("--syncert-seed")
+        given = getattr(config, "workerinput", {}).get("syncert_seed", config.getoption("--syncert-seed"))
         config.stash[_SEED_KEY] = given if given is not None else random.randrange(1, 2**31)
     return config.stash[_SEED_KEY]
 
@@ -109,6 +111,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    """This session is a pytest-xdist worker (`-n N`, `syncert certify --jobs N`), not the run itself."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(info): a syncert catalogue scenario")
     record = config.stash[_RECORD_KEY] = RunRecord()
@@ -121,6 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except ManifestError as error:
             raise pytest.UsageError(str(error)) from None
         config.stash[_MANIFEST_KEY] = manifest
+        if _is_worker(config):  # a worker runs connectors and holds its simulators' admin token, as certify does
+            harden_harness()
     replay = config.getoption("--syncert-replay")
     if replay:
         try:
@@ -281,7 +290,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         if result["status"] in ("passed", "skipped") or status == "error":
             result["status"] = status
         result["message"] = "\n".join(filter(None, (result["message"], _failure_message(call))))
+    if report.when == "teardown":  # the scenario is over (its run closed): its result is final
+        _finish(item, result)
+        if _is_worker(item.config):  # on its way to the run's own session, with the report
+            report.user_properties.append((_RESULT_PROPERTY, json.dumps(result, default=str)))
     return report
+
+
+def _finish(item: pytest.Item, result: dict[str, Any]) -> None:
+    """Time the scenario, add its evidence and keep its result, scrubbed, in the session's record."""
+    record = run_record(item.config)
+    result["duration_s"] = round(time.monotonic() - item.stash.get(_START_KEY, time.monotonic()), 3)
+    run = item.stash.get(_RUN_KEY, None)
+    result["evidence"] = _evidence(run, record) if run is not None else {}
+    record.results.append(scrub_tree(result, record.scrubber))
+    item.stash[_RESULT_KEY] = record.results[-1]
 
 
 def _failure_status(phase: str, call: pytest.CallInfo) -> str:
@@ -295,22 +318,52 @@ def _failure_status(phase: str, call: pytest.CallInfo) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    info = scenario_info(item)
-    if info is not None and item.config.getoption("--syncert-progress"):
-        print(f"  {info.id:<21}", end=" ", flush=True)  # the line ends with the verdict: you see what runs
+    progress = scenario_info(item) is not None and item.config.getoption("--syncert-progress")
+    if progress:
+        print(f"  {scenario_info(item).id:<21}", end=" ", flush=True)  # the line ends with the verdict
     outcome = yield
     result = item.stash.get(_RESULT_KEY, None)
-    if result is not None:
-        record = run_record(item.config)
-        result["duration_s"] = round(time.monotonic() - item.stash.get(_START_KEY, time.monotonic()), 3)
-        run = item.stash.get(_RUN_KEY, None)
-        result["evidence"] = _evidence(run, record) if run is not None else {}
-        record.results.append(scrub_tree(result, record.scrubber))
-        if item.config.getoption("--syncert-progress"):
-            detail = record.scrubber.scrub(result["message"] or "").strip().splitlines()[:1]
-            print(f"{result['status'].replace('_', ' '):>14} {result['duration_s']:6.1f}s"
-                  f"  {detail[0][:100] if detail else ''}", flush=True)
+    if progress and result is not None:
+        print(_verdict(result), flush=True)
     return outcome
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    """The end of a scenario's progress line: status, duration and the first line of its message."""
+    detail = (result["message"] or "").strip().splitlines()[:1]
+    return (f"{result['status'].replace('_', ' '):>14} {result['duration_s']:6.1f}s"
+            f"  {detail[0][:100] if detail else ''}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In a run with workers (`-n N`), each scenario's result arrives with its teardown report (and is taken
+    off it before junit.xml sees it)."""
+    if getattr(report, "node", None) is None or report.when != "teardown":
+        return
+    config = report.node.config
+    for name, value in [p for p in report.user_properties if p[0] == _RESULT_PROPERTY]:
+        report.user_properties.remove((name, value))
+        result = json.loads(value)
+        run_record(config).results.append(result)
+        if config.getoption("--syncert-progress"):
+            print(f"  {result['id']:<21} {_verdict(result)}", flush=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Every worker uses the run's seed."""
+    node.workerinput["syncert_seed"] = random_seed(node.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker is done: the secrets it issued and the credential leaks it found join the run's."""
+    output = getattr(node, "workeroutput", {}).get("syncert")
+    if output:
+        record = run_record(node.config)
+        record.scrubber.add(output["secrets"])
+        record.leaks += output["leaks"]
 
 
 def security_result(record: RunRecord) -> dict[str, Any]:
@@ -331,6 +384,11 @@ def security_result(record: RunRecord) -> dict[str, Any]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     record, config = run_record(session.config), session.config
+    if _is_worker(config):  # the run's own session judges security over every worker's scenarios
+        config.workeroutput["syncert"] = {"secrets": sorted(record.scrubber.secrets), "leaks": record.leaks}
+        return
+    if config.pluginmanager.has_plugin("dsession"):  # the run's results came from workers
+        _judge_across_workers(record)
     level = config.getoption("--syncert-level")
     if (level is None or level >= SECURITY_CHECK.level) and any(r["status"] in RAN for r in record.results):
         security = scrub_tree(security_result(record), record.scrubber)
@@ -343,6 +401,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--syncert-results")
     if path:
         Path(path).write_text(json.dumps(record.results, indent=2, default=str))
+
+
+def _judge_across_workers(record: RunRecord) -> None:
+    """Scrub every result with the secrets of every worker: a credential one worker issued that shows in
+    another's evidence (carried over by the connector) is redacted and counted as a leak."""
+    for number, result in enumerate(record.results):
+        text = json.dumps(result, default=str)
+        leaks = record.scrubber.find(text)
+        if leaks:
+            record.leaks += [{"scenario": result["id"], "where": "evidence in the report", "line": leak.line,
+                              "form": leak.form, "excerpt": leak.excerpt} for leak in leaks]
+            record.results[number] = scrub_tree(result, record.scrubber)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -207,6 +207,11 @@ class SecretScrubber:
             self._secrets |= fresh
             self._automaton.make_automaton()
 
+    @property
+    def secrets(self) -> frozenset[str]:
+        """The secrets it scrubs (as given, before their other forms)."""
+        return frozenset(self._secrets)
+
     def scrub(self, text: str) -> str:
         """`text` with every form of every secret replaced by [REDACTED]."""
         return "".join(segment.text for segment in self._segments(text))

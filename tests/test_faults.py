@@ -50,6 +50,43 @@ def test_answers_in_the_vendors_shape_on_the_nth_matching_call_for_n_calls(sims:
     assert [(e["fault"], e["kind"], e["retry_after_s"]) for e in faulted] == [("fault-1:unavailable", "account", 3)] * 2
 
 
+def test_only_calls_answered_with_success_count_so_throwaway_requests_cannot_use_a_fault_up(sims: Sims) -> None:
+    _schedule(sims, "erp", [{"match": {"kind": "customer", "access": "write"}, "fault": {"type": "reset"}}])
+    customer = {"companyName": "Target Ltd", "subsidiary": {"id": "1"}}
+    with sims.erp() as erp:
+        refused = erp.post("/record/v1/customer", json={"companyName": "Bad", "noSuchField": 1})  # refused anyway
+        with pytest.raises(httpx.TransportError):
+            erp.put("/record/v1/customer/eid:T-1", json=customer)
+        written = erp.put("/record/v1/customer/eid:T-1", json=customer)
+    assert refused.status_code == 400 and written.status_code == 204
+    [rule] = _rules(sims, "erp")
+    assert (rule["seen"], rule["fired"]) == (2, 1)  # the refused request was not counted
+    assert [c["name"] for c in sims.state("erp")["customer"]] == ["Target Ltd"]  # the reset write left nothing
+    assert [e["status"] for e in _journal(sims, "erp")][-3:] == [400, 0, 204]
+
+
+def test_a_rule_on_the_answer_fires_only_on_reads_that_return_the_record(sims: Sims) -> None:
+    sims.seed("crm", {"account": [{"name": "Bystander"}, {"name": "Seeded Target"}]})
+    _schedule(sims, "crm", [{"match": {"operation": "query", "answer": "Seeded Target"},
+                             "fault": {"type": "malformed"}}])
+    with sims.crm() as crm:
+        other = crm.get("/query", params={"q": "SELECT Id, Name FROM Account WHERE Name = 'Bystander'"})
+        target, again = (crm.get("/query", params=ACCOUNT_QUERY) for _ in range(2))
+    assert other.json()["totalSize"] == 1 and again.json()["totalSize"] == 2
+    with pytest.raises(json.JSONDecodeError):
+        target.json()
+    [rule] = _rules(sims, "crm")
+    assert (rule["seen"], rule["fired"], rule["match"]["answer"]) == (2, 1, "Seeded Target")  # the bystander: not seen
+
+
+def test_a_body_too_large_for_a_body_rule_is_refused_as_too_large(sims: Sims) -> None:
+    _schedule(sims, "erp", [{"match": {"body": "anything"}, "fault": {"type": "server_error"}}])
+    with sims.erp() as erp:
+        answer = erp.post("/record/v1/customer", content=b"x" * (10 * 1024 * 1024 + 1),
+                          headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413, answer.text
+
+
 def test_throttling_is_the_vendors_refusal_on_either_side(sims: Sims) -> None:
     for side in ("crm", "erp"):
         _schedule(sims, side, [{"match": {}, "fault": {"type": "throttle", "retry_after_s": 2}}])

@@ -40,7 +40,10 @@ def _deals_with_orders(sync: ScenarioRun, count: int) -> list[str]:
           intent=f"The ERP applies a new customer but holds its answer for {HOLD_S} s, past a connector's timeout: "
                  "the connector must not create that customer again, and every account arrives exactly once")
 def test_timed_out_customer_write_is_not_repeated(sync: ScenarioRun) -> None:
-    rule = sync.inject("erp", "timeout", kind="customer", access="write", seconds=HOLD_S, commit=True)
+    # the first customer write the ERP accepts for one of these accounts (a request it would refuse anyway,
+    # or a write of some other customer, does not use the fault up)
+    rule = sync.inject("erp", "timeout", kind="customer", access="write", body="Slow Answer ", seconds=HOLD_S,
+                       commit=True)
     ids = sync.seed("crm", {"account": [{"name": f"Slow Answer {n}"} for n in range(6)]})["account"]
     sync.run_until(lambda s: s.reconcile("accounts").all_synced, deadline_s=120)
     require(_fired(sync, "erp", rule), "the ERP never held a customer write (the connector wrote no customer)")
@@ -60,7 +63,7 @@ def test_timed_out_customer_write_is_not_repeated(sync: ScenarioRun) -> None:
                  "deal is still exactly one ERP order, and the CRM gets its number")
 def test_lost_order_answer_makes_no_second_order(sync: ScenarioRun) -> None:
     deals = _deals_with_orders(sync, 3)
-    rule = sync.inject("erp", "lost_response", kind="sales_order", access="write")
+    rule = sync.inject("erp", "lost_response", kind="sales_order", access="write", body=deals[0])
     sync.run_until(lambda s: s.reconcile("orders").all_synced, deadline_s=90)
     require(_fired(sync, "erp", rule), "the ERP never lost the answer to a sales order write (no order was written)")
     per_deal = {deal: len(_orders_of(sync, deal)) for deal in deals}

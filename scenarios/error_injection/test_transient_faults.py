@@ -84,8 +84,9 @@ def test_erp_error_burst(sync: ScenarioRun) -> None:
 def test_connection_resets(sync: ScenarioRun) -> None:
     for n in range(10):  # one at a time: each its own modification stamp, as accounts edited over a day have
         sync.seed("crm", {"account": [{"name": f"Reset {n}"}]})
-    writes = sync.inject("erp", "reset", access="write", calls=3)
-    reads = sync.inject("crm", "reset", access="read", calls=2)
+    # writes of these accounts' customers, and reads that return these accounts (not throwaway requests)
+    writes = sync.inject("erp", "reset", access="write", body="Reset ", calls=3)
+    reads = sync.inject("crm", "reset", access="read", answer="Reset ", calls=2)
     sync.run_until(lambda s: s.reconcile("accounts").all_synced and _all_linked(s), deadline_s=120, max_cycles=12,
                    through_failures=True)
     result = sync.reconcile("accounts")
@@ -109,11 +110,11 @@ def test_unreadable_crm_answers(sync: ScenarioRun) -> None:
     entries = products_ready(sync, [{"sku": "MJ-100", "name": "Parsed Widget", "price": "20.00",
                                      "quantity_on_hand": "500"}])
     account = account_ready(sync, "Parsed Properly Ltd")
-    # the next query for deals gets an error page, the next one for deal lines a page cut in half: a
-    # connector reading lines on their own or inside the deal query meets one of them
-    sync.inject("crm", "malformed", kind="opportunity", operation="query")
-    sync.inject("crm", "truncated", kind="opportunity_line_item", operation="query")
     deal = close_deal(sync, account, [{"pricebook_entry_id": entries["MJ-100"], "quantity": 3}])
+    # the next query that returns the deal gets an error page, the next one that returns its lines a page
+    # cut in half: a connector reading lines on their own or inside the deal query meets one of them
+    sync.inject("crm", "malformed", kind="opportunity", operation="query", answer=deal)
+    sync.inject("crm", "truncated", kind="opportunity_line_item", operation="query", answer=deal)
     sync.run_until(lambda s: s.reconcile("orders").all_synced, deadline_s=120, max_cycles=12, through_failures=True)
     result = sync.reconcile("orders")
     given_up = [letter for letter in sync.collect().dead_letters if letter["source_id"] == deal]

@@ -2,7 +2,8 @@
 
 A schedule is {"seed": int, "origin": unix seconds?, "rules": [rule, ...]}; a rule is
     {"id"?: str,
-     "match": {"kind"?, "operation"?, "access"?: "read"|"write", "method"?, "path"?: regex, "body"?: text},
+     "match": {"kind"?, "operation"?, "access"?: "read"|"write", "method"?, "path"?: regex, "body"?: text,
+               "answer"?: text (in the answer the simulator would give)},
      "on_call"?: N (the first matching call it fires on, default 1),
      "calls"?: M (how many calls it fires on, default 1; null: every call from on_call on),
      "probability"?: p (0..1, default 1),
@@ -10,9 +11,12 @@ A schedule is {"seed": int, "origin": unix seconds?, "rules": [rule, ...]}; a ru
      "for_s"?: S (once the rule first fires, it fires on every matching call for S seconds: an outage or a
                maintenance window that opens when the connector gets there, however late),
      "fault": {"type": <one of FAULT_TYPES>, ...its parameters}}
-Kinds and operations are canonical (the journal's names). Every rule draws from its own random stream,
-seeded by (seed, simulator, rule position), and only when a call matches it: the same seed and the same
-calls give the same faults.
+Kinds and operations are canonical (the journal's names). A call counts toward a rule's on_call, calls and
+probability only if the simulator would have answered it with success (and, with match.answer, that answer
+holds the text): a request refused anyway, or a throwaway one that reads nothing the rule aims at, cannot use
+a fault up. In a time window (window_s, or for_s once open) every matching call gets the fault. Every rule
+draws from its own random stream, seeded by (seed, simulator, rule position), and only when a call counts:
+the same seed and the same calls give the same faults.
 """
 
 from __future__ import annotations
@@ -55,10 +59,12 @@ FAULT_TYPES: dict[str, tuple[frozenset[str], str]] = {
     "reject": (frozenset({"field", "equals", "message"}),
                "refuse every write of match.kind whose canonical field equals the value (validation)"),
 }
+# faults that let the simulator apply the request first (the others stand in for it: it is never applied)
+APPLIED_FIRST = frozenset({"latency", "slow_body", "malformed", "truncated", "lost_response"})
 # the journal's canonical operations (what dialects classify requests as)
 OPERATIONS = frozenset({"create", "read", "update", "upsert", "delete", "query", "changes", "describe", "transform",
                         "composite", "replace"})
-USAGE = ('a fault rule is {"match": {"kind"?, "operation"?, "access"?, "method"?, "path"?, "body"?}, '
+USAGE = ('a fault rule is {"match": {"kind"?, "operation"?, "access"?, "method"?, "path"?, "body"?, "answer"?}, '
          '"on_call"?: N, "calls"?: M|null, "probability"?: 0..1, "window_s"?: [from, to], '
          '"fault": {"type": "<' + "|".join(FAULT_TYPES) + '>", ...}}')
 
@@ -77,11 +83,13 @@ class Match:
     method: str | None = None
     path: re.Pattern[str] | None = None
     body: bytes | None = None
+    answer: bytes | None = None
 
     def public(self) -> dict[str, Any]:
         return {"kind": self.kind, "operation": self.operation, "access": self.access, "method": self.method,
                 "path": self.path.pattern if self.path else None,
-                "body": self.body.decode("utf-8") if self.body is not None else None}
+                "body": self.body.decode("utf-8") if self.body is not None else None,
+                "answer": self.answer.decode("utf-8") if self.answer is not None else None}
 
 
 @dataclass
@@ -105,6 +113,16 @@ class FaultRule:
     @property
     def type(self) -> str:
         return self.fault["type"]
+
+    @property
+    def applies_first(self) -> bool:
+        """The simulator applies the request before the fault acts on its answer or connection."""
+        return self.type in APPLIED_FIRST or bool(self.fault.get("commit"))
+
+    @property
+    def timed(self) -> bool:
+        """A time window rule: it fires on calls as they come, answered or not (an outage refuses them all)."""
+        return self.window_s is not None or (self.for_s is not None and self.opened_at is not None)
 
     def fires(self, elapsed_s: float) -> bool:
         """Count a matching call; True when the fault is injected into it."""
@@ -233,7 +251,7 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
 def _match(rule_id: str, body: Any) -> Match:
     if not isinstance(body, dict):
         raise RuleError(f"{rule_id}: match must be an object; {USAGE}")
-    unknown = set(body) - {"kind", "operation", "access", "method", "path", "body"}
+    unknown = set(body) - {"kind", "operation", "access", "method", "path", "body", "answer"}
     if unknown:
         raise RuleError(f"{rule_id}: unknown match keys {sorted(unknown)}")
     if not all(isinstance(value, str | None) for value in body.values()):
@@ -245,8 +263,9 @@ def _match(rule_id: str, body: Any) -> Match:
     except re.error as error:
         raise RuleError(f"{rule_id}: match.path is not a regular expression: {error}") from None
     method = body.get("method")
+    texts = {key: body[key].encode("utf-8") if body.get(key) is not None else None for key in ("body", "answer")}
     return Match(body.get("kind"), body.get("operation"), body.get("access"), method.upper() if method else None,
-                 path, body["body"].encode("utf-8") if body.get("body") is not None else None)
+                 path, texts["body"], texts["answer"])
 
 
 def _fault(rule_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class Exchange:
     retry_after_s: int | None = None
     fault: str | None = None  # "<rule id>:<fault type>" when the fault stage injected one
     body_read: bool = False
+    body_too_large: bool = False  # read_body found the body over MAX_BODY_BYTES (and says so on every call)
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any], receive: Any, send: Any) -> Exchange:
@@ -66,6 +67,8 @@ class Exchange:
     async def read_body(self) -> bytes:
         """Read the whole body once (later calls return it); raises BodyTooLarge past MAX_BODY_BYTES."""
         if self.body_read:
+            if self.body_too_large:
+                raise BodyTooLarge
             return self.request.body
         self.body_read = True
         declared, chunked = None, False
@@ -77,6 +80,7 @@ class Exchange:
         if declared is None and not chunked:  # HTTP/1.1: no length and no chunks means no body
             return self.request.body
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            self.body_too_large = True
             raise BodyTooLarge
         chunks, size = [], 0
         while True:
@@ -86,6 +90,7 @@ class Exchange:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
+                self.body_too_large = True
                 raise BodyTooLarge
             chunks.append(chunk)
             if not message.get("more_body"):

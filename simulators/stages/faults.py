@@ -99,49 +99,84 @@ class FaultStage(Stage):
             if time.monotonic() < self._refusing[0]:  # a limit keeps refusing until its Retry-After is over
                 return await self._still_limited(exchange, self._refusing)
             self._refusing = None
-        rule = await self._firing_rule(exchange) if self.schedule.rules else None
-        response = await (call_next(exchange) if rule is None else self._inject(rule, exchange, call_next))
+        rules = await self._matching_rules(exchange) if self.schedule.rules else []
+        if not rules:
+            response = await call_next(exchange)
+        else:
+            elapsed = self.schedule.elapsed_s()
+            timed = next((rule for rule in rules if rule.timed and rule.fires(elapsed)), None)
+            if timed is not None:
+                response = await self._inject(timed, exchange, None, call_next)
+            else:
+                rule, answer = await self._attempt(exchange, [r for r in rules if not r.timed], elapsed, call_next)
+                response = answer if rule is None else await self._inject(rule, exchange, answer, call_next)
         if self.triggers and response is not None and response.status_code < 400:
             self._count(exchange)
         return response
 
-    async def _firing_rule(self, exchange: Exchange) -> FaultRule | None:
-        """The first rule that matches the call and fires on it (every matching rule counts the call)."""
+    async def _matching_rules(self, exchange: Exchange) -> list[FaultRule]:
+        """The rules whose match the request meets, before it is served (match.answer is checked after)."""
         dialect, request = self.sim.dialect, exchange.request
         access, kind, operation = dialect.classify(request.method, request.path)
         if operation == "query" and kind is None:
-            await exchange.read_body()  # a query may be in the body (SuiteQL)
+            await exchange.keep_body()  # a query may be in the body (SuiteQL)
             kind = dialect.query_kind(request)
-        elapsed, firing = self.schedule.elapsed_s(), None
+        matching = []
         for rule in self.schedule.rules:
             match = rule.match
             if rule.type == "reject" or (match.kind and match.kind != kind) or (
                     match.operation and match.operation != operation) or (match.access and match.access != access) or (
                     match.method and match.method != request.method) or (match.path and not match.path.search(
-                    request.path)) or (match.body is not None and match.body not in await exchange.read_body()):
+                    request.path)):
                 continue
-            if rule.fires(elapsed) and firing is None:
-                firing = rule
-        if firing is not None:  # journaled as what it was, even if the dialect never sees it
+            if match.body is not None:
+                await exchange.keep_body()
+                if exchange.body_too_large or match.body not in request.body:
+                    continue
+            matching.append(rule)
+        if matching:  # journaled as what it was, even if the dialect never sees it
             exchange.kind, exchange.operation = kind, operation
             exchange.tags.add(access)
-        return firing
+        return matching
 
-    async def _inject(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:
-        """Serve `exchange` with `rule`'s fault; None when the fault took the connection over."""
+    async def _attempt(self, exchange: Exchange, rules: list[FaultRule], elapsed_s: float,
+                       call_next: NextStage) -> tuple[FaultRule | None, Response | None]:
+        """Serve the request, then count it toward `rules` if it was answered with success (and holds each
+        rule's match.answer); returns the rule that fires on it, if any, and the answer.
+
+        A fault that stands in for the request undoes what serving it wrote. The body is read first, so the
+        rest of the pipeline runs without giving way to another request: nothing else can write meanwhile.
+        """
+        await exchange.keep_body()
+        firing: FaultRule | None = None
+        with self.engine.transaction() as attempt:
+            answer = await call_next(exchange)
+            if answer is not None and answer.status_code < 400:
+                for rule in rules:
+                    if (rule.match.answer is None or rule.match.answer in answer.body) and rule.fires(elapsed_s) \
+                            and firing is None:
+                        firing = rule
+            if firing is not None and not firing.applies_first:
+                attempt.rollback()
+        return firing, answer
+
+    async def _inject(self, rule: FaultRule, exchange: Exchange, answer: Response | None,
+                      call_next: NextStage) -> Response | None:
+        """Serve `exchange` with `rule`'s fault; None when the fault took the connection over. `answer` is the
+        one the request got, if it was served (kept only when the rule applies requests first)."""
         exchange.tags.add(FAULTED)
         exchange.fault = f"{rule.id}:{rule.type}"
         dialect, fault = self.sim.dialect, rule.fault
+        if answer is None and rule.applies_first:
+            answer = await call_next(exchange)
         match rule.type:
             case "latency":
                 await asyncio.sleep(rule.latency_s())
-                return await call_next(exchange)
+                return answer
             case "slow_body":
-                response = await call_next(exchange)
-                return None if response is None else SlowBodyResponse(response, fault.get("bytes_per_s", 256))
+                return None if answer is None else SlowBodyResponse(answer, fault.get("bytes_per_s", 256))
             case "malformed" | "truncated":
-                response = await call_next(exchange)
-                return None if response is None else mangled(response, rule.type)
+                return None if answer is None else mangled(answer, rule.type)
             case "expire_token":
                 dialect.tokens.revoke_all()
                 return session_refusal(dialect, exchange.request)
@@ -149,19 +184,16 @@ class FaultStage(Stage):
                 dialect.rotate_credentials()
                 return session_refusal(dialect, exchange.request)
             case "reset" | "empty" | "lost_response":
-                if fault.get("commit") or rule.type == "lost_response":
-                    await call_next(exchange)
-                else:
-                    await exchange.keep_body()
+                await exchange.keep_body()
                 await (close_connection if rule.type == "empty" else reset_connection)(exchange)
                 return None
             case "timeout":
-                return await self._hold(rule, exchange, call_next)
+                return await self._hold(rule, exchange, answer if rule.applies_first else None, call_next)
         await exchange.keep_body()
-        answer = vendor_answer(dialect, exchange, rule)
+        refusal = vendor_answer(dialect, exchange, rule)
         if rule.type in ("throttle", "concurrency") and exchange.retry_after_s:
             self._refusing = (time.monotonic() + exchange.retry_after_s, rule)
-        return answer
+        return refusal
 
     async def _still_limited(self, exchange: Exchange, refusing: tuple[float, FaultRule]) -> Response:
         """A call inside the Retry-After of a throttle: refused the same way, with the time left."""
@@ -176,9 +208,10 @@ class FaultStage(Stage):
         exchange.retry_after_s = refusal.retry_after_s
         return dialect.throttled(refusal)
 
-    async def _hold(self, rule: FaultRule, exchange: Exchange, call_next: NextStage) -> Response | None:
+    async def _hold(self, rule: FaultRule, exchange: Exchange, answer: Response | None,
+                    call_next: NextStage) -> Response | None:
+        """Hold the connection; `answer` is the request's, when the rule applied it first."""
         fault = rule.fault
-        response = await call_next(exchange) if fault.get("commit") else None
         rule.holding += 1
         try:
             await hold(exchange, fault.get("seconds", 30.0), self._released)
@@ -186,7 +219,7 @@ class FaultStage(Stage):
             rule.holding -= 1
         then = fault.get("then", "close")
         if then == "answer":
-            return response if response is not None else await call_next(exchange)
+            return answer if answer is not None else await call_next(exchange)
         await (reset_connection if then == "reset" else close_connection)(exchange)
         return None
 

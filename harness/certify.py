@@ -7,6 +7,7 @@ removed, and the report is written with verdict `interrupted` for the scenarios 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import secrets
 import signal
@@ -22,11 +23,11 @@ import pytest
 
 from syncert import __version__, connectors
 from syncert.harness.catalogue import CATALOGUE, CatalogueError, list_scenarios, load_failure
-from syncert.harness.containment import harden_harness
+from syncert.harness.containment import children, harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
 from syncert.harness.mapping import describe as describe_mapping
-from syncert.harness.pytest_plugin import SECURITY_CHECK, RunRecord, run_record, selects
+from syncert.harness.pytest_plugin import SECURITY_CHECK, STOP_WORKER, RunRecord, run_record, selects
 from syncert.harness.reports import LEVELS, build_report, write_reports
 from syncert.harness.runner import ScenarioInfo
 
@@ -69,15 +70,24 @@ def manifest_for(path: str | None) -> Manifest:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(received: list[int]) -> Iterator[None]:
-    """Turn the first SIGINT/SIGTERM into Interrupted; later ones only wait for the cleanup to end."""
+def _stop_on_signals(received: list[int], workers: bool) -> Iterator[None]:
+    """Turn the first SIGINT/SIGTERM into Interrupted, and tell the `workers` (this process's children) to
+    stop cleanly; later signals only wait for the cleanup to end (a worker passes its own on, at once)."""
+    first = time.monotonic()
+
     def handler(signum: int, _: Any) -> None:
+        nonlocal first
         if received:
-            print(f"syncert certify: {signal.Signals(signum).name} again: still cleaning up", flush=True)
+            if time.monotonic() - first > 1:
+                print(f"syncert certify: {signal.Signals(signum).name} again: still cleaning up", flush=True)
             return
         received.append(signum)
+        first = time.monotonic()
         print(f"\nsyncert certify: {signal.Signals(signum).name}: stopping the connector and the simulators",
               flush=True)
+        for pid in children() if workers else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, STOP_WORKER)
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -93,7 +103,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     """Run the scenarios, `jobs` at a time, and write the reports; returns the report, its directory and the
     signal that interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue
     cannot load."""
-    jobs = min(jobs, _check_selection(level, only)) if replay is None else 1
+    selected = _selection(level, only)
+    jobs = min(jobs, len(selected)) if replay is None else 1
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
@@ -110,7 +121,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     harden_harness()  # orphans of the connector come here; the admin token in memory is out of its reach
     received: list[int] = []
     recorder = _Recorder()
-    with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch, _stop_on_signals(received):
+    with tempfile.TemporaryDirectory(prefix="syncert-certify-") as scratch, _stop_on_signals(received, jobs > 1):
         junit_path = Path(scratch) / "junit.xml"
         ini = Path(scratch) / "pytest.ini"  # our settings, whatever pytest config the current directory has
         ini.write_text("[pytest]\n")
@@ -119,7 +130,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]
         if jobs > 1:  # pytest-xdist workers, each with its own simulators; the longest wait is shared out
-            args += ["-n", str(jobs), "--dist", "worksteal"]
+            args += ["-n", str(jobs), "--dist", "worksteal", "--basetemp", str(Path(scratch) / "workers")]
         if only:
             args += ["--syncert-only", only]
         if replay is not None:
@@ -128,12 +139,18 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             args += ["--syncert-keep-state", str(Path(scratch) / "state")]
         random.seed(seed)
         exit_code = pytest.main(args, plugins=[recorder])
+        if jobs > 1:  # the workers are gone: what is left is a connector orphaned by a worker it killed
+            for pid in children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         record = recorder.record or RunRecord()
         if recorder.collection_errors:
             raise CatalogueError(load_failure(recorder.collection_errors))
         if exit_code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) and not received:
             raise CatalogueError(f"the scenario catalogue could not run (pytest exit code {int(exit_code)}); "
                                  "see the messages above")
+        if not received:
+            record.results += _did_not_run(selected, record.results, replay is not None)
         finished = time.time()
         report = build_report(
             run_id=run_id, started_at=_iso(started), finished_at=_iso(finished), duration_s=finished - started,
@@ -149,13 +166,29 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     return report, report_dir, received[0] if received else None
 
 
-def _check_selection(level: int, only: str | None) -> int:
-    """How many scenarios --only and --level select; SelectionError when none (a usage error, not a verdict)."""
-    catalogue = [(ScenarioInfo(e["id"], e["category"], tuple(e["flows"]), e["level"], e["intent"]), e["nodeid"])
+def _did_not_run(selected: list[tuple[ScenarioInfo, str]], results: list[dict[str, Any]],
+                 replay: bool) -> list[dict[str, Any]]:
+    """An error for each selected scenario that has no result though the run was not interrupted (its worker
+    stopped or died: a connector that signals its harness ends its own certification)."""
+    if replay:
+        return []
+    ended = {result["nodeid"] for result in results}
+    return [{"id": info.id, "category": info.category, "flows": list(info.flows), "level": info.level,
+             "intent": info.intent, "needs_webhooks": info.needs_webhooks, "nodeid": nodeid, "status": "error",
+             "message": "the scenario did not run to its end: the harness process running it stopped (was it "
+                        "signalled or killed by the connector?)", "duration_s": 0.0, "evidence": {}}
+            for info, nodeid in selected if nodeid not in ended]
+
+
+def _selection(level: int, only: str | None) -> list[tuple[ScenarioInfo, str]]:
+    """The scenarios --only and --level select, with their node ids; SelectionError when there are none (a
+    usage error, not a verdict)."""
+    catalogue = [(ScenarioInfo(e["id"], e["category"], tuple(e["flows"]), e["level"], e["intent"],
+                               e.get("needs_webhooks", False)), e["nodeid"])
                  for e in list_scenarios() if e["nodeid"]]
-    selected = sum(selects(info, nodeid, level, only) for info, nodeid in catalogue)
+    selected = [(info, nodeid) for info, nodeid in catalogue if selects(info, nodeid, level, only)]
     if selected or not only:
-        return max(selected, 1)
+        return selected
     ids = ", ".join(info.id for info, _ in catalogue)
     matching = [info.id for info, nodeid in catalogue if selects(info, nodeid, None, only)]
     if matching:

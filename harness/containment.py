@@ -258,6 +258,16 @@ def reap_adopted() -> None:
                         os.waitpid(int(entry.name), os.WNOHANG)
 
 
+def children() -> list[int]:
+    """This process's live children."""
+    me, found = os.getpid(), []
+    for entry in _PROC.iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if entry.name.isdigit() and _parent(entry) == me and not _is_zombie(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
 def _parent(entry: Path) -> int:
     stat = (entry / "stat").read_text()
     return int(stat[stat.rfind(")") + 2:].split()[1])

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +59,7 @@ _SEED_KEY = pytest.StashKey[int]()
 _MANIFEST_KEY = pytest.StashKey[Manifest]()
 _REPLAY_KEY = pytest.StashKey[Replay]()
 _RESULT_PROPERTY = "syncert_result"
+STOP_WORKER = signal.SIGUSR1  # from the run to its workers: it was interrupted, stop cleanly
 
 
 @dataclass
@@ -130,12 +133,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_MANIFEST_KEY] = manifest
         if _is_worker(config):  # a worker runs connectors and holds its simulators' admin token, as certify does
             harden_harness()
+            _stop_worker_on_signals()
     replay = config.getoption("--syncert-replay")
     if replay:
         try:
             config.stash[_REPLAY_KEY] = load_replay(replay)
         except ReplayError as error:
             raise pytest.UsageError(str(error)) from None
+
+
+def _stop_worker_on_signals() -> None:
+    """A worker stops cleanly (its connector stopped, its files removed) on STOP_WORKER, SIGTERM or SIGINT. A
+    SIGTERM or SIGINT (from a connector, or a terminal) goes on to the run, which is interrupted as a whole,
+    as it is without workers."""
+    stopping: list[int] = []
+
+    def stop(signum: int, _: Any) -> None:
+        if stopping:
+            return
+        stopping.append(signum)
+        if signum != STOP_WORKER:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(os.getppid(), signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (STOP_WORKER, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 def selects(info: ScenarioInfo, nodeid: str, level: int | None, only: str | None) -> bool:

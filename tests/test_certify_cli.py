@@ -168,3 +168,33 @@ def test_keep_state_copies_each_scenario_state_into_the_report(tmp_path: Path) -
     assert finished.returncode == 0, finished.stdout + finished.stderr
     kept = list((tmp_path / "latest" / "state" / "E2E-ACC-01").rglob("*"))
     assert any(path.is_file() for path in kept), kept
+
+
+def test_jobs_run_scenarios_side_by_side_with_one_report(tmp_path: Path) -> None:
+    finished = syncert("certify", "--only", "ERR-T[OL]*", "--jobs", "2", "--seed", "7", "--report-dir", str(tmp_path))
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "2 scenarios at a time" in finished.stdout.splitlines()[0]
+    report = json.loads((tmp_path / "latest" / "report.json").read_text())
+    assert sorted(s["id"] for s in report["scenarios"]) == ["ERR-TLS-01", "ERR-TOKEN-01", SECURITY_CHECK]
+    assert report["seed"] == 7 and all(s["evidence"]["cycles"] for s in report["scenarios"] if s["nodeid"])
+    junit = (tmp_path / "latest" / "junit.xml").read_text()
+    assert junit.count("<testcase") == 3 and "syncert_result" not in junit  # results travel, then leave
+
+
+@pytest.mark.parametrize("jobs", ["0", "33"])
+def test_jobs_out_of_range_is_a_usage_error(jobs: str) -> None:
+    finished = syncert("certify", "--jobs", jobs)
+    assert finished.returncode == 2 and "--jobs must be 1 to 32" in finished.stderr, finished.stderr
+
+
+def test_a_credential_one_worker_issued_is_redacted_and_counted_in_another_workers_evidence() -> None:
+    from syncert.harness.pytest_plugin import RunRecord, _judge_across_workers
+    from syncert.harness.secrets import SecretScrubber
+
+    secret = "issued-by-worker-one-0123456789"
+    record = RunRecord(results=[{"id": "E2E-ACC-01", "evidence": {"cycles": [{"stdout": f"token {secret}"}]}},
+                                {"id": "E2E-ACC-02", "evidence": {"cycles": [{"stdout": "nothing"}]}}],
+                       scrubber=SecretScrubber([secret]))
+    _judge_across_workers(record)
+    assert secret not in json.dumps(record.results)
+    assert [leak["scenario"] for leak in record.leaks] == ["E2E-ACC-01"]

@@ -71,6 +71,14 @@ def _scenario(report: dict, scenario_id: str) -> dict:
     return next(s for s in report["scenarios"] if s["id"] == scenario_id)
 
 
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2] in "ZX"
+
+
 def _tagged_processes(tag: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -189,6 +197,19 @@ def test_sigterm_to_the_harness_writes_an_interrupted_report_and_cleans_up(tmp_p
     assert code == 128 + signal.SIGTERM, stdout
     assert report["verdict"] == "interrupted" and report["interrupted_by"] == "SIGTERM"
     assert run.leftovers_in_tmp() == []
+
+
+def test_a_connector_that_kills_its_worker_fails_and_does_not_outlive_the_run(tmp_path: Path) -> None:
+    run = Run(tmp_path, _command(tmp_path, "sigkill-parent"), "--only", "ERR-T*", "--jobs", "2")
+    code, stdout, _ = run.finish()
+    report = run.report()
+    assert code == 1 and report["verdict"] == "failed", stdout
+    ran = [s for s in report["scenarios"] if s["id"] != "SEC-LEAK-01"]
+    assert len(ran) == 4 and all(s["status"] == "error" for s in ran), [(s["id"], s["status"]) for s in ran]
+    assert all("did not run to its end" in s["message"] for s in ran), [s["message"] for s in ran]
+    lingering = [o["pid"] for o in run.observations() if Path(f"/proc/{o['pid']}").exists()
+                 and not _is_zombie(o["pid"])]
+    assert lingering == [], "connectors that killed their worker outlived the run"
 
 
 def test_a_connector_cannot_read_the_harness_memory_or_environment(tmp_path: Path) -> None:

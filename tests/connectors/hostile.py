@@ -266,12 +266,20 @@ def terminate_the_harness() -> int:
     return 0
 
 
+def kill_the_harness() -> int:
+    """command mode: SIGKILLs its parent (a worker of `certify --jobs`), then lingers as an orphan."""
+    _note(behaviour="sigkill-parent", parent=os.getppid(), pid=os.getpid())
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(120)
+    return 0
+
+
 if __name__ == "__main__":
     behaviours = {"leave-a-daemon": leave_a_daemon, "print-secrets": print_secrets,
                   "read-the-harness": read_the_harness, "leave-a-headless-daemon": leave_a_headless_daemon,
                   "print-backslashes": print_backslashes, "fork-a-chain": fork_a_chain,
                   "service-printing-its-webhook-secret": serve_and_leak,
-                  "sigterm-parent": terminate_the_harness,
+                  "sigterm-parent": terminate_the_harness, "sigkill-parent": kill_the_harness,
                   "nested-dead-letter": lambda: bad_dead_letters("nested"),
                   "huge-dead-letter": lambda: bad_dead_letters("huge"),
                   "directory-dead-letter": lambda: bad_dead_letters("directory")}

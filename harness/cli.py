@@ -69,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path, help="baseline report.json (or its directory)")
     compare.add_argument("current", type=Path, help="current report.json (or its directory)")
     compare.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
+    contracts = commands.add_parser("contracts", help="contract tools: diff two OpenAPI documents",
+                                    description="Tools for the vendors' API contracts (OpenAPI documents).")
+    tools = contracts.add_subparsers(dest="tool", required=True, metavar="TOOL")
+    diff = tools.add_parser("diff", help="the changes from OLD to NEW, classified for clients",
+                            description="List the changes from OLD to NEW (OpenAPI 3, YAML or JSON) as errors "
+                                        "(a client that worked against OLD can fail: removed or renamed fields, "
+                                        "new required fields, changed types, tightened limits, withdrawn scopes), "
+                                        "warnings and additive changes. Exit 1 when any change is breaking, 0 "
+                                        "when none is, 2 when a document cannot be read.")
+    diff.add_argument("old", type=Path, help="the OpenAPI document clients were written against")
+    diff.add_argument("new", type=Path, help="the changed OpenAPI document")
+    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output (default text)")
     sim = commands.add_parser("sim", help="serve the simulated CRM and ERP on 127.0.0.1",
                               description="Serve the simulated CRM and ERP on 127.0.0.1 until Ctrl-C or SIGTERM. "
                                           "Prints the base URLs and the credentials a connector needs.")
@@ -84,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare, "mapping": _mapping}
+    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare, "mapping": _mapping,
+                "contracts": _contracts}
     try:
         args = _parser().parse_args(argv)
         return commands[args.command](args)
@@ -93,6 +106,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output went to a reader that stopped (`syncert scenarios | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 128 + signal.SIGPIPE
+
+
+def _contracts(args: argparse.Namespace) -> int:
+    from syncert.harness.contract_diff import ContractError, breaking, diff_contracts, load_contract, render
+
+    try:
+        old, new = load_contract(args.old), load_contract(args.new)
+    except ContractError as error:
+        print(f"syncert contracts diff: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    changes = diff_contracts(old, new)
+    print(render(changes, args.format, str(args.old), str(args.new)))
+    return EXIT_FAILED if breaking(changes) else EXIT_OK
 
 
 def _installation_complete(command: str) -> bool:

@@ -34,6 +34,10 @@ from syncert.harness.runner import ScenarioInfo
 REFERENCE_MANIFEST = Path(connectors.__file__).parent / "reference" / "connector.toml"
 
 
+# signals that would otherwise end certify without a report or its cleanup (a connector can send any of them)
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+
+
 class SelectionError(ValueError):
     """--only and --level select no scenario."""
 
@@ -71,7 +75,7 @@ def manifest_for(path: str | None) -> Manifest:
 
 @contextlib.contextmanager
 def _stop_on_signals(received: list[int], workers: bool) -> Iterator[None]:
-    """Turn the first SIGINT/SIGTERM into Interrupted, and tell the `workers` (this process's children) to
+    """Turn the first of STOPPING_SIGNALS into Interrupted, and tell the `workers` (this process's children) to
     stop cleanly; later signals only wait for the cleanup to end (a worker passes its own on, at once)."""
     first = time.monotonic()
 
@@ -90,7 +94,7 @@ def _stop_on_signals(received: list[int], workers: bool) -> Iterator[None]:
                 os.kill(pid, STOP_WORKER)
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, handler) for signum in STOPPING_SIGNALS}
     try:
         yield
     finally:
@@ -138,7 +142,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         if keep_state:  # kept privately during the run, copied into the report at the end
             args += ["--syncert-keep-state", str(Path(scratch) / "state")]
         random.seed(seed)
-        exit_code = pytest.main(args, plugins=[recorder])
+        with _temporary_files_in(Path(scratch) / "workers-tmp") if jobs > 1 else contextlib.nullcontext():
+            exit_code = pytest.main(args, plugins=[recorder])
         if jobs > 1:  # the workers are gone: what is left is a connector orphaned by a worker it killed
             for pid in children():
                 with contextlib.suppress(ProcessLookupError):
@@ -160,10 +165,29 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
                        "flows": list(manifest.flows), "mapping": mapping})
-        for warning in write_reports(report, report_dir, junit_path, record.scrubber,
-                                     Path(scratch) / "state" if keep_state else None):
+        if record.lost_workers:  # what the connector wrote may hold secrets nobody can scrub any more
+            print(f"syncert certify: warning: {record.lost_workers} worker(s) died during the run: the report keeps "
+                  "the scenarios' statuses only (no evidence, junit.xml or kept state)", file=sys.stderr)
+        for warning in write_reports(report, report_dir, None if record.lost_workers else junit_path, record.scrubber,
+                                     Path(scratch) / "state" if keep_state and not record.lost_workers else None):
             print(f"syncert certify: warning: {warning}", file=sys.stderr)
     return report, report_dir, received[0] if received else None
+
+
+@contextlib.contextmanager
+def _temporary_files_in(directory: Path) -> Iterator[None]:
+    """Workers started meanwhile (and their connectors) keep their temporary files in `directory`, inside the
+    run's own: they go with it, even those of a worker that was killed."""
+    directory.mkdir()
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(directory)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = before
 
 
 def _did_not_run(selected: list[tuple[ScenarioInfo, str]], results: list[dict[str, Any]],
@@ -175,8 +199,8 @@ def _did_not_run(selected: list[tuple[ScenarioInfo, str]], results: list[dict[st
     ended = {result["nodeid"] for result in results}
     return [{"id": info.id, "category": info.category, "flows": list(info.flows), "level": info.level,
              "intent": info.intent, "needs_webhooks": info.needs_webhooks, "nodeid": nodeid, "status": "error",
-             "message": "the scenario did not run to its end: the harness process running it stopped (was it "
-                        "signalled or killed by the connector?)", "duration_s": 0.0, "evidence": {}}
+             "message": "the scenario did not run, or not to its end: the harness process running it stopped (was "
+                        "it signalled or killed by the connector?)", "duration_s": 0.0, "evidence": {}}
             for info, nodeid in selected if nodeid not in ended]
 
 

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the scenario catalogue against the connector described by MANIFEST (default: the bundled "
                     "reference connector) and write reports/<run-id>/ (report.json, junit.xml, report.html, "
                     "summary.md) and reports/latest. Exit 0 when certified at --level, 1 when not, 2 on a "
-                    "usage or manifest error.")
+                    "usage or manifest error, 128+N when signal N stopped the run (130 SIGINT, 143 SIGTERM; the "
+                    "report is written with verdict interrupted).")
     certify.add_argument("manifest", nargs="?", help="connector.toml (or its directory)")
     certify.add_argument("--level", type=int, default=4, choices=(1, 2, 3, 4),
                          help="certification level required for exit 0 (default 4, production-ready)")
@@ -53,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--keep-state", action="store_true",
                          help="copy each scenario's connector state dir into the report (secrets scrubbed)")
     certify.add_argument("--jobs", type=int, default=None, metavar="N",
-                         help="scenarios run N at a time, each worker with its own simulators (default: the cores "
-                              "available; 1 runs them one by one in this process)")
+                         help="scenarios run N at a time (1-32), each worker with its own simulators (default: the "
+                              "cores available; 1 runs them one by one in this process)")
     catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
                                     description="List the catalogue: id, level, category, flows and intent.")
     catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")

@@ -90,7 +90,7 @@ class InProcessRun(ScenarioRun):
         self.evidence = Evidence()
         self.vendors = InProcessVendors()
         self.workspace = self.vendors.workspace
-        self.env = {**self.vendors.environment, "SYNCERT_SCENARIO": info.id}
+        self.env = {**self.vendors.environment, "SYNCERT_SCENARIO": self.evidence.scenario_label}
         self.launcher = InProcessLauncher(manifest, self.env)  # type: ignore[assignment]
         self._started = False
         self._prepare_judging()

@@ -80,13 +80,13 @@ class CycleResult:
         return f"exit {self.exit_code} in {self.duration_s:.2f}s"
 
 
-def connector_environment(simulators_env: dict[str, str], workspace: Workspace, scenario_id: str,
+def connector_environment(simulators_env: dict[str, str], workspace: Workspace, scenario_label: str,
                           containment: Containment) -> dict[str, str]:
     """The environment of the connector protocol (no admin token, nothing else of the harness's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCERT_")}
     env.update({k: v for k, v in simulators_env.items() if k.startswith("SYNCERT_") and k != "SYNCERT_ADMIN_TOKEN"})
     env.update(SYNCERT_STATE_DIR=str(workspace.state_dir), SYNCERT_DEAD_LETTER=str(workspace.dead_letter),
-               SYNCERT_SCENARIO=scenario_id, **containment.environment())
+               SYNCERT_SCENARIO=scenario_label, **containment.environment())
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
 

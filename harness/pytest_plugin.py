@@ -70,6 +70,7 @@ class RunRecord:
     scrubber: SecretScrubber = field(default_factory=lambda: SecretScrubber([]))
     leaks: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    lost_workers: int = 0  # workers that died: the secrets they issued never reached the run
 
 
 def run_record(config: pytest.Config) -> RunRecord:
@@ -383,10 +384,12 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """A worker is done: the secrets it issued and the credential leaks it found join the run's."""
     output = getattr(node, "workeroutput", {}).get("syncert")
+    record = run_record(node.config)
     if output:
-        record = run_record(node.config)
         record.scrubber.add(output["secrets"])
         record.leaks += output["leaks"]
+    else:
+        record.lost_workers += 1
 
 
 def security_result(record: RunRecord) -> dict[str, Any]:
@@ -412,6 +415,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if config.pluginmanager.has_plugin("dsession"):  # the run's results came from workers
         _judge_across_workers(record)
+        if record.lost_workers:
+            record.results = [_withheld(result, record.lost_workers) for result in record.results]
     level = config.getoption("--syncert-level")
     if (level is None or level >= SECURITY_CHECK.level) and any(r["status"] in RAN for r in record.results):
         security = scrub_tree(security_result(record), record.scrubber)
@@ -424,6 +429,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--syncert-results")
     if path:
         Path(path).write_text(json.dumps(record.results, indent=2, default=str))
+
+
+def _withheld(result: dict[str, Any], lost: int) -> dict[str, Any]:
+    """A result with nothing the connector could have written into it: a worker that died took the secrets
+    it issued with it, so they cannot be scrubbed from anything a connector may have carried them into."""
+    note = (f"withheld: {lost} harness worker(s) died during the run (killed by a connector?), so the secrets "
+            "they issued could not be scrubbed from the connector's output, requests or records")
+    return {**result, "message": f"{result['status']}; {note}" if result["message"] else "",
+            "evidence": {"withheld": note}}
 
 
 def _judge_across_workers(record: RunRecord) -> None:
@@ -462,6 +476,7 @@ def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
     evidence, scrubber = run.evidence, record.scrubber
     excerpt = {side: _journal_excerpt(entries, scrubber) for side, entries in evidence.journal.items()}
     return {
+        "scenario_label": evidence.scenario_label,
         "converged": evidence.converged,
         "latency_s": round(evidence.latency_s, 3) if evidence.latency_s is not None else None,
         "cycles": [{"summary": c.summary(), "exit_code": c.exit_code, "timed_out": c.timed_out,
@@ -485,8 +500,9 @@ def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
 
 def _journal_excerpt(entries: list[dict[str, Any]], scrubber: SecretScrubber, size: int = 25) -> list[dict[str, Any]]:
     """Errors first, then the latest requests; bodies shortened (after scrubbing)."""
-    errors = [e for e in entries if e["status"] >= 400]
-    others = [e for e in entries if e["status"] < 400]
+    failed = [e["status"] >= 400 or e["status"] == 0 or bool(e.get("fault")) for e in entries]  # faults too
+    errors = [e for e, bad in zip(entries, failed, strict=True) if bad]
+    others = [e for e, bad in zip(entries, failed, strict=True) if not bad]
     chosen = errors[-size // 2:] + others[-(size - min(len(errors), size // 2)):]
     chosen.sort(key=lambda e: e["seq"])
     return [{"seq": e["seq"], "method": e["method"], "path": e["path"], "query": head(e["query"], 200, scrubber),

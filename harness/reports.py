@@ -117,8 +117,8 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
     reached, levels = assess_levels(scenarios, connector["flows"], requested_level)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
               for status in ("passed", "failed", "error", "not_applicable", "skipped")}
-    if interrupted:
-        verdict, reached = "interrupted", None
+    if interrupted:  # what ended proves nothing about a level
+        verdict, reached, levels = "interrupted", None, {}
     elif selection:  # a selection proves what it ran, never a level: nothing is assessed or certified
         verdict = "passed" if counts["passed"] and not counts["failed"] and not counts["error"] else "failed"
         reached, levels = None, {}
@@ -243,7 +243,7 @@ def level_lines(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def render_summary(report: dict[str, Any]) -> str:
     connector, m = report["connector"], report["metrics"]
     lines = [f"## syncert: {connector['name']} {connector['version']} — **{report['verdict'].upper()}**", "",
-             f"{level_text(report).capitalize()}. {counts_text(report)}. Run `{report['run_id']}`.", "",
+             f"{_sentence(level_text(report))}. {counts_text(report)}. Run `{report['run_id']}`.", "",
              f"Sync latency p50 {_fmt(m['sync_latency_p50_s'])} s, p99 {_fmt(m['sync_latency_p99_s'])} s; "
              f"API calls per synced record {_fmt(m['api_calls_per_synced_record'])}.", "",
              "| level | | status | why |", "|---|---|---|---|"]
@@ -385,3 +385,8 @@ def _scenario_html(s: dict[str, Any]) -> str:
     return (f"<details id='{e(s['id'])}' {'open' if s['status'] == 'failed' else ''}><summary>{e(s['id'])} — "
             f"<span class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</span></summary>{''.join(parts)}"
             "</details>")
+
+
+def _sentence(text: str) -> str:
+    """`text` with its first letter in upper case (and nothing else changed: ids and flags keep their case)."""
+    return text[:1].upper() + text[1:]

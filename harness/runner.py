@@ -11,6 +11,7 @@ A scenario can crash the connector where it chooses (`cycle_killed_at`): one cal
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +68,9 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     attachments: dict[str, str] = field(default_factory=dict)  # file name -> text, saved beside the report
+    # what the connector was told the scenario is (SYNCERT_SCENARIO): opaque, so that it cannot behave
+    # differently in the scenario that tests a defect; the report pairs it with the scenario for its logs
+    scenario_label: str = field(default_factory=lambda: f"scenario-{secrets.token_hex(4)}")
 
     def writes(self, side: str) -> list[dict[str, Any]]:
         return writes(self.journal.get(side, []))
@@ -143,7 +147,8 @@ class ScenarioRun(SimulatorControl):
         credentials.update({k: v for k, v in host.environment().items() if k == "SYNCERT_CA_BUNDLE"})
         self.workspace = Workspace()
         self.containment = Containment()
-        self.env = connector_environment(credentials, self.workspace, info.id, self.containment)
+        self.env = connector_environment(credentials, self.workspace, self.evidence.scenario_label,
+                                         self.containment)
         self.launcher = make_launcher(manifest, self.env, self.containment)
         self._started = False
         self._tls: dict[str, str] = {}  # while serve_tls() holds: the connector's URLs and CA bundle
@@ -183,9 +188,10 @@ class ScenarioRun(SimulatorControl):
 
     def unmapped_writes(self) -> list[str]:
         """Changes to the users' records (what scenarios seeded and edited, with what the systems derived at
-        once) in fields the mapping does not let the connector write, and deletions of those records: a
-        deal moved to another stage, a credit hold lifted, a link rewritten. Read-only fields are the
-        systems' own, and whatever the connector created is its own."""
+        once) in fields the mapping does not let the connector write: a deal moved to another stage, a credit
+        hold lifted, a link rewritten; and any record the connector deleted (from the journal collected last:
+        no flow deletes, so a record made and deleted again, to use a fault up, shows). Read-only fields are
+        the systems' own, and whatever else the connector created is its own to change."""
         found = []
         for side, kinds in self.user_values.items():
             mirror = self._catch_up(side)
@@ -209,6 +215,10 @@ class ScenarioRun(SimulatorControl):
                         if before != after:
                             found.append(f"{side.upper()} {kind} {record_id}: {name} changed from {before!r} to "
                                          f"{after!r}")
+        for side, entries in self.evidence.journal.items():  # no flow deletes, not even what the connector made
+            found += [f"{side.upper()} {entry['kind'] or 'record'} deleted ({entry['method']} {entry['path']}): no "
+                      "flow of the mapping deletes records" for entry in entries
+                      if entry["operation"] == "delete" and 200 <= entry["status"] < 300]
         return found
 
     def field_limit(self, side: str, kind: str, name: str) -> int:
@@ -305,7 +315,7 @@ class ScenarioRun(SimulatorControl):
         self.user_values = {side: {} for side in SIDES}
         self._pending_user_edits.clear()
         self.workspace.empty()
-        self.evidence = Evidence(attachments=self.evidence.attachments)
+        self.evidence = Evidence(attachments=self.evidence.attachments, scenario_label=self.evidence.scenario_label)
         if running:
             self._subscribe_webhooks()  # the reset dropped the subscriptions
             self._launch(self.launcher.resume)

@@ -9,6 +9,12 @@ from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
 from syncert.scenarios.setups import account_ready, close_deal, linked_customer, products_ready, require
 
+# How long a transient fault lasts from the first request it fails (a correct connector retries past it: the
+# reference's six attempts, jittered, span more than a second but for about one chain in 10,000); a burst on
+# one customer's writes fails its first tries only
+FAULT_WINDOW_S = 1.0
+WRITE_BURST_S = 0.4
+
 
 def _all_linked(run: ScenarioRun) -> bool:
     return all(a.get("erp_customer_id") for a in run.state("crm")["account"])
@@ -43,19 +49,20 @@ def test_crm_request_limit(sync: ScenarioRun) -> None:
 
 
 @scenario(id="ERR-BURST-01", category="error_injection", flows=("accounts", "credit"), level=4,
-          intent="A burst of ERP server errors (its first three reads unavailable, the first two writes of six "
-                 "customers failing) is ridden out within the cycle: everything syncs, nothing is "
+          intent="A burst of ERP server errors (its reads unavailable for a second, the first tries at writing "
+                 "six customers failing) is ridden out within the cycle: everything syncs, nothing is "
                  "dead-lettered, and the retries back off with jitter")
 def test_erp_error_burst(sync: ScenarioRun) -> None:
     linked_customer(sync, "Held Burst Ltd", credit_hold_override="ON")  # the credit flow reads the ERP
     names = [f"Burst {letter}" for letter in "ABCDEFGH"]
     sync.seed("crm", {"account": [{"name": name} for name in names]})
     # one burst on reads; one per customer written, so that there are enough retried requests to tell
-    # jittered backoff from a fixed one, and no request fails more than three times in a row
+    # jittered backoff from a fixed one. Each lasts a while from its first error, not a number of calls:
+    # copies sent to use it up meet it as the request they copy does
     sync.fault_schedule({"erp": [
-        {"match": {"access": "read"}, "calls": 3, "fault": {"type": "unavailable"}},
-        *({"match": {"access": "write", "body": f'"{name}"'}, "calls": 2, "fault": {"type": "server_error"}}
-          for name in names[:6])]}, seed=15)
+        {"match": {"access": "read"}, "for_s": FAULT_WINDOW_S, "fault": {"type": "unavailable"}},
+        *({"match": {"access": "write", "body": f'"{name}"'}, "for_s": WRITE_BURST_S,
+           "fault": {"type": "server_error"}} for name in names[:6])]}, seed=15)
     sync.run_until(lambda s: s.reconcile("accounts").all_synced and s.reconcile("credit").all_synced,
                    deadline_s=60)
     accounts, credit = sync.reconcile("accounts"), sync.reconcile("credit")
@@ -84,9 +91,10 @@ def test_erp_error_burst(sync: ScenarioRun) -> None:
 def test_connection_resets(sync: ScenarioRun) -> None:
     for n in range(10):  # one at a time: each its own modification stamp, as accounts edited over a day have
         sync.seed("crm", {"account": [{"name": f"Reset {n}"}]})
-    # writes of these accounts' customers, and reads that return these accounts (not throwaway requests)
-    writes = sync.inject("erp", "reset", access="write", body="Reset ", calls=3)
-    reads = sync.inject("crm", "reset", access="read", answer="Reset ", calls=2)
+    # for a while from the first of each, every write of these accounts' customers and every read that returns
+    # these accounts: copies sent to use the fault up meet it as the request they copy does
+    writes = sync.inject("erp", "reset", access="write", body="Reset ", for_s=FAULT_WINDOW_S)
+    reads = sync.inject("crm", "reset", access="read", answer="Reset ", for_s=FAULT_WINDOW_S)
     sync.run_until(lambda s: s.reconcile("accounts").all_synced and _all_linked(s), deadline_s=120, max_cycles=12,
                    through_failures=True)
     result = sync.reconcile("accounts")
@@ -111,10 +119,13 @@ def test_unreadable_crm_answers(sync: ScenarioRun) -> None:
                                      "quantity_on_hand": "500"}])
     account = account_ready(sync, "Parsed Properly Ltd")
     deal = close_deal(sync, account, [{"pricebook_entry_id": entries["MJ-100"], "quantity": 3}])
-    # the next query that returns the deal gets an error page, the next one that returns its lines a page
-    # cut in half: a connector reading lines on their own or inside the deal query meets one of them
-    sync.inject("crm", "malformed", kind="opportunity", operation="query", answer=deal)
-    sync.inject("crm", "truncated", kind="opportunity_line_item", operation="query", answer=deal)
+    [line] = [item["id"] for item in sync.state("crm")["opportunity_line_item"] if item["opportunity_id"] == deal]
+    # for a while, queries that return the deal get an error page, those that return its line a page cut in
+    # half (a query answer names each record it holds): a connector reading lines on their own or inside the
+    # deal query meets one of them
+    sync.inject("crm", "malformed", kind="opportunity", operation="query", answer=deal, for_s=FAULT_WINDOW_S)
+    sync.inject("crm", "truncated", kind="opportunity_line_item", operation="query", answer=line,
+                for_s=FAULT_WINDOW_S)
     sync.run_until(lambda s: s.reconcile("orders").all_synced, deadline_s=120, max_cycles=12, through_failures=True)
     result = sync.reconcile("orders")
     given_up = [letter for letter in sync.collect().dead_letters if letter["source_id"] == deal]

@@ -14,9 +14,9 @@ A schedule is {"seed": int, "origin": unix seconds?, "rules": [rule, ...]}; a ru
 Kinds and operations are canonical (the journal's names). A call counts toward a rule's on_call, calls and
 probability only if the simulator would have answered it with success (and, with match.answer, that answer
 holds the text): a request refused anyway, or a throwaway one that reads nothing the rule aims at, cannot use
-a fault up. In a time window (window_s, or for_s once open) every matching call gets the fault. Every rule
-draws from its own random stream, seeded by (seed, simulator, rule position), and only when a call counts:
-the same seed and the same calls give the same faults.
+a fault up. In a time window (window_s, or for_s once open) every matching call gets the fault (with
+match.answer, every answer holding the text). Every rule draws from its own random stream, seeded by (seed,
+simulator, rule position), and only when a call counts: the same seed and the same calls give the same faults.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ FAULT_TYPES: dict[str, tuple[frozenset[str], str]] = {
     "reject": (frozenset({"field", "equals", "message"}),
                "refuse every write of match.kind whose canonical field equals the value (validation)"),
 }
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 # faults that let the simulator apply the request first (the others stand in for it: it is never applied)
 APPLIED_FIRST = frozenset({"latency", "slow_body", "malformed", "truncated", "lost_response"})
 # the journal's canonical operations (what dialects classify requests as)
@@ -228,6 +229,9 @@ def add_rule(schedule: Schedule, body: Any, side: str) -> FaultRule:
     if window is not None and not (isinstance(window, list) and len(window) == 2 and all(map(_number, window))
                                    and 0 <= window[0] < window[1]):
         raise RuleError(f"{rule_id}: window_s must be [from, to] seconds with 0 <= from < to, not {window!r}")
+    if window is not None and for_s is not None:
+        raise RuleError(f"{rule_id}: give window_s (a window fixed in time) or for_s (one that opens at the first "
+                        "call the rule fires on), not both")
     if for_s is not None and not (_number(for_s) and 0 < for_s <= MAX_HOLD_S):
         raise RuleError(f"{rule_id}: for_s must be seconds, more than 0 and at most {MAX_HOLD_S:.0f}, not {for_s!r}")
     rule = FaultRule(rule_id, _match(rule_id, body.get("match", {})), _fault(rule_id, body["fault"]), on_call,
@@ -258,6 +262,10 @@ def _match(rule_id: str, body: Any) -> Match:
         raise RuleError(f"{rule_id}: match values must be texts")
     if body.get("access") not in (None, "read", "write"):
         raise RuleError(f"{rule_id}: match.access must be read or write, not {body['access']!r}")
+    if body.get("method") is not None and body["method"].upper() not in HTTP_METHODS:
+        raise RuleError(f"{rule_id}: match.method must be one of {', '.join(HTTP_METHODS)}, not {body['method']!r}")
+    if any(body.get(key) == "" for key in ("path", "body", "answer")):
+        raise RuleError(f"{rule_id}: match.path, match.body and match.answer must not be empty (leave them out)")
     try:
         path = re.compile(body["path"]) if body.get("path") else None
     except re.error as error:
@@ -298,7 +306,8 @@ def _check_fault(rule_id: str, fault_type: str, fault: dict[str, Any]) -> None:
     if "bytes_per_s" in fault:
         need(_number(fault["bytes_per_s"]) and fault["bytes_per_s"] >= 1, "bytes_per_s must be >= 1")
     if "seconds" in fault:
-        need(_number(fault["seconds"]) and 0 < fault["seconds"] <= MAX_HOLD_S, f"seconds must be 0..{MAX_HOLD_S:.0f}")
+        need(_number(fault["seconds"]) and 0 < fault["seconds"] <= MAX_HOLD_S,
+             f"seconds must be more than 0 and at most {MAX_HOLD_S:.0f}")
     if "commit" in fault:
         need(isinstance(fault["commit"], bool), "commit must be true or false")
     if "then" in fault:

@@ -104,11 +104,13 @@ class FaultStage(Stage):
             response = await call_next(exchange)
         else:
             elapsed = self.schedule.elapsed_s()
-            timed = next((rule for rule in rules if rule.timed and rule.fires(elapsed)), None)
+            at_once = [rule for rule in rules if rule.timed and rule.match.answer is None]
+            timed = next((rule for rule in at_once if rule.fires(elapsed)), None)
             if timed is not None:
                 response = await self._inject(timed, exchange, None, call_next)
             else:
-                rule, answer = await self._attempt(exchange, [r for r in rules if not r.timed], elapsed, call_next)
+                later = [rule for rule in rules if rule not in at_once]
+                rule, answer = await self._attempt(exchange, later, elapsed, call_next)
                 response = answer if rule is None else await self._inject(rule, exchange, answer, call_next)
         if self.triggers and response is not None and response.status_code < 400:
             self._count(exchange)
@@ -142,7 +144,8 @@ class FaultStage(Stage):
     async def _attempt(self, exchange: Exchange, rules: list[FaultRule], elapsed_s: float,
                        call_next: NextStage) -> tuple[FaultRule | None, Response | None]:
         """Serve the request, then count it toward `rules` if it was answered with success (and holds each
-        rule's match.answer); returns the rule that fires on it, if any, and the answer.
+        rule's match.answer; a time window with an answer faults only the answers that hold it); returns the
+        rule that fires on it, if any, and the answer.
 
         A fault that stands in for the request undoes what serving it wrote. The body is read first, so the
         rest of the pipeline runs without giving way to another request: nothing else can write meanwhile.

@@ -160,7 +160,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         report = build_report(
             run_id=run_id, started_at=_iso(started), finished_at=_iso(finished), duration_s=finished - started,
             version=__version__, seed=seed, requested_level=level, scenarios=record.results, selection=only,
-            replay=str(replay) if replay else None,
+            replay=str(replay) if replay else None, jobs=jobs,
             interrupted=signal.Signals(received[0]).name if received else None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,

@@ -53,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
     certify.add_argument("--keep-state", action="store_true",
                          help="copy each scenario's connector state dir into the report (secrets scrubbed)")
-    certify.add_argument("--jobs", type=int, default=None, metavar="N",
-                         help="scenarios run N at a time (1-32), each worker with its own simulators (default: the "
-                              "cores available; 1 runs them one by one in this process)")
+    certify.add_argument("--jobs", type=int, default=1, metavar="N",
+                         help="scenarios run N at a time (1-32), each worker with its own simulators (default 1: "
+                              "one by one; side by side, a connector could reach another scenario's processes, so "
+                              "use N > 1 for fast feedback on a connector you trust)")
     catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
                                     description="List the catalogue: id, level, category, flows and intent.")
     catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")
@@ -158,7 +159,7 @@ def _certify(args: argparse.Namespace) -> int:
     if args.threshold < 0:
         print("syncert certify: --threshold must be 0 or more (0.20 allows a metric 20% worse)", file=sys.stderr)
         return EXIT_USAGE
-    if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+    if not 1 <= args.jobs <= MAX_JOBS:
         print(f"syncert certify: --jobs must be 1 to {MAX_JOBS} (scenarios run at a time)", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -182,7 +183,7 @@ def _certify(args: argparse.Namespace) -> int:
         report, directory, interrupted = certify(
             manifest, args.report_dir, args.level, replay.scenario if replay else args.only,
             replay.seed if replay else args.seed, args.keep_state, args.replay if replay else None,
-            jobs=args.jobs or len(os.sched_getaffinity(0)))
+            jobs=args.jobs)
     except (CatalogueError, SelectionError) as error:
         print(f"syncert certify: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -112,7 +112,7 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
 def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
                  connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]],
                  selection: str | None = None, interrupted: str | None = None,
-                 replay: str | None = None) -> dict[str, Any]:
+                 replay: str | None = None, jobs: int = 1) -> dict[str, Any]:
     """The report.json document; `interrupted` names the signal that stopped the run, if one did."""
     reached, levels = assess_levels(scenarios, connector["flows"], requested_level)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
@@ -131,6 +131,7 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
             "requested_level": requested_level, "level_reached": reached, "selection": selection, "replay": replay,
+            "jobs": jobs,
             "verdict": verdict, "interrupted_by": interrupted, "levels": levels, "flows_certified": flows,
             "flows_not_certified": [f for f in connector["flows"] if f not in flows], "counts": counts,
             "metrics": metrics(scenarios), "scenarios": scenarios}

@@ -18,7 +18,9 @@ from run_flawed import DEFECTS  # noqa: E402
 
 
 def _certify_command(manifest: Path, report_dir: Path, only: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "syncert", "certify", str(manifest), "--report-dir", str(report_dir)]
+    # our own connectors: trusted, so their scenarios may run side by side
+    command = [sys.executable, "-m", "syncert", "certify", str(manifest), "--report-dir", str(report_dir),
+               "--jobs", "2"]
     return [*command, "--only", only] if only else command
 
 

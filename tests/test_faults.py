@@ -79,6 +79,17 @@ def test_a_rule_on_the_answer_fires_only_on_reads_that_return_the_record(sims: S
     assert (rule["seen"], rule["fired"], rule["match"]["answer"]) == (2, 1, "Seeded Target")  # the bystander: not seen
 
 
+def test_a_window_on_the_answer_faults_only_the_answers_that_hold_it(sims: Sims) -> None:
+    sims.seed("crm", {"account": [{"name": "Bystander"}, {"name": "Seeded Target"}]})
+    _schedule(sims, "crm", [{"match": {"operation": "query", "answer": "Seeded Target"}, "for_s": 30,
+                             "fault": {"type": "server_error"}}])
+    bystander = {"q": "SELECT Id, Name FROM Account WHERE Name = 'Bystander'"}
+    with sims.crm() as crm:
+        statuses = [crm.get("/query", params=query).status_code for query in (ACCOUNT_QUERY, bystander,
+                                                                               ACCOUNT_QUERY, {"q": "SELEC"})]
+    assert statuses == [500, 200, 500, 400]  # the window is open; a refused query keeps its own answer
+
+
 def test_a_body_too_large_for_a_body_rule_is_refused_as_too_large(sims: Sims) -> None:
     _schedule(sims, "erp", [{"match": {"body": "anything"}, "fault": {"type": "server_error"}}])
     with sims.erp() as erp:
@@ -271,6 +282,10 @@ def test_the_same_seed_gives_the_same_faults(sims: Sims) -> None:
      "a reject fault is a validation rule"),
     ({"match": {}, "fault": {"type": "latency", "ms": 5, "max_ms": 9}}, "give ms, or min_ms and max_ms"),
     ({"match": {}, "for_s": 0, "fault": {"type": "unavailable"}}, "for_s must be seconds"),
+    ({"match": {"method": "FETCH"}, "fault": {"type": "reset"}}, "match.method must be one of"),
+    ({"match": {"answer": ""}, "fault": {"type": "reset"}}, "must not be empty"),
+    ({"match": {}, "window_s": [0, 5], "for_s": 2, "fault": {"type": "reset"}}, "not both"),
+    ({"match": {}, "fault": {"type": "timeout", "seconds": 0}}, "seconds must be more than 0"),
 ])
 def test_bad_rules_are_refused_naming_the_problem(sims: Sims, rule: dict[str, Any], named: str) -> None:
     with sims.admin("erp") as admin:

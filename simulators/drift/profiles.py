@@ -1,0 +1,228 @@
+"""Drift profiles: one change of a vendor API, defined once in `contracts/drift/<id>.yaml`.
+
+A profile names its dialect, its kind (one of KINDS), its changes, and what is expected of it:
+    {"id": str, "title": str, "dialect": "salesforce"|"netsuite", "kind": <KINDS>,
+     "changes": [{"op": <OPERATIONS>, ...its parameters}],
+     "expect": {"breaking": bool (what `syncert contracts diff` must say of the drifted document),
+                "connector": "tolerate"|"fail_loudly"|"either" (what a correct connector does)}}
+From it come the drifted OpenAPI document (`drifted_document`) and the breaking-change classification
+(`syncert contracts diff` of the two documents).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syncert import contracts
+
+DRIFT_DIR = Path(contracts.__file__).parent / "drift"
+KINDS = ("optional_field_added", "custom_field_added", "picklist_value_added", "field_renamed",
+         "required_field_added", "field_removed", "type_changed", "length_shortened", "page_size_shrunk",
+         "paging_links_changed", "api_version_retired", "auth_scope_narrowed")
+# op -> the parameters it takes (besides "op")
+OPERATIONS: dict[str, frozenset[str]] = {
+    "add_field": frozenset({"object", "field", "type", "length", "value"}),
+    "add_picklist_value": frozenset({"object", "field", "value"}),
+    "rename_field": frozenset({"object", "field", "to"}),
+    "require_field": frozenset({"object", "field"}),
+    "remove_field": frozenset({"object", "field"}),
+    "change_type": frozenset({"object", "field", "to"}),
+    "shorten_field": frozenset({"object", "field", "length"}),
+    "shrink_page": frozenset({"limit"}),
+    "change_paging_links": frozenset({"format"}),
+    "retire_versions": frozenset({"below"}),
+    "narrow_scope": frozenset({"withdrawn"}),
+}
+CONNECTOR_VERDICTS = ("tolerate", "fail_loudly", "either")
+DIALECTS = ("salesforce", "netsuite")
+
+
+class ProfileError(ValueError):
+    """A drift profile that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class DriftProfile:
+    id: str
+    title: str
+    dialect: str
+    kind: str
+    changes: tuple[dict[str, Any], ...]
+    breaking: bool
+    connector: str
+
+    def drifted_document(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The dialect's OpenAPI document as it is after this drift (a changed copy)."""
+        drifted = copy.deepcopy(document)
+        for change in self.changes:
+            _DOCUMENT_CHANGES[change["op"]](drifted, change, self.id)
+        return drifted
+
+
+def contract_path(dialect: str) -> Path:
+    return Path(contracts.__file__).parent / dialect / "openapi.yaml"
+
+
+def load_profiles(directory: Path = DRIFT_DIR) -> dict[str, DriftProfile]:
+    """Every profile in `directory`, by id; raises ProfileError naming the first bad one."""
+    profiles = {}
+    for path in sorted(directory.glob("*.yaml")):
+        profile = load_profile(path)
+        if profile.id in profiles:
+            raise ProfileError(f"{path}: id {profile.id!r} is used twice")
+        profiles[profile.id] = profile
+    return profiles
+
+
+def load_profile(path: Path) -> DriftProfile:
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ProfileError(f"{path}: cannot be read ({str(error).splitlines()[0]})") from None
+    if not isinstance(body, dict):
+        raise ProfileError(f"{path}: a drift profile is a mapping")
+    unknown = set(body) - {"id", "title", "dialect", "kind", "changes", "expect"}
+    if unknown:
+        raise ProfileError(f"{path}: unknown keys {sorted(unknown)}")
+    expect = body.get("expect") or {}
+    problems = [
+        (body.get("id") != path.stem, f"id must be the file's name, {path.stem!r}"),
+        (not isinstance(body.get("title"), str), "title must be a text"),
+        (body.get("dialect") not in DIALECTS, f"dialect must be one of {', '.join(DIALECTS)}"),
+        (body.get("kind") not in KINDS, f"kind must be one of {', '.join(KINDS)}"),
+        (not isinstance(body.get("changes"), list) or not body.get("changes"), "changes must be a non-empty list"),
+        (not isinstance(expect.get("breaking"), bool), "expect.breaking must be true or false"),
+        (expect.get("connector") not in CONNECTOR_VERDICTS,
+         f"expect.connector must be one of {', '.join(CONNECTOR_VERDICTS)}"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise ProfileError(f"{path}: {message}")
+    for number, change in enumerate(body["changes"], 1):
+        op = change.get("op") if isinstance(change, dict) else None
+        if op not in OPERATIONS:
+            raise ProfileError(f"{path}: change {number}: op must be one of {', '.join(OPERATIONS)}")
+        extra = set(change) - OPERATIONS[op] - {"op"}
+        if extra:
+            raise ProfileError(f"{path}: change {number}: {op} takes {sorted(OPERATIONS[op])}, not {sorted(extra)}")
+    profile = DriftProfile(body["id"], body["title"], body["dialect"], body["kind"], tuple(body["changes"]),
+                           expect["breaking"], expect["connector"])
+    try:
+        profile.drifted_document(yaml.safe_load(contract_path(profile.dialect).read_text(encoding="utf-8")))
+    except ProfileError as error:
+        raise ProfileError(f"{path}: {error}") from None
+    return profile
+
+
+# -- the drifted document ------------------------------------------------------------------------------
+
+def _properties(document: dict[str, Any], change: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The object's schema and its properties; ProfileError when the document has no such object or field."""
+    schema = document.get("components", {}).get("schemas", {}).get(change.get("object"))
+    if not isinstance(schema, dict) or "properties" not in schema:
+        raise ProfileError(f"{change['op']}: the contract has no object {change.get('object')!r}")
+    if "field" in change and change["op"] != "add_field" and change["field"] not in schema["properties"]:
+        raise ProfileError(f"{change['op']}: {change['object']} has no field {change['field']!r}")
+    return schema, schema["properties"]
+
+
+def _add_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    _, properties = _properties(document, change)
+    definition: dict[str, Any] = {"type": [change.get("type", "string"), "null"]}
+    if "length" in change:
+        definition["maxLength"] = change["length"]
+    properties[change["field"]] = definition
+
+
+def _enum_holder(properties: dict[str, Any], field: str) -> dict[str, Any]:
+    """The schema whose `enum` lists a picklist's values (NetSuite's are {id, refName} references)."""
+    schema = properties[field]
+    holder = schema.get("properties", {}).get("id", schema) if "enum" not in schema else schema
+    if "enum" not in holder:
+        raise ProfileError(f"add_picklist_value: {field} lists no values in the contract")
+    return holder
+
+
+def _add_picklist_value(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    _, properties = _properties(document, change)
+    holder = _enum_holder(properties, change["field"])
+    values = [v for v in holder["enum"] if v is not None]
+    holder["enum"] = [*values, change["value"], *([None] if None in holder["enum"] else [])]
+
+
+def _rename_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    schema, properties = _properties(document, change)
+    schema["properties"] = {change["to"] if name == change["field"] else name: value
+                            for name, value in properties.items()}
+    if change["field"] in schema.get("required", []):
+        schema["required"] = [change["to"] if name == change["field"] else name for name in schema["required"]]
+
+
+def _require_field(document: dict[str, Any], change: dict[str, Any], profile: str) -> None:
+    schema, _ = _properties(document, change)
+    schema["required"] = sorted({*schema.get("required", []), change["field"]})
+
+
+def _remove_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    schema, properties = _properties(document, change)
+    del properties[change["field"]]
+    if change["field"] in schema.get("required", []):
+        schema["required"].remove(change["field"])
+
+
+def _change_type(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    _, properties = _properties(document, change)
+    kind = properties[change["field"]].get("type")
+    nullable = isinstance(kind, list) and "null" in kind
+    properties[change["field"]] = {"type": [change["to"], "null"] if nullable else change["to"]}
+
+
+def _shorten_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    _, properties = _properties(document, change)
+    properties[change["field"]]["maxLength"] = change["length"]
+
+
+def _shrink_page(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    """Lists answer smaller pages (a client asking for more still gets an answer): nothing a client sends is
+    refused, so the document only records it."""
+    document.setdefault("info", {})["x-syncert-page-size"] = change["limit"]
+
+
+def _change_paging_links(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    document.setdefault("info", {})["x-syncert-paging-links"] = change["format"]
+
+
+def _retire_versions(document: dict[str, Any], change: dict[str, Any], profile: str) -> None:
+    version = document.get("components", {}).get("parameters", {}).get("version", {}).get("schema", {})
+    if "enum" not in version:
+        raise ProfileError("retire_versions: the contract has no list of API versions")
+    floor = _version_number(change["below"])
+    version["enum"] = [v for v in version["enum"] if _version_number(v) >= floor]
+
+
+def _narrow_scope(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in schemes.values():
+        for flow in (scheme.get("flows") or {}).values():
+            for scope in change["withdrawn"]:
+                (flow.get("scopes") or {}).pop(scope, None)
+    document.setdefault("info", {})["x-syncert-withdrawn-scopes"] = list(change["withdrawn"])
+
+
+def _version_number(text: str) -> float:
+    try:
+        return float(str(text).lstrip("v"))
+    except ValueError:
+        raise ProfileError(f"retire_versions: {text!r} is not an API version such as v55.0") from None
+
+
+_DOCUMENT_CHANGES = {"add_field": _add_field, "add_picklist_value": _add_picklist_value,
+                     "rename_field": _rename_field, "require_field": _require_field, "remove_field": _remove_field,
+                     "change_type": _change_type, "shorten_field": _shorten_field, "shrink_page": _shrink_page,
+                     "change_paging_links": _change_paging_links, "retire_versions": _retire_versions,
+                     "narrow_scope": _narrow_scope}

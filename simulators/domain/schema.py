@@ -45,6 +45,12 @@ class Schema:
         fields = tuple(replace(f, **changes) if f.name == name else f for f in current.fields)
         self.kinds[kind] = Kind(current.name, fields)
 
+    def remove_mapping(self, object_name: str, vendor_field: str) -> None:
+        """Take one vendor field away from an object (answers lack it, writes of it are refused as unknown)."""
+        object_map = self.objects[object_name]
+        fields = {name: mapping for name, mapping in object_map.fields.items() if name != vendor_field}
+        self.objects[object_name] = replace(object_map, fields=fields)
+
     def replace_mapping(self, object_name: str, vendor_field: str, **changes: Any) -> None:
         """Change one vendor field of an object (`vendor=` renames it) for this simulator only."""
         object_map = self.objects[object_name]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from syncert import contracts
+from syncert.simulators.domain.schema import Schema
 
 DRIFT_DIR = Path(contracts.__file__).parent / "drift"
 KINDS = ("optional_field_added", "custom_field_added", "picklist_value_added", "field_renamed",
@@ -55,6 +56,18 @@ class DriftProfile:
     changes: tuple[dict[str, Any], ...]
     breaking: bool
     connector: str
+
+    def overlay(self, schema: Schema) -> list[str]:
+        """Change `schema` (one simulator's, for this run) as this drift changes the live API; returns the
+        changes that have no live behaviour yet (they only change the document)."""
+        pending = []
+        for change in self.changes:
+            live = _LIVE_CHANGES.get(change["op"])
+            if live is None:
+                pending.append(change["op"])
+            else:
+                live(schema, change)
+        return pending
 
     def drifted_document(self, document: dict[str, Any]) -> dict[str, Any]:
         """The dialect's OpenAPI document as it is after this drift (a changed copy)."""
@@ -226,3 +239,58 @@ _DOCUMENT_CHANGES = {"add_field": _add_field, "add_picklist_value": _add_picklis
                      "change_type": _change_type, "shorten_field": _shorten_field, "shrink_page": _shrink_page,
                      "change_paging_links": _change_paging_links, "retire_versions": _retire_versions,
                      "narrow_scope": _narrow_scope}
+
+
+# -- the live behaviour: an overlay on one simulator's schema -----------------------------------------------
+
+def _mapping(schema: Schema, change: dict[str, Any]) -> tuple[str, Any]:
+    object_map = schema.objects.get(change["object"])
+    if object_map is None or change["field"] not in object_map.fields:
+        raise ProfileError(f"{change['op']}: the simulator has no field {change['object']}.{change['field']}")
+    return object_map.kind, object_map.fields[change["field"]]
+
+
+def _live_rename(schema: Schema, change: dict[str, Any]) -> None:
+    _mapping(schema, change)
+    schema.replace_mapping(change["object"], change["field"], vendor=change["to"])
+
+
+def _live_shorten(schema: Schema, change: dict[str, Any]) -> None:
+    _mapping(schema, change)
+    schema.replace_mapping(change["object"], change["field"], length=change["length"])
+
+
+def _live_remove(schema: Schema, change: dict[str, Any]) -> None:
+    _mapping(schema, change)
+    schema.remove_mapping(change["object"], change["field"])
+
+
+def _live_require(schema: Schema, change: dict[str, Any]) -> None:
+    kind, mapping = _mapping(schema, change)
+    schema.replace_field(kind, mapping.top, required=True)
+
+
+def _live_picklist_value(schema: Schema, change: dict[str, Any]) -> None:
+    kind, mapping = _mapping(schema, change)
+    value = str(change["value"])
+    canonical = mapping.values.get(value, value.lower()) if mapping.values is not None else value
+    if mapping.values is not None:
+        schema.replace_mapping(change["object"], change["field"], values={**mapping.values, value: canonical})
+    field = schema.kind(kind).by_name[mapping.top]
+    if field.values and canonical not in field.values:
+        schema.replace_field(kind, mapping.top, values=(*field.values, canonical))
+
+
+def _live_shrink_page(schema: Schema, change: dict[str, Any]) -> None:
+    """Pages of at most `limit` records, whatever size the client asks for (it is not refused)."""
+    limit = int(change["limit"])
+    if "page_size" in schema.limits:
+        schema.limits["page_cap"] = limit
+    for name in ("query_batch", "query_batch_min"):
+        if name in schema.limits:
+            schema.limits[name] = min(schema.limits[name], limit)
+
+
+_LIVE_CHANGES = {"rename_field": _live_rename, "shorten_field": _live_shorten, "remove_field": _live_remove,
+                 "require_field": _live_require, "add_picklist_value": _live_picklist_value,
+                 "shrink_page": _live_shrink_page}

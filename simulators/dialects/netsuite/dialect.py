@@ -266,7 +266,7 @@ class NetSuiteDialect(ApiDialect):
         if request.method == "POST":
             record = self.repository.create(object_map.kind, self._values(request, object_map))
             return empty_response(204, {"Location": self._href(request, object_map, record["id"])})
-        limit, offset = _paging(request, self.schema.limits["page_size"])
+        limit, offset = _paging(request, self.schema.limits)
         if "q" in request.query:
             records = self._filter_records(object_map, request.query["q"])
         else:
@@ -506,7 +506,7 @@ class NetSuiteDialect(ApiDialect):
         text = body.get("q")
         if not isinstance(text, str):
             raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
-        limit, offset = _paging(request, self.schema.limits["page_size"])
+        limit, offset = _paging(request, self.schema.limits)
         select = suiteql.parse_suiteql(text)
         if not select.order_by and not select.counts:
             select = replace(select, order_by=(OrderItem(Column("id", select.source.reference)),))
@@ -528,8 +528,10 @@ class NetSuiteDialect(ApiDialect):
         return json_response(self._envelope(request, items, limit, offset, len(result.rows)))
 
 
-def _paging(request: ApiRequest, max_page: int) -> tuple[int, int]:
-    """limit (default and maximum: `max_page`) and offset of a list or SuiteQL request."""
+def _paging(request: ApiRequest, limits: dict[str, int]) -> tuple[int, int]:
+    """limit (default and maximum: the page_size limit; at most page_cap, when a drift shrank pages) and offset
+    of a list or SuiteQL request."""
+    max_page = limits["page_size"]
     try:
         limit = int(request.query.get("limit", max_page))
         offset = int(request.query.get("offset", 0))
@@ -539,7 +541,7 @@ def _paging(request: ApiRequest, max_page: int) -> tuple[int, int]:
         raise NsError(400, "INVALID_PARAMETER", f"limit must be between 1 and {max_page}", "limit")
     if offset < 0:
         raise NsError(400, "INVALID_PARAMETER", "offset must not be negative", "offset")
-    return limit, offset
+    return min(limit, limits.get("page_cap", limit)), offset
 
 
 def _field_type(object_map: ObjectMap, name: str) -> str | None:

@@ -79,3 +79,15 @@ def test_bad_drift_is_refused_and_leaves_the_drift_in_force(sims: Sims) -> None:
     with sims.admin("erp") as admin:
         admin.post("/_sim/reset")
     assert _in_force(sims, "erp") == []
+
+
+def test_a_retired_api_version_is_gone_and_no_longer_listed(sims: Sims) -> None:
+    assert _drift(sims, "crm", "sf-versions-before-55-retired").status_code == 200
+    token = sims.salesforce_token()
+    base = sims.plain_url("crm")
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as crm:
+        retired = crm.get("/services/data/v50.0/sobjects")
+        current = crm.get("/services/data/v59.0/sobjects")
+        listed = [v["version"] for v in crm.get("/services/data").json()]
+    assert retired.status_code == 410 and retired.json()[0]["errorCode"] == "NOT_FOUND"
+    assert current.status_code == 200 and min(float(v) for v in listed) == 55.0

@@ -291,6 +291,11 @@ def _live_shrink_page(schema: Schema, change: dict[str, Any]) -> None:
             schema.limits[name] = min(schema.limits[name], limit)
 
 
+def _live_retire_versions(schema: Schema, change: dict[str, Any]) -> None:
+    """Requests to a retired API version are answered with the vendor's error (Salesforce REST: 410 GONE)."""
+    schema.limits["min_api_version"] = int(_version_number(change["below"]))
+
+
 _LIVE_CHANGES = {"rename_field": _live_rename, "shorten_field": _live_shorten, "remove_field": _live_remove,
                  "require_field": _live_require, "add_picklist_value": _live_picklist_value,
-                 "shrink_page": _live_shrink_page}
+                 "shrink_page": _live_shrink_page, "retire_versions": _live_retire_versions}

@@ -187,8 +187,9 @@ class SalesforceDialect(ApiDialect):
         if request.method != allowed:
             return self.method_not_allowed(request.method, (allowed,))
         if versions:
+            floor = self.schema.limits.get("min_api_version", 0)
             return json_response([{"label": f"v{v}", "url": f"/services/data/v{v}", "version": v}
-                                  for v in API_VERSIONS])
+                                  for v in API_VERSIONS if float(v) >= floor])
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         grant = form.get("grant_type")
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
@@ -264,6 +265,9 @@ class SalesforceDialect(ApiDialect):
         if version not in API_VERSIONS:
             return self.error(404, "NOT_FOUND", f"API version {version} is not supported by this simulator; "
                                                 f"use one of {API_VERSIONS[0]}..{API_VERSIONS[-1]}")
+        if float(version) < self.schema.limits.get("min_api_version", 0):  # retired (a drift): REST answers 410
+            return self.error(410, "NOT_FOUND", f"API version {version} has been retired and is no longer "
+                                                "available; the requested resource does not exist")
         parts = [p for p in rest.split("/") if p]
         allowed = next((methods for pattern, methods in _ROUTE_METHODS if pattern.match(rest)), None)
         if allowed is None:

@@ -14,6 +14,9 @@ from syncert.scenarios.setups import account_ready, close_deal, linked_customer,
 # one customer's writes fails its first tries only
 FAULT_WINDOW_S = 1.0
 WRITE_BURST_S = 0.4
+# cycles a connector may fail loudly while the faults last (a quick cycle that gives up at once may fail a
+# dozen times through two one-second windows), before it must have caught up
+MAX_CYCLES = 60
 
 
 def _all_linked(run: ScenarioRun) -> bool:
@@ -95,8 +98,8 @@ def test_connection_resets(sync: ScenarioRun) -> None:
     # these accounts: copies sent to use the fault up meet it as the request they copy does
     writes = sync.inject("erp", "reset", access="write", body="Reset ", for_s=FAULT_WINDOW_S)
     reads = sync.inject("crm", "reset", access="read", answer="Reset ", for_s=FAULT_WINDOW_S)
-    sync.run_until(lambda s: s.reconcile("accounts").all_synced and _all_linked(s), deadline_s=120, max_cycles=12,
-                   through_failures=True)
+    sync.run_until(lambda s: s.reconcile("accounts").all_synced and _all_linked(s), deadline_s=120,
+                   max_cycles=MAX_CYCLES, through_failures=True)
     result = sync.reconcile("accounts")
     reset_writes, reset_reads = _fired(sync, "erp")[writes], _fired(sync, "crm")[reads]  # rule ids are per side
     missing = [key for key, verdict in result.verdicts.items() if verdict.outcome == "missing"]
@@ -126,7 +129,8 @@ def test_unreadable_crm_answers(sync: ScenarioRun) -> None:
     sync.inject("crm", "malformed", kind="opportunity", operation="query", answer=deal, for_s=FAULT_WINDOW_S)
     sync.inject("crm", "truncated", kind="opportunity_line_item", operation="query", answer=line,
                 for_s=FAULT_WINDOW_S)
-    sync.run_until(lambda s: s.reconcile("orders").all_synced, deadline_s=120, max_cycles=12, through_failures=True)
+    sync.run_until(lambda s: s.reconcile("orders").all_synced, deadline_s=120, max_cycles=MAX_CYCLES,
+                   through_failures=True)
     result = sync.reconcile("orders")
     given_up = [letter for letter in sync.collect().dead_letters if letter["source_id"] == deal]
     failed = [c.summary() for c in sync.evidence.cycles if not c.ok]

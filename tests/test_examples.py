@@ -32,7 +32,8 @@ def test_the_node_connector_is_certified_at_level_4_for_every_flow(tmp_path: Pat
     assert shutil.which("node"), "Node.js is needed for the Node example connector (.ci/run installs Debian's nodejs)"
     finished, report = _certify(EXAMPLES / "node" / "connector.toml", tmp_path / "reports")
     statuses = {s["id"]: (s["status"], s["message"][:200]) for s in report["scenarios"]}
-    assert finished.returncode == 0 and report["verdict"] == "certified", statuses
+    assert finished.returncode == 0 and report["verdict"] == "certified", {
+        i: status for i, status in statuses.items() if status[0] not in ("passed", "not_applicable")}
     assert report["level_reached"] == 4
     assert report["flows_certified"] == NODE_FLOWS
     webhooks = {s["id"] for s in report["scenarios"] if s["needs_webhooks"]}

@@ -177,6 +177,12 @@ class SimulatorControl:
         """Let every connection `side` holds go now; returns how many there were."""
         return self._control(side, "POST", "/_sim/faults/release")["released"]
 
+    def drift(self, side: str, *profiles: str) -> list[str]:
+        """Serve `side`'s API as drifted by these profiles (contracts/drift/ ids) from its next request on,
+        replacing any drift in force (none: the API as it was). Returns the profiles in force."""
+        answer = self._control(side, "PUT", "/_sim/drift", json={"profiles": list(profiles)})
+        return [profile["id"] for profile in answer["profiles"]]
+
     def expire_sessions(self, side: str, after_requests: int = 0) -> None:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""
         self._control(side, "POST", "/_sim/sessions/expire", json={"after_requests": after_requests})

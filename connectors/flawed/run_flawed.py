@@ -777,6 +777,62 @@ def treats_bad_json_as_empty() -> None:
     apis.read_json = flawed
 
 
+def ignores_has_more() -> None:
+    """Reads one page of every NetSuite list and query: when pages are smaller than asked for, the rest is
+    never read."""
+    call_json = apis.NetSuite.call_json
+
+    async def flawed(self, method, path, **kwargs):
+        page = await call_json(self, method, path, **kwargs)
+        return {**page, "hasMore": False} if isinstance(page, dict) and "hasMore" in page else page
+    apis.NetSuite.call_json = flawed
+
+
+def pins_an_old_api_version() -> None:
+    """Talks to Salesforce in API version 50.0 (it worked when it was written)."""
+    old = "/services/data/v50.0"
+    for module in (apis, flows):
+        if hasattr(module, "SALESFORCE_DATA"):
+            module.SALESFORCE_DATA = old
+
+
+def cuts_long_names() -> None:
+    """Cuts a customer name the ERP refuses as too long down to what it takes, and writes that."""
+    write = flows.SyncCycle._write_customer
+
+    async def flawed(self, account_id, customer_id, values):
+        try:
+            return await write(self, account_id, customer_id, values)
+        except apis.ApiError as error:
+            limit = re.search(r"at most (\d+)", str(error))
+            if limit is None:
+                raise
+            return await write(self, account_id, customer_id,
+                               {**values, "companyName": values["companyName"][:int(limit.group(1))]})
+    flows.SyncCycle._write_customer = flawed
+
+
+def writes_null_for_renamed_field() -> None:
+    """When Salesforce refuses a query for a field it does not know, queries again without it: records come
+    back without the renamed field, and the connector writes them with nothing in its place."""
+    query = apis.Salesforce.query
+
+    async def flawed(self, soql):
+        try:
+            return await query(self, soql)
+        except apis.ApiError as error:
+            unknown = re.search(r"No such column '(\w+)'", str(error))
+            if unknown is None:
+                raise
+            spelled = re.search(rf"\b{unknown.group(1)}\b", soql, flags=re.IGNORECASE)
+            if spelled is None:
+                raise
+            column = spelled.group(0)
+            records = await query(self, re.sub(rf",\s*{column}\b|\b{column}\s*,\s*", "", soql, count=1))
+            return [{**record, column: None} for record in records]
+    apis.Salesforce.query = flawed
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -834,6 +890,10 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "no-retry": (no_retry, "ERR-BURST-01"),
     "swallows-errors": (swallows_errors, "ERR-RESET-01"),
     "treats-bad-json-as-empty": (treats_bad_json_as_empty, "ERR-MALFORMED-01"),
+    "ignores-has-more": (ignores_has_more, "DRIFT-PAGE-01"),
+    "pins-an-old-api-version": (pins_an_old_api_version, "DRIFT-VERSION-01"),
+    "cuts-long-names": (cuts_long_names, "DRIFT-LENGTH-01"),
+    "writes-null-for-renamed-field": (writes_null_for_renamed_field, "DRIFT-RENAME-01"),
     "saves-watermark-before-writes": (saves_watermark_before_writes, "ERR-CRASH-01"),
     "advances-watermark-on-failure": (advances_watermark_on_failure, "ERR-OUTAGE-01"),
     "retries-without-backoff": (retries_without_backoff, "ERR-MAINT-01"),

@@ -88,10 +88,10 @@ export class NetSuite {
     return { status: response.status, headers: response.headers, body: parsed };
   }
 
-  /** Every row of a SuiteQL query (pages of 1000 until hasMore is false). */
+  /** Every row of a SuiteQL query (pages of up to 1000 until hasMore is false; a page may be smaller). */
   async suiteql(q) {
     const rows = [];
-    for (let offset = 0; ; offset += PAGE) {
+    for (let offset = 0; ; offset = rows.length) {
       // a SuiteQL POST only reads: safe to resend after a lost answer
       const { body } = await this.call("POST", "/services/rest/query/v1/suiteql", {
         query: `limit=${PAGE}&offset=${offset}`, body: { q }, headers: { Prefer: "transient" }, idempotent: true,

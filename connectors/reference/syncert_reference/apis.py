@@ -272,7 +272,7 @@ class NetSuite:
             ids += [item["id"] for item in page["items"]]
             if not page["hasMore"]:
                 break
-            params["offset"] += PAGE_SIZE
+            params["offset"] += len(page["items"])  # the page may be smaller than asked for
         records = await gather(self.find(record_type, record_id) for record_id in ids)
         return [record for record in records if record is not None]
 
@@ -286,5 +286,5 @@ class NetSuite:
             rows += page["items"]
             if not page["hasMore"]:
                 return rows
-            offset += PAGE_SIZE
+            offset += len(page["items"])  # the page may be smaller than asked for
 

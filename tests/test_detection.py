@@ -68,12 +68,15 @@ def _aimed_run(defect: str, scenario_id: str, report_dir: Path) -> tuple[int, di
 
 
 @pytest.fixture(scope="module")
-def aimed_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict]]:
-    """Every flawed connector certified against the scenario aimed at it, DETECTION_JOBS at a time."""
+def aimed_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, dict]]:
+    """Each selected flawed connector certified against the scenario aimed at it, DETECTION_JOBS at a time
+    (`-k` picks a few: only theirs run)."""
+    selected = {item.callspec.params["defect"] for item in request.session.items
+                if item.module is request.module and "defect" in getattr(getattr(item, "callspec", None), "params", {})}
     root = tmp_path_factory.mktemp("detection")
     with ThreadPoolExecutor(DETECTION_JOBS) as pool:
         runs = {defect: pool.submit(_aimed_run, defect, target, root / defect)
-                for defect, (_, target) in DEFECTS.items()}
+                for defect, (_, target) in DEFECTS.items() if defect in selected}
         return {defect: run.result() for defect, run in runs.items()}
 
 

@@ -19,15 +19,17 @@ class Grade:
 
 def run_under_drift(sync: ScenarioRun, flow: str) -> None:
     """Cycles until `flow` is in sync, or CYCLES_UNDER_DRIFT cycles have run (failing loudly is an answer)."""
-    sync.run_until(lambda s: s.reconcile(flow).all_synced, deadline_s=90, max_cycles=CYCLES_UNDER_DRIFT,
+    sync.run_until(lambda s: s.reconcile(flow).all_synced, deadline_s=30, max_cycles=CYCLES_UNDER_DRIFT,
                    through_failures=True)
 
 
 def grade(sync: ScenarioRun, flow: str) -> Grade:
     """How the connector met the drift, judged by reconciliation of `flow`, its cycles and dead letters."""
     result = sync.reconcile(flow)
-    sync.collect()
+    service_output = sync.collect().service_output
     failed_cycles = [c.summary() for c in sync.evidence.cycles if not c.ok]
+    if service_output is not None and service_output[1].strip():  # a service says so on stderr
+        failed_cycles.append(f"the service reported: {service_output[1].strip().splitlines()[-1][:200]}")
     wrong = {key: verdict.outcome for key, verdict in result.verdicts.items()
              if verdict.outcome in ("corrupted", "stale", "duplicated", "orphan")}
     silent = [key for key, verdict in result.verdicts.items()
@@ -41,7 +43,8 @@ def grade(sync: ScenarioRun, flow: str) -> Grade:
     if silent and not failed_cycles:
         return Grade("silently corrupted", f"{len(silent)} record(s) skipped though every cycle reported success "
                                            f"and nothing was dead-lettered: {silent[:3]}")
-    return Grade("failed loudly", f"{len(failed_cycles)} failed cycle(s), dead letters for the rest")
+    return Grade("failed loudly", f"{len(failed_cycles)} failed cycle(s) or service error(s), dead letters for the "
+                                  "rest")
 
 
 def assert_graded(sync: ScenarioRun, flow: str, expect: str) -> Grade:

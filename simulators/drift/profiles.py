@@ -73,7 +73,7 @@ class DriftProfile:
         """The dialect's OpenAPI document as it is after this drift (a changed copy)."""
         drifted = copy.deepcopy(document)
         for change in self.changes:
-            _DOCUMENT_CHANGES[change["op"]](drifted, change, self.id)
+            _DOCUMENT_CHANGES[change["op"]](drifted, change)
         return drifted
 
 
@@ -144,7 +144,7 @@ def _properties(document: dict[str, Any], change: dict[str, Any]) -> tuple[dict[
     return schema, schema["properties"]
 
 
-def _add_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _add_field(document: dict[str, Any], change: dict[str, Any]) -> None:
     _, properties = _properties(document, change)
     definition: dict[str, Any] = {"type": [change.get("type", "string"), "null"]}
     if "length" in change:
@@ -161,14 +161,14 @@ def _enum_holder(properties: dict[str, Any], field: str) -> dict[str, Any]:
     return holder
 
 
-def _add_picklist_value(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _add_picklist_value(document: dict[str, Any], change: dict[str, Any]) -> None:
     _, properties = _properties(document, change)
     holder = _enum_holder(properties, change["field"])
     values = [v for v in holder["enum"] if v is not None]
     holder["enum"] = [*values, change["value"], *([None] if None in holder["enum"] else [])]
 
 
-def _rename_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _rename_field(document: dict[str, Any], change: dict[str, Any]) -> None:
     schema, properties = _properties(document, change)
     schema["properties"] = {change["to"] if name == change["field"] else name: value
                             for name, value in properties.items()}
@@ -176,41 +176,41 @@ def _rename_field(document: dict[str, Any], change: dict[str, Any], _: str) -> N
         schema["required"] = [change["to"] if name == change["field"] else name for name in schema["required"]]
 
 
-def _require_field(document: dict[str, Any], change: dict[str, Any], profile: str) -> None:
+def _require_field(document: dict[str, Any], change: dict[str, Any]) -> None:
     schema, _ = _properties(document, change)
     schema["required"] = sorted({*schema.get("required", []), change["field"]})
 
 
-def _remove_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _remove_field(document: dict[str, Any], change: dict[str, Any]) -> None:
     schema, properties = _properties(document, change)
     del properties[change["field"]]
     if change["field"] in schema.get("required", []):
         schema["required"].remove(change["field"])
 
 
-def _change_type(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _change_type(document: dict[str, Any], change: dict[str, Any]) -> None:
     _, properties = _properties(document, change)
     kind = properties[change["field"]].get("type")
     nullable = isinstance(kind, list) and "null" in kind
     properties[change["field"]] = {"type": [change["to"], "null"] if nullable else change["to"]}
 
 
-def _shorten_field(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _shorten_field(document: dict[str, Any], change: dict[str, Any]) -> None:
     _, properties = _properties(document, change)
     properties[change["field"]]["maxLength"] = change["length"]
 
 
-def _shrink_page(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _shrink_page(document: dict[str, Any], change: dict[str, Any]) -> None:
     """Lists answer smaller pages (a client asking for more still gets an answer): nothing a client sends is
     refused, so the document only records it."""
     document.setdefault("info", {})["x-syncert-page-size"] = change["limit"]
 
 
-def _change_paging_links(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _change_paging_links(document: dict[str, Any], change: dict[str, Any]) -> None:
     document.setdefault("info", {})["x-syncert-paging-links"] = change["format"]
 
 
-def _retire_versions(document: dict[str, Any], change: dict[str, Any], profile: str) -> None:
+def _retire_versions(document: dict[str, Any], change: dict[str, Any]) -> None:
     version = document.get("components", {}).get("parameters", {}).get("version", {}).get("schema", {})
     if "enum" not in version:
         raise ProfileError("retire_versions: the contract has no list of API versions")
@@ -218,7 +218,7 @@ def _retire_versions(document: dict[str, Any], change: dict[str, Any], profile: 
     version["enum"] = [v for v in version["enum"] if _version_number(v) >= floor]
 
 
-def _narrow_scope(document: dict[str, Any], change: dict[str, Any], _: str) -> None:
+def _narrow_scope(document: dict[str, Any], change: dict[str, Any]) -> None:
     schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
     for scheme in schemes.values():
         for flow in (scheme.get("flows") or {}).values():

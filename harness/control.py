@@ -123,7 +123,7 @@ class SimulatorControl:
             "edit": {"kind": kind, "id": record_id, "changes": changes}})
 
     def triggers(self, side: str) -> list[dict[str, Any]]:
-        """The edits `edit_when` set up on `side`: how many matching requests were seen, fired, error."""
+        """The triggers `edit_when` and `drift_when` set up on `side`: matching requests seen, fired, error."""
         return self._control(side, "GET", "/_sim/triggers")["triggers"]
 
     def freeze_clock(self, side: str, frozen: bool = True) -> None:
@@ -182,6 +182,15 @@ class SimulatorControl:
         replacing any drift in force (none: the API as it was). Returns the profiles in force."""
         answer = self._control(side, "PUT", "/_sim/drift", json={"profiles": list(profiles)})
         return [profile["id"] for profile in answer["profiles"]]
+
+    def drift_when(self, side: str, *profiles: str, after_kind: str | None = None,
+                   after_operation: str | None = None, count: int = 1) -> None:
+        """Lay these drift profiles over `side`'s API (on top of any in force) in the middle of a cycle: once it
+        has answered the connector's `count`-th successful API request of `after_kind` and `after_operation`
+        (e.g. the first page of an export). `triggers(side)` tells whether it fired."""
+        self._control(side, "POST", "/_sim/triggers", json={
+            "after": {"kind": after_kind, "operation": after_operation, "count": count},
+            "drift": list(profiles)})
 
     def expire_sessions(self, side: str, after_requests: int = 0) -> None:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""

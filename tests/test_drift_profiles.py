@@ -14,8 +14,8 @@ from syncert.simulators.drift.profiles import KINDS, ProfileError, contract_path
 PROFILES = load_profiles()
 
 
-def test_there_is_a_profile_of_every_kind_but_scope_narrowing() -> None:
-    assert {p.kind for p in PROFILES.values()} == set(KINDS) - {"auth_scope_narrowed"}
+def test_there_is_a_profile_of_every_kind() -> None:
+    assert {p.kind for p in PROFILES.values()} == set(KINDS)
 
 
 @pytest.mark.parametrize("profile_id", sorted(PROFILES))

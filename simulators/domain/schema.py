@@ -2,7 +2,8 @@
 
 Each simulator gets its own Schema, built fresh from the defaults (kinds.py and the dialect's
 contracts/<dialect>/field_map.yaml), so a drift stage can change one simulator's schema for a run
-(rename a vendor field, shorten a length, lower a limit) without touching any other simulator.
+(rename a vendor field, shorten a length, lower a limit, withdraw access to a kind) without touching any
+other simulator.
 The engine reads only `kinds`; the dialect reads `objects` and `limits` (vendor shapes stay there).
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from syncert.simulators.domain.kinds import DomainError, Kind
+from syncert.simulators.domain.kinds import DomainError, Field, Kind
 
 if TYPE_CHECKING:
-    from syncert.simulators.dialects.field_map import ObjectMap
+    from syncert.simulators.dialects.field_map import FieldMapping, ObjectMap
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Schema:
     kinds: dict[str, Kind]
     objects: dict[str, ObjectMap] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
+    withdrawn: set[str] = field(default_factory=set)  # kinds the API client has lost all access to (drift)
 
     def kind(self, name: str) -> Kind:
         try:
@@ -44,6 +46,16 @@ class Schema:
         current = self.kind(kind)
         fields = tuple(replace(f, **changes) if f.name == name else f for f in current.fields)
         self.kinds[kind] = Kind(current.name, fields)
+
+    def add_field(self, kind: str, definition: Field) -> None:
+        """Give one canonical kind a new field (a vendor's new field, for this simulator only)."""
+        current = self.kind(kind)
+        self.kinds[kind] = Kind(current.name, (*current.fields, definition))
+
+    def add_mapping(self, object_name: str, mapping: FieldMapping) -> None:
+        """Give one vendor object a new field."""
+        object_map = self.objects[object_name]
+        self.objects[object_name] = replace(object_map, fields={**object_map.fields, mapping.vendor: mapping})
 
     def remove_mapping(self, object_name: str, vendor_field: str) -> None:
         """Take one vendor field away from an object (answers lack it, writes of it are refused as unknown)."""

@@ -19,6 +19,9 @@ from typing import Any
 import yaml
 
 from syncert import contracts
+from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
+from syncert.simulators.dialects.field_map import FieldMapping
+from syncert.simulators.domain.kinds import Field
 from syncert.simulators.domain.schema import Schema
 
 DRIFT_DIR = Path(contracts.__file__).parent / "drift"
@@ -28,7 +31,7 @@ KINDS = ("optional_field_added", "custom_field_added", "picklist_value_added", "
 # op -> the parameters it takes (besides "op")
 OPERATIONS: dict[str, frozenset[str]] = {
     "add_field": frozenset({"object", "field", "type", "length", "value"}),
-    "add_picklist_value": frozenset({"object", "field", "value"}),
+    "add_picklist_value": frozenset({"object", "field", "value", "canonical"}),
     "rename_field": frozenset({"object", "field", "to"}),
     "require_field": frozenset({"object", "field"}),
     "remove_field": frozenset({"object", "field"}),
@@ -37,10 +40,11 @@ OPERATIONS: dict[str, frozenset[str]] = {
     "shrink_page": frozenset({"limit"}),
     "change_paging_links": frozenset({"format"}),
     "retire_versions": frozenset({"below"}),
-    "narrow_scope": frozenset({"withdrawn"}),
+    "narrow_scope": frozenset({"object"}),
 }
 CONNECTOR_VERDICTS = ("tolerate", "fail_loudly", "either")
-DIALECTS = ("salesforce", "netsuite")
+_DIALECTS = {**CRM_DIALECTS, **ERP_DIALECTS}
+DIALECTS = tuple(_DIALECTS)
 
 
 class ProfileError(ValueError):
@@ -57,17 +61,10 @@ class DriftProfile:
     breaking: bool
     connector: str
 
-    def overlay(self, schema: Schema) -> list[str]:
-        """Change `schema` (one simulator's, for this run) as this drift changes the live API; returns the
-        changes that have no live behaviour yet (they only change the document)."""
-        pending = []
+    def overlay(self, schema: Schema) -> None:
+        """Change `schema` (one simulator's, for this run) as this drift changes the live API."""
         for change in self.changes:
-            live = _LIVE_CHANGES.get(change["op"])
-            if live is None:
-                pending.append(change["op"])
-            else:
-                live(schema, change)
-        return pending
+            _LIVE_CHANGES[change["op"]](schema, change)
 
     def drifted_document(self, document: dict[str, Any]) -> dict[str, Any]:
         """The dialect's OpenAPI document as it is after this drift (a changed copy)."""
@@ -127,6 +124,7 @@ def load_profile(path: Path) -> DriftProfile:
                            expect["breaking"], expect["connector"])
     try:
         profile.drifted_document(yaml.safe_load(contract_path(profile.dialect).read_text(encoding="utf-8")))
+        profile.overlay(_DIALECTS[profile.dialect].default_schema())
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None
     return profile
@@ -219,12 +217,14 @@ def _retire_versions(document: dict[str, Any], change: dict[str, Any]) -> None:
 
 
 def _narrow_scope(document: dict[str, Any], change: dict[str, Any]) -> None:
-    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
-    for scheme in schemes.values():
-        for flow in (scheme.get("flows") or {}).values():
-            for scope in change["withdrawn"]:
-                (flow.get("scopes") or {}).pop(scope, None)
-    document.setdefault("info", {})["x-syncert-withdrawn-scopes"] = list(change["withdrawn"])
+    """The client's role loses its permission on an object: the object leaves every list of objects a path
+    may name (for this client, those operations are gone)."""
+    lists = [parameter["schema"] for parameter in document.get("components", {}).get("parameters", {}).values()
+             if change["object"] in (parameter.get("schema") or {}).get("enum", [])]
+    if not lists:
+        raise ProfileError(f"narrow_scope: no path of the contract names the object {change['object']!r}")
+    for values in lists:
+        values["enum"] = [value for value in values["enum"] if value != change["object"]]
 
 
 def _version_number(text: str) -> float:
@@ -270,10 +270,47 @@ def _live_require(schema: Schema, change: dict[str, Any]) -> None:
     schema.replace_field(kind, mapping.top, required=True)
 
 
+def _live_add_field(schema: Schema, change: dict[str, Any]) -> None:
+    """A new text field, answered with `value` on records created from now on (older ones answer null)."""
+    object_map = schema.objects.get(change["object"])
+    if object_map is None:
+        raise ProfileError(f"add_field: the simulator has no object {change['object']!r}")
+    if change.get("type", "string") != "string":
+        raise ProfileError("add_field: only text fields are served live")
+    canonical = change["field"].lower()
+    schema.add_field(object_map.kind, Field(canonical, "string", length=change.get("length"),
+                                            default=change.get("value")))
+    schema.add_mapping(change["object"], FieldMapping(change["field"], canonical, "string",
+                                                      length=change.get("length")))
+
+
+def _live_change_type(schema: Schema, change: dict[str, Any]) -> None:
+    """The vendor field takes and answers another JSON type (a number as text); the data behind it is the
+    same, so text that reads as the number is still stored as the number."""
+    _mapping(schema, change)
+    if change["to"] != "string":
+        raise ProfileError("change_type: only a change to text is served live")
+    schema.replace_mapping(change["object"], change["field"], type="string")
+
+
+def _live_paging_links(schema: Schema, change: dict[str, Any]) -> None:
+    if change["format"] != "absolute":
+        raise ProfileError("change_paging_links: only format absolute is served live")
+    schema.limits["absolute_links"] = 1
+
+
+def _live_narrow_scope(schema: Schema, change: dict[str, Any]) -> None:
+    """Every request on the object is refused with the vendor's permission error (see the drift stage)."""
+    object_map = schema.objects.get(change["object"])
+    if object_map is None:
+        raise ProfileError(f"narrow_scope: the simulator has no object {change['object']!r}")
+    schema.withdrawn.add(object_map.kind)
+
+
 def _live_picklist_value(schema: Schema, change: dict[str, Any]) -> None:
     kind, mapping = _mapping(schema, change)
     value = str(change["value"])
-    canonical = mapping.values.get(value, value.lower()) if mapping.values is not None else value
+    canonical = str(change.get("canonical") or (mapping.values or {}).get(value, value.lower()))
     if mapping.values is not None:
         schema.replace_mapping(change["object"], change["field"], values={**mapping.values, value: canonical})
     field = schema.kind(kind).by_name[mapping.top]
@@ -296,6 +333,8 @@ def _live_retire_versions(schema: Schema, change: dict[str, Any]) -> None:
     schema.limits["min_api_version"] = int(_version_number(change["below"]))
 
 
-_LIVE_CHANGES = {"rename_field": _live_rename, "shorten_field": _live_shorten, "remove_field": _live_remove,
-                 "require_field": _live_require, "add_picklist_value": _live_picklist_value,
-                 "shrink_page": _live_shrink_page, "retire_versions": _live_retire_versions}
+_LIVE_CHANGES = {"add_field": _live_add_field, "rename_field": _live_rename, "shorten_field": _live_shorten,
+                 "remove_field": _live_remove, "require_field": _live_require, "change_type": _live_change_type,
+                 "add_picklist_value": _live_picklist_value, "shrink_page": _live_shrink_page,
+                 "change_paging_links": _live_paging_links, "retire_versions": _live_retire_versions,
+                 "narrow_scope": _live_narrow_scope}

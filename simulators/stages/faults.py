@@ -5,8 +5,9 @@
   N calls, with a probability or in a time window (see `simulators.faults.rules` for the rule format and
   the faults). Faulted requests are tagged `faulted` in the journal, with the rule that fired.
 - The run's added latency (`GET|PUT /_sim/latency`, {"latency_ms": N}).
-- Triggers (`GET|POST /_sim/triggers`): a user's edit applied once the connector's Nth matching API request
-  has been answered, so that a record changes in the middle of a cycle.
+- Triggers (`GET|POST /_sim/triggers`): a user's edit, or drift profiles laid over the API, applied once the
+  connector's Nth matching API request has been answered, so that a record or the API changes in the middle
+  of a cycle (between two pages of one export).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from syncert.simulators.domain.kinds import DomainError, ValidationRule
+from syncert.simulators.drift.profiles import DriftProfile, ProfileError
 from syncert.simulators.faults.actions import (
     SlowBodyResponse,
     close_connection,
@@ -45,25 +47,27 @@ from syncert.simulators.stages.governance import Rejection
 
 if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
+    from syncert.simulators.stages.drift import DriftStage
 
 MAX_LATENCY_MS = 600_000
 MAX_TRIGGERS = 100
 TRIGGER_USAGE = ('a trigger needs {"after": {"kind"?: "<kind>", "operation"?: "<operation>", "count"?: <n >= 1>}, '
-                 '"edit": {"kind": "<kind>", "id": "<record id>", "changes": {<canonical fields>}}}')
+                 'and either "edit": {"kind": "<kind>", "id": "<record id>", "changes": {<canonical fields>}} '
+                 'or "drift": ["<drift profile id>", ...]}')
 
 
 @dataclass
 class Trigger:
-    """An edit made as a user once `count` successful API requests matching `kind` and `operation` (the
-    journal's canonical names; None matches any) have been answered."""
+    """An edit made as a user (`edit`: kind, id, changes), or drift profiles laid over the API (`drift`), once
+    `count` successful API requests matching `kind` and `operation` (the journal's canonical names; None
+    matches any) have been answered."""
 
     id: int
     kind: str | None
     operation: str | None
     count: int
-    edit_kind: str
-    edit_id: str
-    changes: dict[str, Any]
+    edit: dict[str, Any] | None
+    drift: list[DriftProfile]
     seen: int = 0
     fired: bool = False
     error: str | None = None
@@ -74,16 +78,17 @@ class Trigger:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "after": {"kind": self.kind, "operation": self.operation, "count": self.count},
-                "edit": {"kind": self.edit_kind, "id": self.edit_id, "changes": self.changes},
+                **({"edit": self.edit} if self.edit else {"drift": [profile.id for profile in self.drift]}),
                 "seen": self.seen, "fired": self.fired, "error": self.error}
 
 
 class FaultStage(Stage):
     name = "faults"
 
-    def __init__(self, simulator: Simulator):
+    def __init__(self, simulator: Simulator, drift: DriftStage):
         self.sim = simulator
         self.engine = simulator.engine
+        self.drift = drift
         self.latency_ms = 0.0
         self.triggers: list[Trigger] = []
         self.schedule = Schedule()
@@ -235,9 +240,14 @@ class FaultStage(Stage):
             if trigger.seen == trigger.count:
                 trigger.fired = True
                 try:
-                    self.engine.update(trigger.edit_kind, trigger.edit_id, trigger.changes)
+                    if trigger.edit:
+                        self.engine.update(trigger.edit["kind"], trigger.edit["id"], trigger.edit["changes"])
+                    else:
+                        self.drift.add(trigger.drift)
                 except DomainError as error:  # e.g. the record was deleted since: the trigger says so
                     trigger.error = f"{error.code}: {error}"
+                except ProfileError as error:
+                    trigger.error = str(error)
                 else:
                     exchange.tags.add(TRIGGERED)
 
@@ -324,23 +334,33 @@ class FaultStage(Stage):
         if request.method == "GET":
             return json_response({"triggers": [t.public() for t in self.triggers]}, exact=True)
         body = request.json_object()
-        after, edit = body.get("after", {}), body.get("edit")
-        if not isinstance(after, dict) or not isinstance(edit, dict) or body.keys() - {"after", "edit"}:
+        after, edit, drift = body.get("after", {}), body.get("edit"), body.get("drift")
+        if (not isinstance(after, dict) or (edit is None) == (drift is None)
+                or body.keys() - {"after", "edit", "drift"}):
             raise BadRequest("INVALID_REQUEST", TRIGGER_USAGE)
         kind, operation, count = after.get("kind"), after.get("operation"), after.get("count", 1)
-        changes = edit.get("changes")
-        if (after.keys() - {"kind", "operation", "count"} or edit.keys() != {"kind", "id", "changes"}
-                or not all(isinstance(v, str | None) for v in (kind, operation)) or not isinstance(edit["id"], str)
-                or isinstance(count, bool) or not isinstance(count, int) or count < 1
-                or not isinstance(changes, dict) or not changes):
+        if (after.keys() - {"kind", "operation", "count"}
+                or not all(isinstance(v, str | None) for v in (kind, operation))
+                or isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise BadRequest("INVALID_REQUEST", TRIGGER_USAGE)
+        if edit is not None and (not isinstance(edit, dict) or edit.keys() != {"kind", "id", "changes"}
+                                 or not isinstance(edit["id"], str) or not isinstance(edit["changes"], dict)
+                                 or not edit["changes"]):
             raise BadRequest("INVALID_REQUEST", TRIGGER_USAGE)
         if len(self.triggers) >= MAX_TRIGGERS:
             raise BadRequest("INVALID_REQUEST", f"at most {MAX_TRIGGERS} triggers a run")
         if kind is not None:
             self.engine.kind(kind)
-        with self.engine.transaction() as check:  # a bad edit is refused now, not when it fires
-            self.engine.update(edit["kind"], edit["id"], changes)
-            check.rollback()
-        trigger = Trigger(len(self.triggers) + 1, kind, operation, count, edit["kind"], edit["id"], changes)
+        profiles: list[DriftProfile] = []
+        if edit is not None:
+            with self.engine.transaction() as check:  # a bad edit is refused now, not when it fires
+                self.engine.update(edit["kind"], edit["id"], edit["changes"])
+                check.rollback()
+        else:
+            try:
+                profiles = self.drift.profiles(drift)
+            except ProfileError as error:
+                raise BadRequest("INVALID_REQUEST", f"{error} ({TRIGGER_USAGE})") from None
+        trigger = Trigger(len(self.triggers) + 1, kind, operation, count, edit, profiles)
         self.triggers.append(trigger)
         return json_response(trigger.public(), 201, exact=True)

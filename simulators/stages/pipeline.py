@@ -84,8 +84,9 @@ class DurabilityStage(Stage):
 def standard_stages(simulator: Simulator) -> list[Stage]:
     """The pipeline of PRODUCT.md, in order."""
     stages: list[Stage] = [JournalStage(simulator), DurabilityStage(simulator)]
-    rest: list[Stage] = [AuthStage(simulator), GovernanceStage(simulator), FaultStage(simulator),
-                         DriftStage(simulator), DialectStage(simulator)]
+    drift = DriftStage(simulator)
+    rest: list[Stage] = [AuthStage(simulator), GovernanceStage(simulator), FaultStage(simulator, drift), drift,
+                         DialectStage(simulator)]
     return [*stages, ControlPlaneStage(simulator, [*stages, *rest]), *rest]
 
 
@@ -103,7 +104,7 @@ class SimulatorApp:
     """The ASGI entry point of one simulator: runs each request through its stages.
 
     The chain of stages is linked once; a stage that does not override `Stage.handle` (a pure
-    pass-through, such as drift until it lands) is left out of it.
+    pass-through) is left out of it.
     """
 
     def __init__(self, simulator: Simulator, stages: Sequence[Stage] | None = None):

@@ -61,6 +61,7 @@ _STATUS_TYPES = {400: "section-15.5.1", 401: "section-15.5.2", 403: "section-15.
                  408: "section-15.5.9", 503: "section-15.6.4",
                  405: "section-15.5.6", 409: "section-15.5.10", 413: "section-15.5.14", 500: "section-15.6.1"}
 ERROR_CODES = {
+    "INSUFFICIENT_ACCESS": "INSUFFICIENT_PERMISSION",
     "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",
     "INVALID_VALUE": "INVALID_FLD_VALUE", "INVALID_PICKLIST_VALUE": "INVALID_FLD_VALUE",
     "INVALID_REFERENCE": "INVALID_KEY_OR_REF", "DUPLICATE_VALUE": "DUP_RCRD",
@@ -449,6 +450,8 @@ class NetSuiteDialect(ApiDialect):
         if mapping.type == "sublist":
             return {"items": [{name: self._convert_out(sub, line.get(sub.canonical))
                                for name, sub in (mapping.fields or {}).items()} for line in value]}
+        if mapping.type == "string" and isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return str(value)  # a number behind a text field (a drift changed its type)
         return value
 
     def _shape(self, request: ApiRequest, object_map: ObjectMap, record: Record) -> dict[str, Any]:

@@ -62,6 +62,7 @@ _JSON_TYPES = {"string": str, "textarea": str, "phone": str, "url": str, "email"
                "datetime": str, "reference": str, "id": str, "boolean": bool}
 
 ERROR_CODES = {
+    "INSUFFICIENT_ACCESS": "INSUFFICIENT_ACCESS_OR_READONLY",
     "INVALID_VALUE": "JSON_PARSER_ERROR",
     "INVALID_PICKLIST_VALUE": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
     "INVALID_REFERENCE": "INVALID_CROSS_REFERENCE_KEY",
@@ -434,6 +435,8 @@ class SalesforceDialect(ApiDialect):
     def _convert_out(mapping: FieldMapping, value: Any) -> Any:
         if mapping.type == "datetime" and isinstance(value, str):
             return value[:-1] + "+0000" if value.endswith("Z") else value
+        if _JSON_TYPES.get(mapping.type) is str and isinstance(value, int | Decimal) and not isinstance(value, bool):
+            return str(value)  # a number behind a text field (a drift changed its type)
         return value
 
     def _shape(self, object_map: ObjectMap, record: Record, version: str,
@@ -581,9 +584,10 @@ class SalesforceDialect(ApiDialect):
         match = re.search(r"batchSize\s*=\s*(\d+)", options)
         if match:
             batch = min(limits["query_batch"], max(limits["query_batch_min"], int(match.group(1))))
-        return self._cursor_page(version, kind, records, 0, batch)
+        return self._cursor_page(request, version, kind, records, 0, batch)
 
-    def _cursor_page(self, version: str, kind: str, records: list[dict], offset: int, batch: int) -> Response:
+    def _cursor_page(self, request: ApiRequest, version: str, kind: str, records: list[dict], offset: int,
+                     batch: int) -> Response:
         page = records[offset:offset + batch]
         body: dict[str, Any] = {"totalSize": len(records), "done": offset + batch >= len(records), "records": page}
         if not body["done"]:
@@ -591,7 +595,8 @@ class SalesforceDialect(ApiDialect):
             self._cursors[cursor] = (kind, records, batch)
             while len(self._cursors) > 200:
                 self._cursors.popitem(last=False)
-            body["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor}-{offset + batch}"
+            absolute = request.base_url if self.schema.limits.get("absolute_links") else ""  # a drift's format
+            body["nextRecordsUrl"] = f"{absolute}/services/data/v{version}/query/{cursor}-{offset + batch}"
         return json_response(body)
 
     def _query_more(self, request: ApiRequest, version: str, locator: str) -> Response:
@@ -600,7 +605,7 @@ class SalesforceDialect(ApiDialect):
             raise SfError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         kind, records, batch = self._cursors[cursor]
         request.kind = kind
-        return self._cursor_page(version, kind, records, int(offset), batch)
+        return self._cursor_page(request, version, kind, records, int(offset), batch)
 
     # -- collections -----------------------------------------------------------------------------
 

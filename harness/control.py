@@ -130,6 +130,10 @@ class SimulatorControl:
         """Stop `side`'s clock (every record written meanwhile has the same modification stamp), or let it run."""
         self._control(side, "PUT", "/_sim/clock", json={"frozen": frozen})
 
+    def move_clock(self, side: str, offset_s: float) -> None:
+        """Set `side`'s clock `offset_s` seconds from wall time (records written from now on carry that time)."""
+        self._control(side, "PUT", "/_sim/clock", json={"offset_s": offset_s})
+
     def set_limits(self, side: str, **limits: Any) -> None:
         self._control(side, "PUT", "/_sim/limits", json=limits)
 

@@ -7,7 +7,8 @@ normal form of each transform (exact decimals, dates, blank text). Outcomes:
   missing     no target; `explained_by` names the dead letter for that record when there is one
   duplicated  more than one target for the key
   stale       one target whose differing fields all hold an earlier value of the source (an update
-              that was not propagated); the earlier values are those the harness saw
+              that was not propagated); the earlier values are those the harness saw; `explained_by`
+              names the dead letter for that record when there is one
   corrupted   one target with a field that differs otherwise; each difference names the field in
               canonical and vendor terms, what was expected, what is there, and where it came from
   orphan      a target linked to no source of the flow (e.g. an order made from a lost deal); only
@@ -379,6 +380,8 @@ def reconcile(flow: FlowMap, sides: Mapping[str, SystemState], vendor: VendorNam
             verdict.differences = judge.differences(source, matched[0])
             if verdict.differences:
                 verdict.outcome = "stale" if _is_stale(judge, source, matched[0], verdict.differences) else "corrupted"
+                if verdict.outcome == "stale":
+                    verdict.explained_by = lettered.get(text(source.get("id")))
         tampered = _changed_at_source(flow, source, (user_values or {}).get(text(source.get("id"))), vendor)
         if tampered:
             verdict.differences += tampered

@@ -461,12 +461,18 @@ class ScenarioRun(SimulatorControl):
         for side in ("crm", "erp"):
             self.evidence.state[side] = self.state(side)
             self.evidence.journal[side] = self.journal(side)
+        self.service_output()
+        self.evidence.dead_letters = self.workspace.dead_letters()
+        return self.evidence
+
+    def service_output(self) -> tuple[str, str] | None:
+        """All a service has written so far, (stdout, stderr), kept in the evidence; None for a connector that is
+        not a service."""
         if isinstance(self.launcher, ServiceLauncher):
             stdout, stderr = self.launcher.output()
             kept_stdout, kept_stderr = self.evidence.service_output or ("", "")
             self.evidence.service_output = (kept_stdout + stdout, kept_stderr + stderr)
-        self.evidence.dead_letters = self.workspace.dead_letters()
-        return self.evidence
+        return self.evidence.service_output
 
     def issued_secrets(self) -> list[str]:
         """Every secret of the scenario: what both simulators issued (credentials, tokens, signatures), the

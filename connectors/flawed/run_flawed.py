@@ -833,6 +833,128 @@ def writes_null_for_renamed_field() -> None:
     apis.Salesforce.query = flawed
 
 
+def _resending_on_refusal(cls: type, method_name: str, body_index: int,
+                          amend: Callable[[dict, str], dict | None]) -> None:
+    """Wrap a write of `cls` whose body is its `body_index`-th argument: on a 400, `amend(body, error text)`
+    gives the body to send once more (None: let the refusal stand)."""
+    write = getattr(cls, method_name)
+
+    async def flawed(self, *args):
+        try:
+            return await write(self, *args)
+        except apis.ApiError as error:
+            body = args[body_index]
+            amended = amend(body, str(error)) if error.status_code == 400 else None
+            if amended is None or amended == body:
+                raise
+            return await write(self, *args[:body_index], amended, *args[body_index + 1:])
+    setattr(cls, method_name, flawed)
+
+
+def drops_refused_fields() -> None:
+    """When NetSuite refuses a field it no longer knows, sends the record again without it, and counts it
+    synced: the field's value never reaches the ERP."""
+    def without_named_fields(body: dict, error: str) -> dict:
+        return {name: value for name, value in body.items() if f"'{name}'" not in error and f" {name} " not in error}
+    _resending_on_refusal(apis.NetSuite, "upsert", 2, without_named_fields)
+    _resending_on_refusal(apis.NetSuite, "patch", 2, without_named_fields)
+
+
+def fills_required_fields() -> None:
+    """When NetSuite newly requires an email on customers, puts a placeholder address in it."""
+    def with_placeholder(body: dict, error: str) -> dict | None:
+        if "email" not in error.lower() or body.get("email"):
+            return None
+        return {**body, "email": "no-reply@example.com"}
+    _resending_on_refusal(apis.NetSuite, "upsert", 2, with_placeholder)
+    _resending_on_refusal(apis.NetSuite, "patch", 2, with_placeholder)
+
+
+def writes_null_for_refused_values() -> None:
+    """When Salesforce refuses a value for a field's type, writes the record again with that field empty."""
+    def emptied(body: dict, error: str) -> dict | None:
+        named = [name for name in body if re.search(rf"\bfor field {name}\b", error)]
+        return {**body, **dict.fromkeys(named)} if named else None
+    _resending_on_refusal(apis.Salesforce, "update", 2, emptied)
+
+
+def crashes_on_unknown_picklist_value() -> None:
+    """Translates every changed order's NetSuite status before writing any (a KeyError on a status it does not
+    know): one new status value stops every order's commitment from reaching the CRM."""
+    async def flawed(self):
+        watermark = flows.Watermark(self.state, "order-status")
+        orders = await self.erp.changed_since("salesOrder", watermark.since)
+        commitments = {order["id"]: {"ERP_Order_Id__c": order["tranId"],
+                                     "Commitment_Status__c": flows.COMMITMENT[order["orderStatus"]["id"]]}
+                       for order in orders}
+
+        async def sync_one(order):
+            opportunity_id, values = order.get("custbody_syncert_crm_id"), commitments[order["id"]]
+            key = f"order-status:{order['id']}"
+            if opportunity_id and self.state.changed(key, values):
+                await self.crm.update("Opportunity", opportunity_id, values)
+                self.state.remember(key, values)
+        await self._each("orders", "erp", watermark, orders, sync_one)
+    flows.SyncCycle.order_status_to_opportunities = flawed
+
+
+def builds_next_page_url_by_hand() -> None:
+    """Follows a SOQL query's next page by gluing nextRecordsUrl to the instance URL."""
+    async def flawed(self, soql):
+        page = await self.call_json("GET", f"{apis.SALESFORCE_DATA}/query", params={"q": soql})
+        records = page["records"]
+        while not page["done"]:
+            page = await self.call_json("GET", self.base_url + page["nextRecordsUrl"])
+            records += page["records"]
+        return records
+    apis.Salesforce.query = flawed
+
+
+def skips_forbidden_records() -> None:
+    """Takes NetSuite's 403 for "nothing here for us": a refused read is an empty answer, a refused write is
+    skipped, and neither is reported."""
+    call_json, each = apis.NetSuite.call_json, flows.SyncCycle._each
+
+    async def reading(self, method, path, **kwargs):
+        try:
+            return await call_json(self, method, path, **kwargs)
+        except apis.ApiError as error:
+            if error.status_code != 403:
+                raise
+            return {"items": [], "hasMore": False, "count": 0, "totalResults": 0}
+
+    async def skipping(self, flow, system, watermark, records, work):
+        async def tolerant(record):
+            try:
+                await work(record)
+            except apis.ApiError as error:
+                if error.status_code != 403:
+                    raise
+        await each(self, flow, system, watermark, records, tolerant)
+    apis.NetSuite.call_json = reading
+    flows.SyncCycle._each = skipping
+
+
+def plans_pages_from_first_page() -> None:
+    """Reads the first page of a NetSuite list, then fetches the rest side by side at offsets planned from that
+    page's size: when later pages come smaller, the records between them are never read."""
+    async def flawed(self, record_type, since):
+        params = {"limit": apis.PAGE_SIZE, "offset": 0}
+        if since:
+            params["q"] = f'lastModifiedDate ON_OR_AFTER "{since}"'
+        first = await self.call_json("GET", f"/record/v1/{record_type}", params=params)
+        size, pages = len(first["items"]), [first]
+        if first["hasMore"] and size:
+            offsets = range(size, first["totalResults"], size)
+            pages += await resilience.gather(
+                self.call_json("GET", f"/record/v1/{record_type}", params={**params, "offset": offset})
+                for offset in offsets)
+        ids = [item["id"] for page in pages for item in page["items"]]
+        records = await resilience.gather(self.find(record_type, record_id) for record_id in ids)
+        return [record for record in records if record is not None]
+    apis.NetSuite.changed_since = flawed
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -894,6 +1016,13 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "pins-an-old-api-version": (pins_an_old_api_version, "DRIFT-VERSION-01"),
     "cuts-long-names": (cuts_long_names, "DRIFT-LENGTH-01"),
     "writes-null-for-renamed-field": (writes_null_for_renamed_field, "DRIFT-RENAME-01"),
+    "drops-refused-fields": (drops_refused_fields, "DRIFT-REMOVED-01"),
+    "fills-required-fields": (fills_required_fields, "DRIFT-REQUIRED-01"),
+    "writes-null-for-refused-values": (writes_null_for_refused_values, "DRIFT-TYPE-01"),
+    "crashes-on-unknown-picklist-value": (crashes_on_unknown_picklist_value, "DRIFT-PICKLIST-01"),
+    "builds-next-page-url-by-hand": (builds_next_page_url_by_hand, "DRIFT-LINKS-01"),
+    "skips-forbidden-records": (skips_forbidden_records, "DRIFT-SCOPE-01"),
+    "plans-pages-from-first-page": (plans_pages_from_first_page, "DRIFT-MIDRUN-01"),
     "saves-watermark-before-writes": (saves_watermark_before_writes, "ERR-CRASH-01"),
     "advances-watermark-on-failure": (advances_watermark_on_failure, "ERR-OUTAGE-01"),
     "retries-without-backoff": (retries_without_backoff, "ERR-MAINT-01"),

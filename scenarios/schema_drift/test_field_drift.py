@@ -1,4 +1,5 @@
-"""Schema-drift scenarios: a vendor renames, shortens, or pages a field differently under the connector.
+"""Schema-drift scenarios on fields: a vendor renames, shortens, removes, requires or retypes a field, pages
+differently or retires API versions under the connector.
 
 Each applies one drift profile (contracts/drift/) before the connector runs, and grades it: tolerated (the
 data still correct) or failed loudly passes where the profile allows it; silent corruption always fails.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
 from syncert.scenarios.drift import assert_graded, run_under_drift
-from syncert.scenarios.setups import require
+from syncert.scenarios.setups import assert_converges, by_id, invoice_order, linked_order, pay, require
 
 
 @scenario(id="DRIFT-RENAME-01", category="schema_drift", flows=("accounts",), level=4,
@@ -48,7 +49,7 @@ def test_smaller_pages(sync: ScenarioRun) -> None:
     sync.drift("erp", "ns-page-size-shrunk")
     sync.seed("erp", {"item": [{"sku": f"PG-{n:03d}", "name": f"Paged item {n}", "price": "10.00"}
                                for n in range(120)]})
-    run_under_drift(sync, "items")
+    run_under_drift(sync, "items", "tolerate")
     assert_graded(sync, "items", "tolerate")
 
 
@@ -58,5 +59,44 @@ def test_smaller_pages(sync: ScenarioRun) -> None:
 def test_retired_api_versions(sync: ScenarioRun) -> None:
     sync.drift("crm", "sf-versions-before-55-retired")
     sync.seed("crm", {"account": [{"name": f"Versioned {n}"} for n in range(3)]})
-    run_under_drift(sync, "accounts")
+    run_under_drift(sync, "accounts", "tolerate")
     assert_graded(sync, "accounts", "tolerate")
+
+
+@scenario(id="DRIFT-REMOVED-01", category="schema_drift", flows=("accounts",), level=4,
+          intent="NetSuite removes the phone field from customers: accounts whose phone cannot be written fail "
+                 "loudly, and are never synced without it")
+def test_removed_customer_phone(sync: ScenarioRun) -> None:
+    sync.drift("erp", "ns-customer-phone-removed")
+    sync.seed("crm", {"account": [{"name": f"Removed Field {n}", "phone": f"+1 555 020 {n:04d}"} for n in range(3)]})
+    run_under_drift(sync, "accounts")
+    assert_graded(sync, "accounts", "fail_loudly")
+
+
+@scenario(id="DRIFT-REQUIRED-01", category="schema_drift", flows=("accounts",), level=4,
+          intent="NetSuite newly requires an email on customers, which accounts do not carry: the connector fails "
+                 "loudly, and never invents an address to get past the check")
+def test_newly_required_customer_email(sync: ScenarioRun) -> None:
+    sync.drift("erp", "ns-customer-email-required")
+    sync.seed("crm", {"account": [{"name": f"Required Field {n}"} for n in range(3)]})
+    run_under_drift(sync, "accounts")
+    invented = [f"{c['name']}: {c['email']}" for c in sync.state("erp")["customer"] if c.get("email")]
+    assert not invented, f"customers were given an email address no one entered: {invented[:3]}"
+    assert_graded(sync, "accounts", "fail_loudly")
+
+
+@scenario(id="DRIFT-TYPE-01", category="schema_drift", flows=("credit",), level=4,
+          intent="Salesforce turns the account's outstanding balance from a number into text: the connector sends "
+                 "the new balance as text or fails loudly, and never empties the balance the account showed")
+def test_balance_turned_text(sync: ScenarioRun) -> None:
+    _, order, customer = linked_order(sync, [("TYPE-1", 3, "19.99")], name="Retyped Balance Ltd")
+    invoice = invoice_order(sync, order)
+    assert_converges(sync, "credit", stage="before the drift")
+    sync.drift("crm", "sf-balance-becomes-text")
+    pay(sync, customer, invoice, "20.00")
+    run_under_drift(sync, "credit")
+    [account] = [a for a in sync.state("crm")["account"] if a["id"] == by_id(sync.state("erp")["customer"],
+                                                                                customer)["crm_id"]]
+    assert account.get("outstanding_balance") not in (None, ""), (
+        "the account's balance was emptied: a value the CRM refused for its new type was written as nothing")
+    assert_graded(sync, "credit", "either")

@@ -131,13 +131,16 @@ class ApiDialect(ABC):
         return None
 
     def query_kind(self, request: ApiRequest) -> str | None:
-        """The canonical kind a query request reads, peeked at before serving it (for fault rules)."""
+        """The canonical kind a query request reads (the table after its first FROM, by object name or the table
+        the field map gives it, when that table holds one kind), peeked at before serving it."""
         text = self.query_text(request)
         found = _FROM.search(text) if text else None
         if found is None:
             return None
         table = found.group(1).lower()
-        return next((m.kind for m in self.schema.objects.values() if m.name.lower() == table), None)
+        kinds = {m.kind for m in self.schema.objects.values()
+                 if str(m.options.get("suiteql_table", m.name)).lower() == table}
+        return kinds.pop() if len(kinds) == 1 else None  # a table of several kinds (transaction) names none
 
     def decorate(self, response: Response) -> None:  # noqa: B027 - optional hook
         """Add per-response headers (usage counters); default: none."""

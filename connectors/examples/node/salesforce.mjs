@@ -66,10 +66,10 @@ export class Salesforce {
     return this.token;
   }
 
-  /** An API call under /services/data/vXX.X (or a full path from nextRecordsUrl). JSON in and out. */
+  /** An API call under /services/data/vXX.X (or a path or URL from nextRecordsUrl). JSON in and out. */
   async call(method, path, body = undefined, { idempotent = method !== "POST" } = {}) {
     await this.#ensureToken();
-    const fullPath = path.startsWith("/services/") ? path : `/services/data/${API_VERSION}${path}`;
+    const fullPath = this.#pathOf(path);
     let used = null;
     const response = await this.endpoint.request(method, {
       describe: `${method} ${fullPath.split("?")[0]}`,
@@ -97,6 +97,19 @@ export class Salesforce {
                                 : response.text.slice(0, 300));
     }
     return parsed;
+  }
+
+  /** The path to request: a link may be a path or a full URL, which must stay on the instance (the token goes
+   * with the request). */
+  #pathOf(path) {
+    if (/^https?:\/\//i.test(path)) {
+      const url = new URL(path);
+      if (url.origin !== new URL(this.instanceUrl).origin) {
+        throw new Error(`salesforce: refusing to follow a link to another host, ${url.origin}`);
+      }
+      return url.pathname + url.search;
+    }
+    return path.startsWith("/services/") ? path : `/services/data/${API_VERSION}${path}`;
   }
 
   /** Every record a SOQL query selects (follows nextRecordsUrl). */

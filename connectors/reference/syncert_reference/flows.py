@@ -448,8 +448,13 @@ def _batches(values: list[str]) -> list[list[str]]:
 
 
 def _commitment(order: Record) -> Record:
-    return {"ERP_Order_Id__c": order["tranId"],
-            "Commitment_Status__c": COMMITMENT.get(order.get("orderStatus", {}).get("id"), "Submitted")}
+    """The order number and commitment an opportunity shows; an order status this connector does not know
+    (the ERP added one) is given up on, with its name, rather than guessed."""
+    status = (order.get("orderStatus") or {}).get("id")
+    if status is not None and status not in COMMITMENT:
+        raise Unsyncable(f"sales order {order['tranId']} has status {status!r} "
+                         f"({order['orderStatus'].get('refName', 'no name')}), which this connector does not map")
+    return {"ERP_Order_Id__c": order["tranId"], "Commitment_Status__c": COMMITMENT.get(status, "Submitted")}
 
 
 def _address_book(account: Record) -> Record:

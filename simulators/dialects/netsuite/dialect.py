@@ -510,6 +510,7 @@ class NetSuiteDialect(ApiDialect):
         if not isinstance(text, str):
             raise NsError(400, "INVALID_PARAMETER", "the body must be {\"q\": \"SELECT ...\"}", "q")
         limit, offset = _paging(request, self.schema.limits)
+        request.kind = self.query_kind(request)  # the kind of the table it selects from (journal, triggers)
         select = suiteql.parse_suiteql(text)
         if not select.order_by and not select.counts:
             select = replace(select, order_by=(OrderItem(Column("id", select.source.reference)),))

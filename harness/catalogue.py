@@ -46,13 +46,12 @@ def list_scenarios() -> list[dict[str, Any]]:
                      str(CATALOGUE.parent)], plugins=[collector])
     if collector.errors:
         raise CatalogueError(load_failure(collector.errors))
-    from syncert.harness.pytest_plugin import SECURITY_CHECK
+    from syncert.harness.pytest_plugin import RUN_WIDE_CHECKS
 
-    security = {"id": SECURITY_CHECK.id, "category": SECURITY_CHECK.category, "level": SECURITY_CHECK.level,
-                "flows": [], "needs_webhooks": False,
-                "intent": SECURITY_CHECK.intent + " (run-wide: judges every scenario that ran)",
-                "nodeid": ""}
-    return sorted([*collector.entries, security], key=lambda e: (e["level"], e["id"]))
+    run_wide = [{"id": check.id, "category": check.category, "level": check.level, "flows": [],
+                 "needs_webhooks": False, "intent": check.intent + " (run-wide: judges every scenario that ran)",
+                 "nodeid": ""} for check in RUN_WIDE_CHECKS]
+    return sorted([*collector.entries, *run_wide], key=lambda e: (e["level"], e["id"]))
 
 
 def load_failure(errors: list[tuple[str, str]]) -> str:

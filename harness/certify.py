@@ -27,7 +27,7 @@ from syncert.harness.containment import children, harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
 from syncert.harness.mapping import describe as describe_mapping
-from syncert.harness.pytest_plugin import SECURITY_CHECK, STOP_WORKER, RunRecord, run_record, selects
+from syncert.harness.pytest_plugin import RUN_WIDE_CHECKS, STOP_WORKER, RunRecord, run_record, selects
 from syncert.harness.reports import LEVELS, build_report, write_reports
 from syncert.harness.runner import ScenarioInfo
 
@@ -217,8 +217,9 @@ def _selection(level: int, only: str | None) -> list[tuple[ScenarioInfo, str]]:
     matching = [info.id for info, nodeid in catalogue if selects(info, nodeid, None, only)]
     if matching:
         raise SelectionError(f"--only {only!r} selects {', '.join(matching)}, above --level {level}: nothing to run.")
+    run_wide = " and ".join(check.id for check in RUN_WIDE_CHECKS)
     raise SelectionError(f"--only {only!r} matches no scenario (a glob such as 'ERR-*' or a part of an id); the "
-                         f"scenarios are {ids}. {SECURITY_CHECK.id} judges the output of whichever scenarios run.")
+                         f"scenarios are {ids}. {run_wide} judge whichever scenarios run.")
 
 
 def _iso(moment: float) -> str:

@@ -84,6 +84,7 @@ class SimulatorControl:
         # in fields the side owns); records a trigger will edit mid-cycle are left out
         self.user_values: dict[str, dict[str, dict[str, dict[str, Any]]]] = {side: {} for side in SIDES}
         self._pending_user_edits: set[tuple[str, str, str]] = set()
+        self.drifted: dict[str, tuple[str, ...]] = {}  # side -> every drift profile the scenario laid on it
 
     def _send(self, side: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one control-plane request (with the admin token) to `side`; httpx keyword arguments."""
@@ -185,7 +186,11 @@ class SimulatorControl:
         """Serve `side`'s API as drifted by these profiles (contracts/drift/ ids) from its next request on,
         replacing any drift in force (none: the API as it was). Returns the profiles in force."""
         answer = self._control(side, "PUT", "/_sim/drift", json={"profiles": list(profiles)})
+        self._note_drift(side, profiles)
         return [profile["id"] for profile in answer["profiles"]]
+
+    def _note_drift(self, side: str, profiles: tuple[str, ...]) -> None:
+        self.drifted[side] = tuple(dict.fromkeys((*self.drifted.get(side, ()), *profiles)))
 
     def drift_when(self, side: str, *profiles: str, after_kind: str | None = None,
                    after_operation: str | None = None, count: int = 1) -> None:
@@ -195,6 +200,7 @@ class SimulatorControl:
         self._control(side, "POST", "/_sim/triggers", json={
             "after": {"kind": after_kind, "operation": after_operation, "count": count},
             "drift": list(profiles)})
+        self._note_drift(side, profiles)
 
     def expire_sessions(self, side: str, after_requests: int = 0) -> None:
         """Expire every access token of `side` once it has answered `after_requests` more API requests."""

@@ -47,9 +47,15 @@ from syncert.simulators.host import SimulatorHost, run_in_background
 
 NOT_APPLICABLE = "not applicable: "
 RAN = ("passed", "failed", "error")
+VIOLATIONS_IN_REPORT = 20  # requests that broke their contract, shown per scenario
 SECURITY_CHECK = ScenarioInfo("SEC-LEAK-01", "security", (), 4,
                               "The connector never writes a credential it was given (in any encoding) to its "
                               "output or its dead letters")
+CONTRACT_CHECK = ScenarioInfo("CONTRACT-01", "contract", (), 4,
+                              "Every request the connector sends has the shape its vendor's OpenAPI contract gives "
+                              "(operations, parameters, body types and properties; contracts/<dialect>/openapi.yaml, "
+                              "or the drifted one in a drift scenario)")
+RUN_WIDE_CHECKS = (SECURITY_CHECK, CONTRACT_CHECK)  # judged over every scenario that ran
 OUTPUT_IN_REPORT = 4000
 _RUN_KEY = pytest.StashKey[ScenarioRun]()
 _START_KEY = pytest.StashKey[float]()
@@ -242,6 +248,7 @@ def sync(request: pytest.FixtureRequest, syncert_manifest: Manifest) -> Iterator
             try:
                 try:
                     run.collect()
+                    run.check_contracts()
                     if run.replay is not None and not run.replay_read:
                         raise ScenarioSetupError(f"{info.id} generates no cases: a replay file cannot run it again")
                     writes = run.unmapped_writes()
@@ -407,6 +414,29 @@ def security_result(record: RunRecord) -> dict[str, Any]:
                          "service, and every dead-letter file, of every scenario that ran"}}
 
 
+def contract_result(record: RunRecord) -> dict[str, Any]:
+    """CONTRACT-01 over every scenario that ran: failed when the connector sent a malformed request (one that
+    breaks the shape its vendor's contract gives: see harness.conformance); requests whose data did not fit a
+    rule (a value too long) are listed, as the scenarios judge how the connector handled their refusal."""
+    info, found, total = CONTRACT_CHECK, [], 0
+    for result in record.results:
+        violations = (result.get("evidence") or {}).get("contract_violations") or {}
+        total += violations.get("count", 0)
+        found += [{"scenario": result["id"], **violation} for violation in violations.get("first", [])]
+    malformed = [v for v in found if v["kind"] == "shape"]
+    first = (malformed or found or [{}])[0]
+    message = "" if not found else (
+        (f"{len(malformed)} malformed request(s)" if malformed else
+         f"{total} request(s) with data that did not fit the contract (refusals the scenarios judge; not a failure)")
+        + f", first in {first['scenario']}: {first['request']} ({first['side'].upper()}, answered {first['status']}):"
+          f" {first['rule']}")
+    return {"id": info.id, "category": info.category, "flows": [], "needs_webhooks": False, "level": info.level,
+            "intent": info.intent, "nodeid": "", "status": "failed" if malformed else "passed", "message": message,
+            "duration_s": 0.0,
+            "evidence": {"contract_violations": {"count": total, "first": (malformed or found)[:100]},
+                         "places_checked": "every request the connector sent in every scenario that ran"}}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     record, config = run_record(session.config), session.config
@@ -419,13 +449,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             record.results = [_withheld(result, record.lost_workers) for result in record.results]
     level = config.getoption("--syncert-level")
     if (level is None or level >= SECURITY_CHECK.level) and any(r["status"] in RAN for r in record.results):
-        security = scrub_tree(security_result(record), record.scrubber)
-        record.results.append(security)
-        if config.getoption("--syncert-progress"):
-            print(f"  {security['id']:<21} {security['status']:>14} {'':>7}  {security['message'][:100]}",
-                  flush=True)
-        if security["status"] == "failed" and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # plain pytest runs fail on a leak too
+        for judged in (security_result(record), contract_result(record)):
+            check = scrub_tree(judged, record.scrubber)
+            record.results.append(check)
+            if config.getoption("--syncert-progress"):
+                print(f"  {check['id']:<21} {check['status']:>14} {'':>7}  {check['message'][:100]}", flush=True)
+            if check["status"] == "failed" and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # plain pytest runs fail on these too
     path = session.config.getoption("--syncert-results")
     if path:
         Path(path).write_text(json.dumps(record.results, indent=2, default=str))
@@ -453,11 +483,11 @@ def _judge_across_workers(record: RunRecord) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Plain pytest runs show the run-wide security check, which is not a test of its own."""
-    security = next((r for r in run_record(terminalreporter.config).results if r["id"] == SECURITY_CHECK.id), None)
-    if security is not None:
-        terminalreporter.write_line(f"{SECURITY_CHECK.id} {security['status']}"
-                                    + (f": {security['message']}" if security["message"] else ""))
+    """Plain pytest runs show the run-wide checks, which are not tests of their own."""
+    wide = {info.id for info in RUN_WIDE_CHECKS}
+    for check in (r for r in run_record(terminalreporter.config).results if r["id"] in wide):
+        terminalreporter.write_line(f"{check['id']} {check['status']}"
+                                    + (f": {check['message']}" if check["message"] else ""))
 
 
 def _failure_message(call: pytest.CallInfo) -> str:
@@ -491,6 +521,8 @@ def _evidence(run: ScenarioRun, record: RunRecord) -> dict[str, Any]:
         "notes": evidence.notes,
         "attachments": dict(evidence.attachments),
         "security_findings": [leak for leak in record.leaks if leak["scenario"] == run.info.id],
+        "contract_violations": {"count": len(evidence.contract_violations),
+                                "first": [v.as_dict() for v in evidence.contract_violations[:VIOLATIONS_IN_REPORT]]},
         "journal_excerpt": excerpt,
         "service_output": {"stdout": tail(evidence.service_output[0], OUTPUT_IN_REPORT, scrubber),
                            "stderr": tail(evidence.service_output[1], OUTPUT_IN_REPORT, scrubber)}

@@ -20,7 +20,8 @@ declares (and, for those that need change events, that receives them). A level i
 them failed or errored, passed when at least one passed and none failed, not applicable when none
 applies. The level reached is the highest L whose own status is passed while every level up to L is
 passed or not applicable. SEC-LEAK-01 (level 4, every connector) fails on any credential the connector
-wrote to its output or dead letters.
+wrote to its output or dead letters; CONTRACT-01 (level 4, every connector) on any request it sent that broke
+its vendor's contract.
 """
 
 from __future__ import annotations
@@ -192,7 +193,8 @@ def _point_latest_at(directory: Path) -> list[str]:
 
 
 def junit_for_ci(junit: str, report: dict[str, Any]) -> str:
-    """pytest's junit.xml with scenario ids as test names, plus the run-wide checks (SEC-LEAK-01) as cases."""
+    """pytest's junit.xml with scenario ids as test names, plus the run-wide checks (SEC-LEAK-01, CONTRACT-01)
+    as cases."""
     root = ElementTree.fromstring(junit)
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     if suite is None:
@@ -371,6 +373,10 @@ def _scenario_html(s: dict[str, Any]) -> str:
     if evidence.get("security_findings"):
         parts.append(f"<p><b>credentials written by the connector (redacted)</b></p>"
                      f"<pre>{e(json.dumps(evidence['security_findings'], indent=2))}</pre>")
+    broken = (evidence.get("contract_violations") or {}).get("count")
+    if broken:
+        parts.append(f"<p><b>{broken} request(s) that broke the vendor's contract</b> (the first, with the rule "
+                     f"broken)</p><pre>{e(json.dumps(evidence['contract_violations']['first'], indent=2))}</pre>")
     for index, cycle in enumerate(evidence.get("cycles", []), 1):
         output = (cycle["stdout"] + cycle["stderr"]).strip()
         parts.append(f"<p>cycle {index}: {e(cycle['summary'])}</p>" + (f"<pre>{e(output[-3000:])}</pre>"

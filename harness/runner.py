@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import trustme
 
+from syncert.harness.conformance import Violation, violations
 from syncert.harness.containment import Containment
 from syncert.harness.control import SIDES, SimulatorControl, StateMirror
 from syncert.harness.launchers import (
@@ -68,6 +69,7 @@ class Evidence:
     notes: list[str] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     attachments: dict[str, str] = field(default_factory=dict)  # file name -> text, saved beside the report
+    contract_violations: list[Violation] = field(default_factory=list)  # requests that broke their contract
     # what the connector was told the scenario is (SYNCERT_SCENARIO): opaque, so that it cannot behave
     # differently in the scenario that tests a defect; the report pairs it with the scenario for its logs
     scenario_label: str = field(default_factory=lambda: f"scenario-{secrets.token_hex(4)}")
@@ -464,6 +466,12 @@ class ScenarioRun(SimulatorControl):
         self.service_output()
         self.evidence.dead_letters = self.workspace.dead_letters()
         return self.evidence
+
+    def check_contracts(self) -> list[Violation]:
+        """The requests in the journal collected last that broke their vendor's contract (kept in the evidence)."""
+        self.evidence.contract_violations = violations(
+            self.evidence.journal, {"crm": self.manifest.crm, "erp": self.manifest.erp}, self.drifted)
+        return self.evidence.contract_violations
 
     def service_output(self) -> tuple[str, str] | None:
         """All a service has written so far, (stdout, stderr), kept in the evidence; None for a connector that is

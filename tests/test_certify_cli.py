@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTORS = Path(__file__).resolve().parent / "connectors"
 SECURITY_CHECK = "SEC-LEAK-01"
+RUN_WIDE = (SECURITY_CHECK, "CONTRACT-01")  # the checks judged over every scenario that ran
 
 
 def syncert(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -47,12 +48,12 @@ def test_broken_manifest_exits_2_with_one_paragraph(tmp_path: Path, text: str, n
 
 
 def _certify(tmp_path: Path, behaviour: str) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run E2E-ACC-01 on a misbehaving connector; the report keeps the scenario (the security check aside)."""
+    """Run E2E-ACC-01 on a misbehaving connector; the report keeps the scenario (the run-wide checks aside)."""
     finished = syncert("certify", str(CONNECTORS / f"{behaviour}.toml"), "--only", "E2E-ACC-01", "--report-dir",
                        str(tmp_path))
     assert "Traceback" not in finished.stderr, finished.stderr
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
-    report["scenarios"] = [s for s in report["scenarios"] if s["id"] != SECURITY_CHECK]
+    report["scenarios"] = [s for s in report["scenarios"] if s["id"] not in RUN_WIDE]
     return finished, report
 
 
@@ -135,14 +136,14 @@ def test_help_on_every_command() -> None:
 def test_scenarios_for_undeclared_flows_are_not_applicable_not_passed(tmp_path: Path) -> None:
     finished = syncert("certify", str(CONNECTORS / "idle.toml"), "--report-dir", str(tmp_path))
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
-    statuses = {s["id"]: s["status"] for s in report["scenarios"] if s["id"] != SECURITY_CHECK}
+    statuses = {s["id"]: s["status"] for s in report["scenarios"] if s["id"] not in RUN_WIDE}
     needs_more = {s["id"] for s in report["scenarios"] if set(s["flows"]) - {"accounts"} or s["needs_webhooks"]}
     assert needs_more and all(statuses[i] == "not_applicable" for i in needs_more)
     # it syncs nothing: each applicable scenario fails, or (a fault scenario) errors: its fault met no request
     faults = {s["id"] for s in report["scenarios"] if s["category"] == "error_injection"}
     assert all(statuses[i] == "failed" or (statuses[i] == "error" and i in faults)
                for i in statuses if i not in needs_more), statuses
-    assert finished.returncode == 1 and report["level_reached"] == 0 and report["counts"]["passed"] == 1
+    assert finished.returncode == 1 and report["level_reached"] == 0 and report["counts"]["passed"] == 2
     assert report["levels"]["1"]["status"] == "not_applicable" and report["levels"]["2"]["status"] == "failed"
 
 
@@ -175,10 +176,10 @@ def test_jobs_run_scenarios_side_by_side_with_one_report(tmp_path: Path) -> None
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "2 scenarios at a time" in finished.stdout.splitlines()[0]
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
-    assert sorted(s["id"] for s in report["scenarios"]) == ["ERR-TLS-01", "ERR-TOKEN-01", SECURITY_CHECK]
+    assert sorted(s["id"] for s in report["scenarios"]) == ["CONTRACT-01", "ERR-TLS-01", "ERR-TOKEN-01", SECURITY_CHECK]
     assert report["seed"] == 7 and all(s["evidence"]["cycles"] for s in report["scenarios"] if s["nodeid"])
     junit = (tmp_path / "latest" / "junit.xml").read_text()
-    assert junit.count("<testcase") == 3 and "syncert_result" not in junit  # results travel, then leave
+    assert junit.count("<testcase") == 4 and "syncert_result" not in junit  # results travel, then leave
 
 
 @pytest.mark.parametrize("jobs", ["0", "33"])

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
+from syncert.contracts import load_yaml
 from syncert.harness.contract_diff import breaking, diff_contracts
-from syncert.simulators.drift.profiles import KINDS, ProfileError, contract_path, load_profile, load_profiles
+from syncert.simulators.drift.profiles import KINDS, ProfileError, load_profile, load_profiles
 
 PROFILES = load_profiles()
 
@@ -21,7 +21,7 @@ def test_there_is_a_profile_of_every_kind() -> None:
 @pytest.mark.parametrize("profile_id", sorted(PROFILES))
 def test_the_drifted_document_is_classified_as_the_profile_says(profile_id: str) -> None:
     profile = PROFILES[profile_id]
-    base = yaml.safe_load(contract_path(profile.dialect).read_text(encoding="utf-8"))
+    base = load_yaml(profile.dialect, "openapi.yaml")
     changes = diff_contracts(base, profile.drifted_document(base))
     assert breaking(changes) == profile.breaking, [c.text() for c in changes]
     if profile.kind == "field_renamed":

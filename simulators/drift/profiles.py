@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from syncert import contracts
+from syncert.contracts import load_yaml
 from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
 from syncert.simulators.dialects.field_map import FieldMapping
 from syncert.simulators.domain.kinds import Field
@@ -74,10 +75,6 @@ class DriftProfile:
         return drifted
 
 
-def contract_path(dialect: str) -> Path:
-    return Path(contracts.__file__).parent / dialect / "openapi.yaml"
-
-
 def load_profiles(directory: Path = DRIFT_DIR) -> dict[str, DriftProfile]:
     """Every profile in `directory`, by id; raises ProfileError naming the first bad one."""
     profiles = {}
@@ -123,7 +120,7 @@ def load_profile(path: Path) -> DriftProfile:
     profile = DriftProfile(body["id"], body["title"], body["dialect"], body["kind"], tuple(body["changes"]),
                            expect["breaking"], expect["connector"])
     try:
-        profile.drifted_document(yaml.safe_load(contract_path(profile.dialect).read_text(encoding="utf-8")))
+        profile.drifted_document(load_yaml(profile.dialect, "openapi.yaml"))
         profile.overlay(_DIALECTS[profile.dialect].default_schema())
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None

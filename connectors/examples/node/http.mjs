@@ -1,6 +1,6 @@
 // HTTP plumbing shared by both vendor clients: one transport (node:http / node:https, so a private
 // CA can be trusted on Node 18 too), a cap on requests in flight, and retries that honour
-// Retry-After with exponential backoff and full jitter.
+// Retry-After with exponential backoff and equal jitter.
 //
 // Why not global fetch? On Node 18 fetch cannot be given a CA bundle at run time
 // (NODE_EXTRA_CA_CERTS is read only at process start), and an https.Agent with `ca` can.
@@ -167,8 +167,10 @@ export class Endpoint {
   }
 
   #backoff(attempt) {
-    // "full jitter": a random delay up to base * 2^(attempt-1), capped
-    return Math.random() * Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
+    // "equal jitter": half of base * 2^(attempt-1) (capped) for sure, the other half at random. Full jitter
+    // could draw three near-zero waits in a row and give up on a one-second outage.
+    const step = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
+    return step / 2 + Math.random() * (step / 2);
   }
 }
 

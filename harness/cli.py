@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline", type=Path, help="baseline report.json (or its directory)")
     compare.add_argument("current", type=Path, help="current report.json (or its directory)")
     compare.add_argument("--threshold", type=float, default=0.20, help="metric regression threshold (default 0.20)")
-    contracts = commands.add_parser("contracts", help="contract tools: diff two OpenAPI documents",
+    contracts = commands.add_parser("contracts", help="contract tools: diff two OpenAPI documents, verify a server",
                                     description="Tools for the vendors' API contracts (OpenAPI documents).")
     tools = contracts.add_subparsers(dest="tool", required=True, metavar="TOOL")
     diff = tools.add_parser("diff", help="the changes from OLD to NEW, classified for clients",
@@ -83,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old", type=Path, help="the OpenAPI document clients were written against")
     diff.add_argument("new", type=Path, help="the changed OpenAPI document")
     diff.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="output (default text)")
+    verify = tools.add_parser("verify", help="check a server against a vendor contract (schemathesis, JUnit)",
+                              description="Provider verification: generated requests for every operation of "
+                                          "contracts/<DIALECT>/openapi.yaml (valid and invalid data), sent to the "
+                                          "simulator (default) or to --url; every answer must be documented and "
+                                          "match its schema, and invalid requests must be refused. Exit 0 when "
+                                          "every check passed, 1 when one failed, 2 on a usage error.")
+    verify.add_argument("dialect", choices=("salesforce", "netsuite"), help="the contract to verify against")
+    verify.add_argument("--url", help="the server to verify (default: syncert's simulator, started for the run)")
+    verify.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="a header for every request to --url, e.g. 'Authorization: Bearer ...' (repeatable)")
+    verify.add_argument("--junit", type=Path, default=Path("contract-verify.xml"),
+                        help="where the JUnit report goes (default contract-verify.xml)")
+    verify.add_argument("--max-examples", type=int, default=30, help="generated cases per operation (default 30)")
+    verify.add_argument("--seed", type=int, help="seed for the generated data (default: random)")
     sim = commands.add_parser("sim", help="serve the simulated CRM and ERP on 127.0.0.1",
                               description="Serve the simulated CRM and ERP on 127.0.0.1 until Ctrl-C or SIGTERM. "
                                           "Prints the base URLs and the credentials a connector needs.")
@@ -111,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
+    return _verify(args) if args.tool == "verify" else _diff(args)
+
+
+def _diff(args: argparse.Namespace) -> int:
     from syncert.harness.contract_diff import ContractError, breaking, diff_contracts, load_contract, render
 
     try:
@@ -121,6 +139,25 @@ def _contracts(args: argparse.Namespace) -> int:
     changes = diff_contracts(old, new)
     print(render(changes, args.format, str(args.old), str(args.new)))
     return EXIT_FAILED if breaking(changes) else EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from syncert.harness.contract_verify import Target, VerifyError, parse_headers, simulator_target, verify
+
+    try:
+        if not 1 <= args.max_examples <= 10_000:
+            raise VerifyError("--max-examples must be 1-10000")
+        headers = parse_headers(args.header)
+        if headers and args.url is None:
+            raise VerifyError("--header goes with --url (the simulator's token is fetched for you)")
+        if args.url is not None:
+            return verify(args.dialect, Target(args.url.rstrip("/"), headers), args.junit, args.max_examples,
+                          args.seed)
+        with simulator_target(args.dialect) as target:
+            return verify(args.dialect, target, args.junit, args.max_examples, args.seed)
+    except VerifyError as error:
+        print(f"syncert contracts verify: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _installation_complete(command: str) -> bool:

@@ -71,7 +71,8 @@ def test_journal_tags_each_request_canonically(sims: Sims) -> None:
         (["refused", "write"], "account", "update")]
     assert [e["seq"] for e in writes] == [e["seq"] for e in crm_entries if "write" in e["tags"]]
     assert [(e["tags"], e["kind"], e["operation"]) for e in erp_entries] == [
-        (["ok", "token"], None, "token"), (["ok", "read"], None, "query"), (["ok", "write"], "customer", "upsert")]
+        (["ok", "token"], None, "token"), (["ok", "read"], "customer", "query"),
+        (["ok", "write"], "customer", "upsert")]
 
 
 def test_journal_pages_with_a_cursor(sims: Sims) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,32 @@ def _parser() -> argparse.ArgumentParser:
                         help="where the JUnit report goes (default contract-verify.xml)")
     verify.add_argument("--max-examples", type=int, default=30, help="generated cases per operation (default 30)")
     verify.add_argument("--seed", type=int, help="seed for the generated data (default: random)")
+    record = tools.add_parser("record", help="a recording proxy in front of a vendor org (secrets redacted)",
+                              description="Serve a proxy on 127.0.0.1 that forwards every request to --upstream "
+                                          "and saves each interaction into one JSON file, with every credential "
+                                          "redacted (in any encoding) and the fields that vary from run to run "
+                                          "marked volatile. Point a client at the proxy; stop with Ctrl-C (or "
+                                          "--max-interactions / --duration). The file is complete after each "
+                                          "interaction.")
+    record.add_argument("dialect", choices=("salesforce", "netsuite"), help="the API the upstream speaks")
+    record.add_argument("--upstream", required=True, help="the server to record, e.g. https://acme.my.salesforce.com")
+    record.add_argument("--port", type=int, default=8787, help="the proxy's port on 127.0.0.1 (default 8787; 0: any)")
+    record.add_argument("--out", type=Path,
+                        help="the recording (default contracts/recordings/DIALECT/DIALECT-<time>.json here)")
+    record.add_argument("--upstream-ca", type=Path, help="a CA bundle to trust for the upstream's TLS certificate")
+    record.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a CA made for the run (its PEM path is printed for the client)")
+    record.add_argument("--max-interactions", type=int, help="stop after this many interactions")
+    record.add_argument("--duration", type=float, help="stop after this many seconds")
+    replay = tools.add_parser("replay", help="replay recordings against the simulators; the parity page",
+                              description="Replay each recording, in order, against a fresh simulator of its "
+                                          "dialect: every answer must have the recorded status, shape and key "
+                                          "values (volatile fields ignored). Exit 0 when every interaction is "
+                                          "answered as recorded, 1 when one is not, 2 when a recording cannot be "
+                                          "read.")
+    replay.add_argument("recordings", nargs="*", type=Path,
+                        help="recording files or folders (default: the recordings shipped with syncert)")
+    replay.add_argument("--parity", type=Path, help="write the parity page (Markdown) here")
     sim = commands.add_parser("sim", help="serve the simulated CRM and ERP on 127.0.0.1",
                               description="Serve the simulated CRM and ERP on 127.0.0.1 until Ctrl-C or SIGTERM. "
                                           "Prints the base URLs and the credentials a connector needs.")
@@ -125,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _contracts(args: argparse.Namespace) -> int:
-    return _verify(args) if args.tool == "verify" else _diff(args)
+    return {"verify": _verify, "diff": _diff, "record": _record, "replay": _replay_recordings}[args.tool](args)
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -158,6 +185,55 @@ def _verify(args: argparse.Namespace) -> int:
     except VerifyError as error:
         print(f"syncert contracts verify: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _record(args: argparse.Namespace) -> int:
+    from syncert.harness.recording import RecordingError, serve_recording_proxy
+
+    out = args.out or Path("contracts", "recordings", args.dialect,
+                           f"{args.dialect}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    try:
+        return serve_recording_proxy(args.dialect, args.upstream, out, args.port, args.upstream_ca,
+                                     args.max_interactions, args.duration, args.tls)
+    except RecordingError as error:
+        print(f"syncert contracts record: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _replay_recordings(args: argparse.Namespace) -> int:
+    from syncert.contracts import contract_path
+    from syncert.harness.recording import RecordingError, recordings_in
+    from syncert.harness.recording_replay import parity_page, replay
+
+    files = [path for path in args.recordings if path.is_file()]
+    folders = [path for path in args.recordings if path.is_dir()]
+    missing = [path for path in args.recordings if not path.exists()]
+    if missing:
+        print(f"syncert contracts replay: no such file or folder: {missing[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.recordings:
+        folders = [contract_path("recordings", "")]
+    paths = sorted(set(files) | set(recordings_in(folders)))
+    results = []
+    try:
+        for path in paths:
+            result = replay(path)
+            results.append(result)
+            answered = sum(outcome.verified for outcome in result.outcomes)
+            print(f"{path}: {answered} of {len(result.outcomes)} interactions answered as recorded")
+            for outcome in result.outcomes:
+                for difference in outcome.differences:
+                    print(f"  #{outcome.number} {outcome.request}: {difference}")
+    except RecordingError as error:
+        print(f"syncert contracts replay: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.parity:
+        args.parity.write_text(parity_page(results, paths), encoding="utf-8")
+        print(f"parity page: {args.parity}")
+    if not paths:
+        print("no recordings to replay (make one with `syncert contracts record`)")
+        return EXIT_OK if args.parity else EXIT_USAGE
+    return EXIT_OK if all(result.verified for result in results) else EXIT_FAILED
 
 
 def _installation_complete(command: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -37,6 +37,7 @@ class Target:
 
     url: str
     headers: dict[str, str]
+    credentials: dict[str, str] = field(default_factory=dict)  # a simulator's: client_id, client_secret, ...
 
 
 def verify(dialect: str, target: Target, junit: Path, max_examples: int, seed: int | None) -> int:
@@ -91,4 +92,8 @@ def simulator_target(dialect: str) -> Iterator[Target]:
                             auth=(client_id, client_secret), timeout=30)
         if answer.status_code != 200:
             raise VerifyError(f"the {dialect} simulator gave no token ({answer.status_code}: {answer.text[:200]})")
-        yield Target(url, {"Authorization": f"Bearer {answer.json()['access_token']}"})
+        credentials = {"client_id": client_id, "client_secret": client_secret}
+        if side == "crm":
+            credentials |= {"username": environment["SYNCERT_CRM_USERNAME"],
+                            "password": environment["SYNCERT_CRM_PASSWORD"]}
+        yield Target(url, {"Authorization": f"Bearer {answer.json()['access_token']}"}, credentials)

@@ -117,6 +117,13 @@ def violations(journal: dict[str, list[dict[str, Any]]], dialects: dict[str, str
     return found
 
 
+def rule_broken(dialect: str, method: str, path: str, query: str, content_type: str, body: str) -> str | None:
+    """The rule of the dialect's contract that one request breaks, in words, or None when it conforms."""
+    entry = {"method": method, "path": path, "query": query, "request_headers": {"content-type": content_type}}
+    broken = _broken_rule(_openapi(dialect, ()), _as_request(entry, body))
+    return None if broken is None else broken[0]
+
+
 @cache
 def _openapi(dialect: str, drift: tuple[str, ...]) -> OpenAPI:
     document = load_yaml(dialect, "openapi.yaml")

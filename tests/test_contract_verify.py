@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
+import pytest
+
 from syncert.contracts import load_yaml
 from syncert.simulators.host import run_in_background
 
@@ -22,11 +24,13 @@ def _cases(junit: Path) -> tuple[int, int]:
     return int(suite.get("tests", "0")), int(suite.get("failures", "0")) + int(suite.get("errors", "0"))
 
 
-def test_the_netsuite_simulator_verifies_against_its_contract(tmp_path: Path) -> None:
-    junit = tmp_path / "netsuite.xml"
-    finished = _verify("netsuite", "--max-examples", "2", "--seed", "1", "--junit", str(junit))
+@pytest.mark.parametrize("dialect", ["salesforce", "netsuite"])
+def test_each_simulator_verifies_against_its_contract(dialect: str, tmp_path: Path) -> None:
+    """Valid and invalid data for every operation, schema-valid requests accepted (contract_checks)."""
+    junit = tmp_path / f"{dialect}.xml"
+    finished = _verify(dialect, "--max-examples", "10", "--seed", "1", "--junit", str(junit))
     operations = sum(len([m for m in item if m in ("get", "post", "put", "patch", "delete")])
-                     for item in load_yaml("netsuite", "openapi.yaml")["paths"].values())
+                     for item in load_yaml(dialect, "openapi.yaml")["paths"].values())
     assert finished.returncode == 0, finished.stdout[-3000:]
     assert _cases(junit) == (operations + 1, 0)  # and one case for the stateful phase (links between operations)
 

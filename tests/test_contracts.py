@@ -1,10 +1,6 @@
-"""Provider verification: schemathesis runs every operation of both contracts against the running simulators.
-
-Positive and negative data for every operation. Negative data leaves out unknown query parameters,
-which both vendors ignore rather than refuse. Every
-check runs except `positive_data_acceptance`: schema-valid data can still break a business rule that
-a schema cannot express (a reference to a record that does not exist, a price book mismatch), and the
-vendors answer those with 400 in their error shape, which the other checks verify.
+"""The contracts beside the simulators: contact operations answered as documented, record schemas matching the
+field maps. (Generated provider verification of every operation is `syncert contracts verify`, tested in
+test_contract_verify.py.)
 """
 
 from __future__ import annotations
@@ -13,12 +9,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from syncert.contracts import contract_path
-from syncert.simulators.host import SimulatorHost
 from tests.conftest import Sims
 
 EXAMPLES = 30
@@ -34,34 +28,7 @@ def _load(dialect: str) -> schemathesis.BaseSchema:
     return schema
 
 
-salesforce = _load("salesforce")
-
-
-@pytest.fixture(scope="module")
-def salesforce_target(running_host: SimulatorHost) -> dict[str, object]:
-    sims = Sims(running_host, running_host.environment())
-    return {"base_url": sims.plain_url("crm"), "headers": {"Authorization": f"Bearer {sims.salesforce_token()}"}}
-
-
-@salesforce.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_salesforce_contract(case: schemathesis.Case, salesforce_target: dict) -> None:
-    case.call_and_validate(**salesforce_target, excluded_checks=SKIPPED_CHECKS)
-
-
 netsuite = _load("netsuite")
-
-
-@pytest.fixture(scope="module")
-def netsuite_target(running_host: SimulatorHost) -> dict[str, object]:
-    sims = Sims(running_host, running_host.environment())
-    return {"base_url": sims.plain_url("erp"), "headers": {"Authorization": f"Bearer {sims.netsuite_token()}"}}
-
-
-@netsuite.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_netsuite_contract(case: schemathesis.Case, netsuite_target: dict) -> None:
-    case.call_and_validate(**netsuite_target, excluded_checks=SKIPPED_CHECKS)
 
 
 def test_netsuite_contact_operations_follow_the_contract(sims: Sims) -> None:

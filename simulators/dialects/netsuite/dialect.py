@@ -60,6 +60,7 @@ _STATUS_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404
 _STATUS_TYPES = {400: "section-15.5.1", 401: "section-15.5.2", 403: "section-15.5.4", 404: "section-15.5.5",
                  408: "section-15.5.9", 503: "section-15.6.4",
                  405: "section-15.5.6", 409: "section-15.5.10", 413: "section-15.5.14", 500: "section-15.6.1"}
+_SUBLIST_KEYS = {"items", "links"}  # the links of a sublist read back are ignored on write
 ERROR_CODES = {
     "INSUFFICIENT_ACCESS": "INSUFFICIENT_PERMISSION",
     "NOT_FOUND": "NONEXISTENT_ID", "REQUIRED_FIELD_MISSING": "USER_ERROR", "STRING_TOO_LONG": "USER_ERROR",
@@ -404,7 +405,7 @@ class NetSuiteDialect(ApiDialect):
             return values[key]
         if mapping.type == "sublist":
             items = value.get("items") if isinstance(value, dict) else None
-            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - {"items"}:
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - _SUBLIST_KEYS:
                 raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
             return [self._payload_values(mapping.fields or {}, item, where) for item in items]
         return value
@@ -412,7 +413,7 @@ class NetSuiteDialect(ApiDialect):
     @staticmethod
     def _address_book_in(value: Any, where: str) -> dict[str, Any]:
         items = value.get("items") if isinstance(value, dict) else None
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - {"items"}:
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items) or set(value) - _SUBLIST_KEYS:
             raise NsError(400, "INVALID_FLD_VALUE", f"{where} must be {{\"items\": [ ... ]}}", where)
         values: dict[str, Any] = {}
         for item in items:

@@ -275,6 +275,10 @@ class SalesforceDialect(ApiDialect):
             return self.error(404, "NOT_FOUND", "The requested resource does not exist")
         if request.method not in allowed:
             return self.method_not_allowed(request.method, allowed)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.body and media_type and not (media_type == "application/json" or media_type.endswith("+json")):
+            return self.error(415, "UNSUPPORTED_MEDIA_TYPE", f"Content type '{media_type}' is not supported; "
+                                                             "send application/json")
         try:
             return self._route(request, version, parts)
         except SfError as error:
@@ -403,6 +407,9 @@ class SalesforceDialect(ApiDialect):
                                            and isinstance(attributes.get("type"), str)
                                            and all(isinstance(v, str) for v in attributes.values())):
             raise SfError(400, "JSON_PARSER_ERROR", "attributes must be an object with a string type (and url)")
+        if attributes["type"] != object_map.name:
+            raise SfError(400, "INVALID_TYPE", f"attributes.type {attributes['type']!r} is not the sObject of this "
+                                               f"request, {object_map.name}")
         return object_map.to_canonical(
             payload, self._convert_in,
             unknown=lambda name: SfError(400, "INVALID_FIELD",
@@ -426,6 +433,8 @@ class SalesforceDialect(ApiDialect):
                                                              f"numeric field: {str(value)[:40]}", (mapping.vendor,))
         if mapping.type == "reference" and isinstance(value, str) and value:
             return self._normalize_id(value)
+        if mapping.type == "boolean" and value is None:
+            return False  # a checkbox is never null: null clears it
         if mapping.length is not None and isinstance(value, str) and len(value) > mapping.length:
             raise SfError(400, "STRING_TOO_LONG", f"{mapping.vendor}: data value too large: {len(value)} characters "
                                                   f"(max length={mapping.length})", (mapping.vendor,))

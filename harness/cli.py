@@ -169,7 +169,14 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from syncert.harness.contract_verify import Target, VerifyError, parse_headers, simulator_target, verify
+    from syncert.harness.contract_verify import (
+        Target,
+        VerifyError,
+        parse_headers,
+        reachable,
+        simulator_target,
+        verify,
+    )
 
     try:
         if not 1 <= args.max_examples <= 10_000:
@@ -177,8 +184,10 @@ def _verify(args: argparse.Namespace) -> int:
         headers = parse_headers(args.header)
         if headers and args.url is None:
             raise VerifyError("--header goes with --url (the simulator's token is fetched for you)")
+        if not args.junit.resolve().parent.is_dir():
+            raise VerifyError(f"--junit {args.junit}: no such folder {args.junit.parent}")
         if args.url is not None:
-            return verify(args.dialect, Target(args.url.rstrip("/"), headers), args.junit, args.max_examples,
+            return verify(args.dialect, Target(reachable(args.url), headers), args.junit, args.max_examples,
                           args.seed)
         with simulator_target(args.dialect) as target:
             return verify(args.dialect, target, args.junit, args.max_examples, args.seed)

@@ -39,7 +39,6 @@ from syncert.contracts import load_yaml
 from syncert.simulators.drift.profiles import load_profiles
 
 SERVER = "http://127.0.0.1"  # the one server both contracts name
-TRUNCATED = "...[truncated]"  # the journal's mark on a body it kept only the start of
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,11 @@ class ContractJudge:
         self._judged: dict[tuple[Any, ...], tuple[str, str] | None] = {}  # shape -> (rule, kind) broken
 
     def violation(self, entry: dict[str, Any]) -> Violation | None:
-        """The rule `entry` broke, or None when it conforms (or cannot be judged: a body the journal cut, or one
-        never read because the request was refused first)."""
+        """The rule `entry` broke, or None when it conforms (or cannot be judged: a body never read because the
+        request was refused first, for its credentials or its rate; the journal keeps every body it read whole)."""
         body = entry.get("request_body") or ""
         declared = (entry.get("request_headers") or {}).get("content-length", "0")
-        if body.endswith(TRUNCATED) or (not body and declared not in ("", "0")):
+        if not body and declared not in ("", "0"):
             return None
         request = _as_request(entry, body)
         shape = _shape_of(request)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from openapi_spec_validator import validate as validate_spec
 
 SEVERITIES = ("error", "warning", "info")
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
@@ -51,12 +52,19 @@ def load_contract(path: Path) -> dict[str, Any]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ContractError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise ContractError(f"{path}: not YAML or JSON ({str(error).splitlines()[0]})") from None
     if not isinstance(document, dict) or not str(document.get("openapi", "")).startswith("3."):
         raise ContractError(f"{path}: not an OpenAPI 3 document (no `openapi: 3.x` at its top)")
     if not isinstance(document.get("paths", {}), dict):
         raise ContractError(f"{path}: `paths` must be a mapping")
+    try:
+        validate_spec(document)  # types of every keyword, and every $ref resolved
+    except Exception as error:  # openapi-spec-validator's errors (and unresolvable references) share no base
+        reason = str(error).splitlines()[0][:160]
+        raise ContractError(f"{path}: not a valid OpenAPI document ({reason})") from None
     return document
 
 

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -78,6 +79,18 @@ def verify(dialect: str, target: Target, junit: Path, max_examples: int, seed: i
         finally:
             set_hypothesis_home_dir(None)
     return 0
+
+
+def reachable(url: str) -> str:
+    """`url` without its trailing slash, once a server there answers; VerifyError says why not."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise VerifyError(f"--url {url!r} is not an http(s) URL")
+    try:
+        httpx.get(url, timeout=10, trust_env=False)
+    except httpx.HTTPError as error:
+        raise VerifyError(f"nothing answers at {url} ({type(error).__name__})") from None
+    return url.rstrip("/")
 
 
 def parse_headers(pairs: list[str]) -> dict[str, str]:

@@ -85,6 +85,7 @@ class SimulatorControl:
         self.user_values: dict[str, dict[str, dict[str, dict[str, Any]]]] = {side: {} for side in SIDES}
         self._pending_user_edits: set[tuple[str, str, str]] = set()
         self.drifted: dict[str, tuple[str, ...]] = {}  # side -> every drift profile the scenario laid on it
+        self.journal_dropped: dict[str, int] = {}  # side -> entries its journal let go (over its byte budget)
 
     def _send(self, side: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send one control-plane request (with the admin token) to `side`; httpx keyword arguments."""
@@ -254,5 +255,6 @@ class SimulatorControl:
             page = self._control(side, "GET", "/_sim/journal", params={"since": since})
             entries.extend(page["entries"])
             if not page["more"]:
+                self.journal_dropped[side] = int(page.get("dropped") or 0)
                 return entries
             since = page["next"]

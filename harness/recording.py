@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import signal
 import socket
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +57,8 @@ _OAUTH1_SECRETS = {"oauth_consumer_key", "oauth_token", "oauth_signature"}
 _CREDENTIAL_FIELDS = {"client_id", "client_secret", "username", "password", "refresh_token", "code", "client_assertion",
                       "assertion", "access_token", "id_token", "signature", "session_id", "sessionid", "token",
                       "subject_token"}
-_VOLATILE_KEYS = {"id", "internalid", "createddate", "lastmodifieddate", "systemmodstamp", "createdbyid",
+_VOLATILE_KEYS = {"remaining", "max",  # an org's limits and how much of them is used
+                  "id", "internalid", "createddate", "lastmodifieddate", "systemmodstamp", "createdbyid",
                   "lastmodifiedbyid", "ownerid", "datecreated", "issued_at", "instance_url", "nextrecordsurl",
                   "url", "href", "location", "etag", "date", "last-modified", "sforce-limit-info", "x-request-id",
                   "set-cookie", "content-length", "server"}
@@ -77,10 +80,9 @@ class _Credentials:
 
     def note(self, value: str) -> str:
         if value and value != REDACTED:
-            self.values.add(value)
-            decoded = unquote(value)
-            if decoded != value:
-                self.values.add(decoded)
+            for form in {value, unquote(value)}:
+                # its case changed, and each part of a Salesforce session id ("00D...!secret")
+                self.values |= {form, form.lower(), form.upper(), *form.split("!")}
         return REDACTED
 
 
@@ -130,6 +132,18 @@ def _masked_fields(value: Any, credentials: _Credentials) -> Any:
     if isinstance(value, list):
         return [_masked_fields(item, credentials) for item in value]
     return value
+
+
+def _decoded(content: bytes, encoding: str) -> bytes:
+    """A request body as sent before its Content-Encoding (gzip or deflate), so that it is redacted like others."""
+    try:
+        if encoding.strip().lower() in ("gzip", "x-gzip"):
+            return gzip.decompress(content)
+        if encoding.strip().lower() == "deflate":
+            return zlib.decompress(content)
+    except (OSError, zlib.error, EOFError):
+        return b""  # not what it claims to be: nothing of it is recorded
+    return content
 
 
 def parsed_body(content: bytes, content_type: str) -> tuple[str, Any]:
@@ -251,6 +265,7 @@ class RecordingProxy:
 
     def _record(self, request: Request, content: bytes, answer: httpx.Response) -> None:
         credentials = self._credentials
+        content = _decoded(content, request.headers.get("content-encoding", ""))
         request_format, request_body = parsed_body(content, request.headers.get("content-type", ""))
         response_format, response_body = parsed_body(answer.content, answer.headers.get("content-type", ""))
         query = dict(parse_qsl(request.url.query, keep_blank_values=True))
@@ -387,11 +402,41 @@ def load_recording(path: Path) -> dict[str, Any]:
         raise RecordingError(f"cannot read the recording {path}: {error.strerror}") from None
     except ValueError as error:
         raise RecordingError(f"{path} is not JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("syncert_recording") != RECORDING_FORMAT:
-        raise RecordingError(f"{path} is not a syncert recording (format {RECORDING_FORMAT})")
+    if not isinstance(document, dict) or "syncert_recording" not in document:
+        raise RecordingError(f"{path} is not a syncert recording (no 'syncert_recording' format number)")
+    if document["syncert_recording"] != RECORDING_FORMAT:
+        raise RecordingError(f"{path}: recording format {document['syncert_recording']!r} is not supported "
+                             f"(this syncert reads format {RECORDING_FORMAT})")
     if document.get("dialect") not in DIALECTS or not isinstance(document.get("interactions"), list):
         raise RecordingError(f"{path}: 'dialect' must be one of {', '.join(DIALECTS)} and 'interactions' a list")
+    if not document["interactions"]:
+        raise RecordingError(f"{path}: the recording has no interactions")
+    for number, interaction in enumerate(document["interactions"], start=1):
+        problem = _malformed(interaction)
+        if problem:
+            raise RecordingError(f"{path}: interaction {number}: {problem}")
     return document
+
+
+def _malformed(interaction: Any) -> str | None:
+    """What makes one recorded interaction unplayable, or None."""
+    request = interaction.get("request") if isinstance(interaction, dict) else None
+    response = interaction.get("response") if isinstance(interaction, dict) else None
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        return "needs a 'request' and a 'response' object"
+    if request.get("method") not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+        return f"method {request.get('method')!r} is not an HTTP method"
+    path = request.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return f"path {path!r} is not a path on the server (it must start with a single /)"
+    if not isinstance(response.get("status"), int) or isinstance(response.get("status"), bool):
+        return f"status {response.get('status')!r} is not an integer"
+    for name in ("query", "headers"):
+        if not isinstance(request.get(name, {}), dict):
+            return f"request {name} must be an object"
+    if request.get("body_format", "none") not in ("none", "json", "form", "text", "base64"):
+        return f"body_format {request.get('body_format')!r} is not one of none, json, form, text, base64"
+    return None
 
 
 def recordings_in(folders: Iterable[Path]) -> list[Path]:

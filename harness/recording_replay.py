@@ -119,7 +119,10 @@ def _replay_one(http: httpx.Client, auth: dict[str, str], credentials: dict[str,
     headers = {name: value for name, value in asked.get("headers", {}).items() if name.lower() not in _SKIPPED_HEADERS}
     is_token = path.rstrip("/") == TOKEN_PATHS[dialect]
     body_format, body = asked.get("body_format", "none"), ids.value(asked.get("body"))
-    if is_token:
+    recorded = interaction.get("response", {})
+    if recorded.get("status") == 401:
+        headers["authorization"] = "Bearer credentials-the-upstream-refused"  # refused then: refused now
+    elif is_token:
         body = _with_credentials(body, credentials) if body_format == "form" else body
         client = f"{credentials['client_id']}:{credentials['client_secret']}".encode()
         headers["authorization"] = "Basic " + base64.b64encode(client).decode()
@@ -134,8 +137,11 @@ def _replay_one(http: httpx.Client, auth: dict[str, str], credentials: dict[str,
         options["content"] = body
     elif body_format == "base64":
         options["content"] = base64.b64decode(body)
-    answer = http.request(method, path, **options)
-    recorded = interaction.get("response", {})
+    try:
+        answer = http.request(method, path, **options)
+    except httpx.HTTPError as error:
+        outcome.differences.append(f"no answer from the simulator ({type(error).__name__})")
+        return outcome
     replayed_format, replayed_body = parsed_body(answer.content, answer.headers.get("content-type", ""))
     if answer.status_code != recorded.get("status"):
         outcome.differences.append(f"status {recorded.get('status')} recorded, {answer.status_code} replayed: "

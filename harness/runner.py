@@ -469,8 +469,11 @@ class ScenarioRun(SimulatorControl):
 
     def check_contracts(self) -> list[Violation]:
         """The requests in the journal collected last that broke their vendor's contract (kept in the evidence)."""
-        self.evidence.contract_violations = violations(
-            self.evidence.journal, {"crm": self.manifest.crm, "erp": self.manifest.erp}, self.drifted)
+        found = violations(self.evidence.journal, {"crm": self.manifest.crm, "erp": self.manifest.erp}, self.drifted)
+        unjudged = [Violation(side, 0, f"{count} earliest request(s)", "left the journal (over its byte budget) "
+                              "before they could be judged", "shape", 0)
+                    for side, count in self.journal_dropped.items() if count]
+        self.evidence.contract_violations = unjudged + found
         return self.evidence.contract_violations
 
     def service_output(self) -> tuple[str, str] | None:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from syncert.harness.conformance import ContractJudge, violations
+from tests.conftest import Sims
 
 CUSTOMER = "/services/rest/record/v1/customer/eid:SF-0015g0000000001AAA"
 ACCOUNT = "/services/data/v59.0/sobjects/Account/0015g0000000001AAA"
@@ -58,8 +59,18 @@ def test_a_request_the_drifted_api_takes_conforms_in_a_drift_scenario() -> None:
     assert ContractJudge("crm", "salesforce", ("sf-account-phone-renamed",)).violation(renamed) is None
 
 
-def test_bodies_the_journal_did_not_keep_whole_are_not_judged() -> None:
-    judge = ContractJudge("erp", "netsuite")
-    cut = _entry("PUT", CUSTOMER, '{"companyName": "Acme", "subsidiary": "1"...[truncated]')
+def test_bodies_never_read_are_not_judged() -> None:
     unread = {**_entry("PUT", CUSTOMER), "request_headers": {"content-length": "120"}}  # refused before reading
-    assert judge.violation(cut) is None and judge.violation(unread) is None
+    assert ContractJudge("erp", "netsuite").violation(unread) is None
+
+
+def test_a_body_padded_past_the_journals_excerpt_is_kept_whole_and_judged(sims: Sims) -> None:
+    padded = json.dumps({"companyName": "Acme", "phoneNumber": "+1 555 0100"}) + " " * 70_000
+    with sims.erp() as erp:
+        erp.put("/record/v1/customer/eid:PAD-1", content=padded,
+                headers={"Content-Type": "application/json", "X-NetSuite-PropertyNameValidation": "ignore"})
+    with sims.admin("erp") as admin:
+        [entry] = admin.get("/_sim/journal", params={"path": "eid:PAD-1"}).json()["entries"]
+    assert len(entry["request_body"]) == len(padded)
+    found = ContractJudge("erp", "netsuite").violation(entry)
+    assert found is not None and found.kind == "shape" and "phoneNumber" in found.rule

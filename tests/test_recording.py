@@ -78,7 +78,7 @@ def _encodings(secret: str) -> set[str]:
 
 def _assert_no_secret(text: str, secrets: dict[str, str]) -> None:
     for name, secret in secrets.items():
-        for form in _encodings(secret):
+        for form in _encodings(secret) | {secret.lower(), secret.upper(), *secret.split("!")}:
             assert form not in text, f"{name} is in the recording as {form!r}"
     assert SecretScrubber(secrets.values(), min_length=6).find(text) == []
 
@@ -100,7 +100,8 @@ def salesforce_recording(upstream: SimulatorHost, tmp_path_factory: pytest.TempP
                     version="59.0")
     created = sf.Account.create({"Name": "Recorded Corp", "Phone": "+1 555 0100",
                                  # a careless client echoing its token into data: the recording still hides it
-                                 "BillingStreet": base64.b64encode(token["access_token"].encode()).decode()})
+                                 "BillingStreet": base64.b64encode(token["access_token"].encode()).decode(),
+                                 "ShippingStreet": token["access_token"].lower()})
     sf.Account.get(created["id"])
     sf.Account.update(created["id"], {"Name": "Recorded Corporation"})
     sf.query("SELECT Id, Name FROM Account WHERE Name = 'Recorded Corporation'")
@@ -188,11 +189,45 @@ def test_replay_names_what_the_simulator_answers_differently(salesforce_recordin
     assert "status 410 recorded, 404 replayed" in result.stdout
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"request": {"method": "GET", "path": "http://127.0.0.1:9/steal"}}, "is not a path on the server"),
+    ({"request": {"method": "GET", "path": "//elsewhere.example/x"}}, "is not a path on the server"),
+    ({"request": None}, "needs a 'request' and a 'response' object"),
+    ({"response": {"status": "201"}}, "status '201' is not an integer")])
+def test_replay_refuses_an_interaction_it_cannot_play(salesforce_recording, tmp_path: Path, change: dict,
+                                                      message: str) -> None:
+    path, _ = salesforce_recording
+    recording = json.loads(path.read_text())
+    recording["interactions"][1].update(change)
+    (tmp_path / "bad.json").write_text(json.dumps(recording))
+    result = _syncert("contracts", "replay", str(tmp_path / "bad.json"), cwd=tmp_path)
+    assert result.returncode == 2 and "interaction 2: " in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_request_refused_for_its_credentials_is_replayed_with_refused_ones(salesforce_recording,
+                                                                              tmp_path: Path) -> None:
+    path, _ = salesforce_recording
+    recording = json.loads(path.read_text())
+    read = recording["interactions"][2]
+    read["response"] = {"status": 401, "headers": {}, "body_format": "json",
+                        "body": [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID",
+                                  "fields": []}]}
+    read["volatile"] = []
+    recording["interactions"] = recording["interactions"][:3]
+    (tmp_path / "refused.json").write_text(json.dumps(recording))
+    result = _syncert("contracts", "replay", str(tmp_path / "refused.json"), cwd=tmp_path)
+    assert result.returncode == 0 and "3 of 3 interactions answered as recorded" in result.stdout, result.stdout
+
+
 def test_record_and_replay_refuse_bad_input_with_a_message(tmp_path: Path) -> None:
     not_a_recording = tmp_path / "x.json"
     not_a_recording.write_text('{"hello": 1}')
     result = _syncert("contracts", "replay", str(not_a_recording), cwd=tmp_path)
     assert result.returncode == 2 and "not a syncert recording" in result.stderr and "Traceback" not in result.stderr
+    not_a_recording.write_text('{"syncert_recording": 99, "dialect": "salesforce", "interactions": []}')
+    result = _syncert("contracts", "replay", str(not_a_recording), cwd=tmp_path)
+    assert result.returncode == 2 and "format 99 is not supported" in result.stderr
     result = _syncert("contracts", "record", "salesforce", "--upstream", "ftp://example", cwd=tmp_path)
     assert result.returncode == 2 and "is not an http(s) URL" in result.stderr
 

@@ -33,7 +33,7 @@ from syncert.simulators.stages.base import (
 if TYPE_CHECKING:
     from syncert.simulators.simulator import Simulator
 
-BODY_LIMIT = 64 * 1024  # bytes of each body the journal keeps
+BODY_LIMIT = 64 * 1024  # bytes of each response body the journal keeps (request bodies are kept whole)
 BYTES_LIMIT = 256 * 1024 * 1024  # bytes of bodies and headers the journal keeps; the oldest drop off past it
 PAGE_ENTRIES = 1_000  # entries one journal read returns at most
 PAGE_BYTES = 16 * 1024 * 1024  # bytes of bodies one journal read returns at most (one entry at least)
@@ -92,19 +92,20 @@ class JournalEntry(NamedTuple):
                 "query": redact_query(self.raw_query.decode("latin-1")), "status": self.status,
                 "started_at": self.started_at, "ended_at": self.ended_at, "duration_ms": self.duration_ms,
                 "in_flight": self.in_flight, "fault": self.fault, "request_headers": headers,
-                "request_body": redact_text(self.raw_request_body, headers.get("content-type", "")),
+                "request_body": redact_text(self.raw_request_body, headers.get("content-type", ""), None),
                 "response_headers": redact_headers(self.raw_response_headers),
                 "response_body": redact_text(self.raw_response_body)}
 
 
-def redact_text(body: bytes, content_type: str = "") -> str:
-    """Body as text with the values of credential-like keys replaced (JSON and form bodies)."""
+def redact_text(body: bytes, content_type: str = "", limit: int | None = BODY_LIMIT) -> str:
+    """Body as text (its first `limit` bytes, None: all) with the values of credential-like keys replaced (JSON
+    and form bodies)."""
     if not body:
         return ""
-    text = body[:BODY_LIMIT].decode("utf-8", "replace")
-    if len(body) > BODY_LIMIT:
+    text = body[:limit].decode("utf-8", "replace")
+    if limit is not None and len(body) > limit:
         text += "...[truncated]"
-    lowered = body[:BODY_LIMIT].lower()
+    lowered = body[:limit].lower()
     if not any(marker in lowered for marker in _SENSITIVE_MARKERS):
         return text
     if "x-www-form-urlencoded" in content_type or re.match(r"^[\w.%+-]+=[^{\[]", text):
@@ -142,13 +143,14 @@ def redact_query(query: str) -> str:
 
 
 def kept(body: bytes) -> bytes:
-    """What the journal stores of a body: BODY_LIMIT bytes and one more, to know it was cut."""
+    """What the journal stores of a response body: BODY_LIMIT bytes and one more, to know it was cut. (Request
+    bodies are kept whole, up to MAX_BODY_BYTES: traffic conformance judges each of them in full.)"""
     return body[:BODY_LIMIT + 1]
 
 
 class Journal:
     """A bounded, in-memory log of requests: the oldest entries drop off past `capacity` entries or past
-    BYTES_LIMIT bytes of bodies and headers (each body kept up to BODY_LIMIT, see `kept`). Sequence numbers are
+    BYTES_LIMIT bytes of bodies and headers (response bodies kept up to BODY_LIMIT, see `kept`). Sequence numbers are
     consecutive, so a cursor (`since`) finds its place without a scan."""
 
     def __init__(self, capacity: int = 200_000, bytes_limit: int = BYTES_LIMIT):
@@ -228,7 +230,7 @@ class JournalStage(Stage):
         elif not exchange.tags & _REFUSED_BEFORE:
             exchange.tags.add(OK if response.status_code < 400 else REFUSED if response.status_code < 500 else FAILED)
         scope = exchange.scope
-        body = b"" if AUTH in exchange.tags else kept(request.body)  # refused for credentials: never kept
+        body = b"" if AUTH in exchange.tags else request.body  # refused for credentials: never kept
         self.journal.add(JournalEntry(
             self.journal.next_seq(), request.method, request.path, tuple(sorted(exchange.tags)), exchange.kind,
             exchange.operation, exchange.retry_after_s, scope["query_string"],

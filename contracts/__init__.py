@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -15,5 +17,12 @@ def contract_path(dialect: str, name: str) -> Path:
 
 
 def load_yaml(dialect: str, name: str) -> Any:
+    """A contract file's content (a copy of its own: callers may change it)."""
+    return copy.deepcopy(_parsed(dialect, name))
+
+
+@cache
+def _parsed(dialect: str, name: str) -> Any:
+    # package data does not change while syncert runs: parse each file once per process, with libyaml if present
     with contract_path(dialect, name).open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

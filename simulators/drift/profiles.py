@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,16 @@ class DriftProfile:
 
 def load_profiles(directory: Path = DRIFT_DIR) -> dict[str, DriftProfile]:
     """Every profile in `directory`, by id; raises ProfileError naming the first bad one."""
+    return dict(_bundled_profiles() if directory == DRIFT_DIR else _read_profiles(directory))
+
+
+@cache
+def _bundled_profiles() -> dict[str, DriftProfile]:
+    # shipped with syncert, unchanged while it runs: read and checked once per process
+    return _read_profiles(DRIFT_DIR)
+
+
+def _read_profiles(directory: Path) -> dict[str, DriftProfile]:
     profiles = {}
     for path in sorted(directory.glob("*.yaml")):
         profile = load_profile(path)

@@ -80,6 +80,7 @@ def aimed_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         return {defect: run.result() for defect, run in runs.items()}
 
 
+@pytest.mark.xdist_group("detection")  # with `-n N --dist loadgroup`: one worker runs them, the fixture once
 @pytest.mark.parametrize(("defect", "scenario_id"), [(name, target) for name, (_, target) in DEFECTS.items()])
 def test_scenario_fails_on_its_flawed_connector(defect: str, scenario_id: str,
                                                 aimed_runs: dict[str, tuple[int, dict]]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from syncert import __version__, connectors
-from syncert.harness.catalogue import CATALOGUE, CatalogueError, list_scenarios, load_failure
+from syncert.harness.catalogue import CATALOGUE, SURGES, CatalogueError, list_scenarios, load_failure
 from syncert.harness.containment import children, harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
@@ -30,6 +30,7 @@ from syncert.harness.mapping import describe as describe_mapping
 from syncert.harness.pytest_plugin import RUN_WIDE_CHECKS, STOP_WORKER, RunRecord, run_record, selects
 from syncert.harness.reports import LEVELS, build_report, write_reports
 from syncert.harness.runner import ScenarioInfo
+from syncert.harness.surge import SurgeSettings
 
 REFERENCE_MANIFEST = Path(connectors.__file__).parent / "reference" / "connector.toml"
 
@@ -103,11 +104,13 @@ def _stop_on_signals(received: list[int], workers: bool) -> Iterator[None]:
 
 
 def certify(manifest: Manifest, report_root: Path, level: int, only: str | None, seed: int | None,
-            keep_state: bool = False, replay: Path | None = None, jobs: int = 1) -> tuple[dict, Path, int | None]:
+            keep_state: bool = False, replay: Path | None = None, jobs: int = 1,
+            surge: SurgeSettings | None = None) -> tuple[dict, Path, int | None]:
     """Run the scenarios, `jobs` at a time, and write the reports; returns the report, its directory and the
-    signal that interrupted the run (None when it ran to the end). Raises CatalogueError when the catalogue
-    cannot load."""
-    selected = _selection(level, only)
+    signal that interrupted the run (None when it ran to the end). `surge`: the volume scenarios' scale and
+    Locust workers (`syncert surge`). Raises CatalogueError when the catalogue cannot load."""
+    catalogue = SURGES if surge is not None else CATALOGUE
+    selected = _selection(level, only, catalogue)
     jobs = min(jobs, len(selected)) if replay is None else 1
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
@@ -129,7 +132,7 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         junit_path = Path(scratch) / "junit.xml"
         ini = Path(scratch) / "pytest.ini"  # our settings, whatever pytest config the current directory has
         ini.write_text("[pytest]\n")
-        args = [str(CATALOGUE), "-c", str(ini), "--connector", str(manifest.path), "--syncert-seed", str(seed),
+        args = [str(catalogue), "-c", str(ini), "--connector", str(manifest.path), "--syncert-seed", str(seed),
                 "--syncert-level", str(level), "--syncert-progress", "--junitxml", str(junit_path),
                 "-o", "junit_suite_name=syncert", "-p", "no:cacheprovider", "-p", "no:terminal",
                 "--rootdir", str(CATALOGUE.parent)]
@@ -139,6 +142,8 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
             args += ["--syncert-only", only]
         if replay is not None:
             args += ["--syncert-replay", str(replay.resolve())]
+        if surge is not None:
+            args += ["--syncert-surge-scale", str(surge.scale), "--syncert-surge-workers", str(surge.workers)]
         if keep_state:  # kept privately during the run, copied into the report at the end
             args += ["--syncert-keep-state", str(Path(scratch) / "state")]
         random.seed(seed)
@@ -204,12 +209,12 @@ def _did_not_run(selected: list[tuple[ScenarioInfo, str]], results: list[dict[st
             for info, nodeid in selected if nodeid not in ended]
 
 
-def _selection(level: int, only: str | None) -> list[tuple[ScenarioInfo, str]]:
+def _selection(level: int, only: str | None, path: Path = CATALOGUE) -> list[tuple[ScenarioInfo, str]]:
     """The scenarios --only and --level select, with their node ids; SelectionError when there are none (a
     usage error, not a verdict)."""
     catalogue = [(ScenarioInfo(e["id"], e["category"], tuple(e["flows"]), e["level"], e["intent"],
                                e.get("needs_webhooks", False)), e["nodeid"])
-                 for e in list_scenarios() if e["nodeid"]]
+                 for e in list_scenarios(path) if e["nodeid"]]
     selected = [(info, nodeid) for info, nodeid in catalogue if selects(info, nodeid, level, only)]
     if selected or not only:
         return selected

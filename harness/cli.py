@@ -25,6 +25,7 @@ MAX_JOBS = 32
 
 
 def _parser() -> argparse.ArgumentParser:
+    from syncert.scenarios.volume.profiles import PROFILES
     from syncert.simulators.dialects import CRM_DIALECTS, ERP_DIALECTS
 
     parser = argparse.ArgumentParser(prog="syncert", description="Certify ERP<->CRM sync connectors against "
@@ -58,6 +59,26 @@ def _parser() -> argparse.ArgumentParser:
                          help="scenarios run N at a time (1-32), each worker with its own simulators (default 1: "
                               "one by one; side by side, a connector could reach another scenario's processes, so "
                               "use N > 1 for fast feedback on a connector you trust)")
+    surge = commands.add_parser(
+        "surge", help="run one surge profile with Locust while the connector syncs, and write its report",
+        description="Run one volume scenario: Locust acts out a surge profile (deals closing, the invoice run, "
+                    "payments, imports; interactive ERP users measured) on the simulators while the connector "
+                    "syncs, then the connector catches up. The report has the sync lag per record "
+                    "(p50/p95/p99/max), records per second, backlog over time, API calls per synced record, "
+                    "throttling met, the ERP's interactive latency before and during, the reconciliation, and "
+                    "charts (SVG, in report.html and beside it). Exit 0 when the profile's thresholds are met, 1 "
+                    "when not, 2 on a usage error.")
+    surge.add_argument("--profile", default="month-end", choices=sorted(PROFILES),
+                       help="the surge to run (default month-end)")
+    surge.add_argument("--scale", type=float, default=1.0, metavar="N",
+                       help="multiplies the users making business records and the accounts they buy from "
+                            "(default 1: about a minute here; higher scales are the real test)")
+    surge.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="run Locust as a master and N workers on 127.0.0.1 (its distributed mode; default 0: "
+                            "one process)")
+    surge.add_argument("--connector", metavar="MANIFEST", help="connector.toml (default: the bundled reference)")
+    surge.add_argument("--seed", type=int, help="seed for generated data (default: random, recorded)")
+    surge.add_argument("--report-dir", type=Path, default=Path("reports"), help="where reports go (default reports/)")
     catalogue = commands.add_parser("scenarios", help="list the scenario catalogue",
                                     description="List the catalogue: id, level, category, flows and intent.")
     catalogue.add_argument("--json", action="store_true", help="one JSON document for scripts")
@@ -139,8 +160,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = {"sim": _sim, "certify": _certify, "scenarios": _scenarios, "compare": _compare, "mapping": _mapping,
-                "contracts": _contracts}
+    commands = {"sim": _sim, "certify": _certify, "surge": _surge, "scenarios": _scenarios, "compare": _compare,
+                "mapping": _mapping, "contracts": _contracts}
     try:
         args = _parser().parse_args(argv)
         return commands[args.command](args)
@@ -330,6 +351,56 @@ def _certify(args: argparse.Namespace) -> int:
             print(f"REGRESSION {line}")
         failed = failed or bool(found)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+MAX_SURGE_WORKERS = 16
+
+
+def _surge(args: argparse.Namespace) -> int:
+    if not _installation_complete("surge"):
+        return EXIT_USAGE
+    from syncert.harness.catalogue import CatalogueError
+    from syncert.harness.certify import SelectionError, certify, manifest_for
+    from syncert.harness.manifest import ManifestError
+    from syncert.harness.reports import counts_text
+    from syncert.harness.surge import SurgeSettings, surge_lines
+    from syncert.scenarios.volume.profiles import PROFILES
+
+    if not 0 < args.scale <= 1000:
+        print("syncert surge: --scale must be more than 0 and at most 1000", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 <= args.workers <= MAX_SURGE_WORKERS:
+        print(f"syncert surge: --workers must be 0 to {MAX_SURGE_WORKERS}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        manifest = manifest_for(args.connector)
+    except ManifestError as error:
+        print(f"syncert surge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    profile = PROFILES[args.profile]
+    missing = sorted(set(profile.flows) - set(manifest.flows))
+    if missing:
+        print(f"syncert surge: the {profile.id} surge needs flow(s) {', '.join(missing)}, which {manifest.name} does "
+              "not declare", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report, directory, interrupted = certify(manifest, args.report_dir, 4, profile.scenario_id, args.seed,
+                                                 surge=SurgeSettings(args.scale, args.workers))
+    except (CatalogueError, SelectionError) as error:
+        print(f"syncert surge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        return 128 + signum
+    [result] = [s for s in report["scenarios"] if s["id"] == profile.scenario_id] or [None]
+    print(f"\n{report['verdict'].upper()}: {counts_text(report)}")
+    if result is not None:
+        for line in surge_lines(result):
+            print(f"  {line}")
+    print(f"report: {directory / 'report.html'}")
+    if interrupted is not None:
+        return 128 + interrupted
+    return EXIT_OK if report["verdict"] == "passed" else EXIT_FAILED
 
 
 def _scenarios(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ def harden_harness() -> bool:
     as they die, and make its memory unreadable through /proc to processes without CAP_SYS_PTRACE (every
     connector process). Returns whether orphans will be adopted (Linux)."""
     global _subreaper
-    _prctl(_PR_SET_DUMPABLE, 0)
+    make_undumpable()
     _subreaper = _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if _subreaper:
         threading.Thread(target=_reap_forever, name="syncert-reaper", daemon=True).start()
@@ -119,7 +119,8 @@ class Containment:
         for entry in _PROC.iterdir():
             if entry.name.isdigit() and int(entry.name) not in found:
                 with contextlib.suppress(OSError):
-                    if self._needle in (entry / "environ").read_bytes() or (_subreaper and _parent(entry) == me):
+                    if self._needle in (entry / "environ").read_bytes() or (
+                            _subreaper and _parent(entry) == me and int(entry.name) not in _harness_own):
                         found.add(int(entry.name))
         found.discard(os.getpid())
         return sorted(pid for pid in found if not _is_zombie(pid))
@@ -226,6 +227,7 @@ def _is_zombie(pid: int) -> bool:
 
 
 _managed: set[int] = set()
+_harness_own: set[int] = set()
 _spawn_lock = threading.Lock()
 
 
@@ -241,8 +243,19 @@ def manage(pid: int) -> None:
     _managed.add(pid)
 
 
+def harness_own(pid: int) -> None:
+    """A child the harness started for itself (Locust for a surge), never a connector's: no scenario's."""
+    _harness_own.add(pid)
+
+
 def release(pid: int) -> None:
     _managed.discard(pid)
+    _harness_own.discard(pid)
+
+
+def make_undumpable() -> None:
+    """Make this process's memory and environment unreadable through /proc to other processes of its user."""
+    _prctl(_PR_SET_DUMPABLE, 0)
 
 
 def reap_adopted() -> None:

@@ -227,6 +227,12 @@ class SimulatorControl:
         """Every secret both simulators issued (credentials of every rotation, tokens, signatures)."""
         return [secret for side in SIDES for secret in self._control(side, "GET", "/_sim/secrets")["secrets"]]
 
+    def users_acted(self, side: str) -> None:
+        """Users changed `side` outside `seed` and `edit` (Locust's, in a surge): what its records hold now
+        is theirs (what the connector wrote meanwhile too: scenarios that judge ownership act through
+        `seed` and `edit`)."""
+        self._remember_user_values(side)
+
     def _remember_user_values(self, side: str) -> None:
         """Keep, after a user's write, every record it changed (with what the simulator derived from it)."""
         mirrored = self._catch_up(side)

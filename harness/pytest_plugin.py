@@ -42,6 +42,7 @@ from syncert.harness.runner import (
     UnmappedWrites,
 )
 from syncert.harness.secrets import SecretScrubber, head, scrub_tree, tail
+from syncert.harness.surge import SurgeSettings
 from syncert.harness.workspace import EvidenceError
 from syncert.simulators.host import SimulatorHost, run_in_background
 
@@ -117,6 +118,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--syncert-seed", type=int, help="seed for generated data (default: random, shown in the results)")
     group.addoption("--syncert-replay", metavar="FILE",
                     help="run the case of this replay file (written by a failing generated scenario) again")
+    group.addoption("--syncert-surge-scale", type=float, metavar="N",
+                    help="scale of the volume scenarios' surges (default: each profile's CI scale)")
+    group.addoption("--syncert-surge-workers", type=int, default=0, metavar="N",
+                    help="run each surge's Locust as a master and N workers (default 0: one process)")
     group.addoption("--syncert-keep-state", metavar="DIR",
                     help="copy each scenario's state dir here (secrets scrubbed) before it is removed")
 
@@ -214,6 +219,13 @@ def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
     with tempfile.TemporaryDirectory(prefix="syncert-run-") as data_dir, \
             run_in_background(crm=syncert_manifest.crm, erp=syncert_manifest.erp, data_dir=Path(data_dir)) as host:
         yield host
+
+
+@pytest.fixture
+def surge_settings(pytestconfig: pytest.Config) -> SurgeSettings:
+    """How the volume scenarios run their surges (--syncert-surge-scale; scale 0: each profile's own)."""
+    return SurgeSettings(scale=pytestconfig.getoption("--syncert-surge-scale") or 0.0,
+                         workers=pytestconfig.getoption("--syncert-surge-workers") or 0)
 
 
 @pytest.fixture

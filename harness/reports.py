@@ -26,6 +26,7 @@ its vendor's contract.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -152,7 +153,7 @@ def write_reports(report: dict[str, Any], directory: Path, junit_xml: Path | Non
     directory.mkdir()
     report = scrub_tree(report, scrubber)
     files = _attachments(report)
-    files.update({"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report),
+    files.update({"report.json": json.dumps(report, indent=2, default=str), "report.html": render_html(report, files),
                   "summary.md": render_summary(report)})
     if junit_xml is not None and junit_xml.exists():
         files["junit.xml"] = junit_for_ci(junit_xml.read_text(encoding="utf-8", errors="replace"), report)
@@ -265,6 +266,7 @@ def _fmt(value: Any) -> str:
 
 
 _STYLE = """
+img.chart{max-width:100%;background:#fff;border:1px solid #dde1e6} figure{margin:12px 0}
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{padding:24px 32px;color:#fff} header.certified{background:#1f7a4d} header.not{background:#b3261e}
 header h1{margin:0 0 4px;font-size:26px} header p{margin:2px 0;opacity:.92}
@@ -282,8 +284,10 @@ overflow:auto;max-height:320px;font-size:12px} .journal{table-layout:fixed}
 """
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained page: no scripts, fonts or images from the network."""
+def render_html(report: dict[str, Any], attached: dict[str, str] | None = None) -> str:
+    """A self-contained page: no scripts, fonts or images from the network. The SVG charts among the
+    `attached` files (path in the report directory -> text) are embedded as images (data: URIs in <img>,
+    which run no script)."""
     e = html.escape
     connector, m = report["connector"], report["metrics"]
     certified = report["verdict"] in ("certified", "passed")
@@ -291,7 +295,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<tr><td><a href='#{e(s['id'])}'>{e(s['id'])}</a></td><td>{s['level']}</td><td>{e(s['category'])}</td>"
         f"<td class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</td><td>{s['duration_s']:.2f}s</td>"
         f"<td>{e(s['intent'])}</td></tr>" for s in report["scenarios"])
-    details = "".join(_scenario_html(s) for s in report["scenarios"])
+    details = "".join(_scenario_html(s, attached or {}) for s in report["scenarios"])
     levels = "".join(f"<tr><td>{e(level)}</td><td>{e(name)}</td><td class='{e(status.replace(' ', '_'))}'>"
                      f"{e(status)}</td><td>{e(reason)}</td></tr>"
                      for level, name, status, reason in level_lines(report))
@@ -352,7 +356,7 @@ def _verdicts_html(verdicts: dict[str, dict[str, Any]]) -> str:
             f"<th>actual</th><th>where the expected value came from</th></tr>{''.join(rows)}</table>{more}")
 
 
-def _scenario_html(s: dict[str, Any]) -> str:
+def _scenario_html(s: dict[str, Any], attached: dict[str, str]) -> str:
     e = html.escape
     evidence = s.get("evidence") or {}
     parts = [f"<p>{e(s['intent'])}</p>"]
@@ -366,8 +370,15 @@ def _scenario_html(s: dict[str, Any]) -> str:
             parts.append(f"<p>expected vs actual:</p><pre>{e(json.dumps(check['diffs'], indent=2, default=str))}</pre>")
     for note in evidence.get("notes", []):
         parts.append(f"<p>{e(note)}</p>")
+    charts = [name for name, path in (evidence.get("attachments") or {}).items()
+              if name.endswith(".svg") and path in attached]  # shown open: a chart is there to be seen
     for name, path in (evidence.get("attachments") or {}).items():
-        parts.append(f'<p><b>attached</b>: <a href="{e(path)}">{e(name)}</a></p>')
+        if name in charts:
+            image = base64.b64encode(attached[path].encode("utf-8")).decode("ascii")
+            parts.append(f'<figure><img class="chart" alt="{e(name)}" src="data:image/svg+xml;base64,{image}">'
+                         f'<figcaption><a href="{e(path)}">{e(name)}</a></figcaption></figure>')
+        else:
+            parts.append(f'<p><b>attached</b>: <a href="{e(path)}">{e(name)}</a></p>')
     if evidence.get("dead_letters"):
         parts.append(f"<p><b>dead letters</b></p><pre>{e(json.dumps(evidence['dead_letters'], indent=2))}</pre>")
     if evidence.get("security_findings"):
@@ -389,7 +400,7 @@ def _scenario_html(s: dict[str, Any]) -> str:
             parts.append(f"<p><b>{side.upper()} journal excerpt</b></p><table class='journal'><tr><th>#</th>"
                          f"<th>method</th><th>path</th><th>status, tags</th><th>ms</th><th>response</th></tr>"
                          f"{rows}</table>")
-    return (f"<details id='{e(s['id'])}' {'open' if s['status'] == 'failed' else ''}><summary>{e(s['id'])} — "
+    return (f"<details id='{e(s['id'])}' {'open' if s['status'] == 'failed' or charts else ''}><summary>{e(s['id'])} — "
             f"<span class='{e(s['status'])}'>{e(s['status'].replace('_', ' '))}</span></summary>{''.join(parts)}"
             "</details>")
 

@@ -423,17 +423,20 @@ class ScenarioRun(SimulatorControl):
                 time.sleep(1.5)
 
     def run_until(self, predicate: Callable[[ScenarioRun], bool], deadline_s: float = 30.0,
-                  max_cycles: int = 6, through_failures: bool = False) -> bool:
+                  max_cycles: int = 6, through_failures: bool = False, every_s: float = 0.0) -> bool:
         """Run the connector until `predicate` holds (True) or cycles or time run out (False).
 
         Sync latency (from this call to convergence) is recorded in the evidence. A cycle that fails
         or hangs stops the run: it is a verdict in itself; unless `through_failures` (faults are under
         way, and failing a cycle loudly is a fair answer to them), when cycles go on until the deadline.
+        `every_s`: a command's cycles start at most this often (a scheduler's period), not back to back.
         """
         started = time.monotonic()
         polling = isinstance(self.launcher, ServiceLauncher)
         cycles = 0
         while time.monotonic() - started < deadline_s:
+            if not polling and cycles and every_s:
+                time.sleep(max(0.0, started + cycles * every_s - time.monotonic()))
             result = self.cycle()
             cycles += 1
             if not result.ok:

@@ -13,7 +13,7 @@ The stage serves the simulator-wide routes below and the routes every other stag
     GET|POST /_sim/webhooks            subscriptions; DELETE /_sim/webhooks/{id}
     GET|PUT /_sim/webhooks/faults      delivery faults {"seed", "rules": [...]} (simulators/webhooks.py)
     GET  /_sim/webhooks/deliveries     every delivery attempt: event, fault, forged, attempt, answer, times
-    PATCH|DELETE /_sim/records/{kind}/{id}   change a record as a user would (canonical fields)
+    GET|PATCH|DELETE /_sim/records/{kind}/{id}   open, change or delete a record as a user would (canonical fields)
     GET  /_sim/routes                  every control-plane route and the stage that serves it
 In seed records, "_ref": "name" names a record and {"$ref": "name"} anywhere in a later record is
 replaced by that record's id.
@@ -66,7 +66,7 @@ class ControlPlaneStage(Stage):
                "GET webhooks": self._webhooks, "POST webhooks": self._webhooks,
                "DELETE webhooks/*": self._unsubscribe, "GET webhooks/faults": self._webhook_faults,
                "PUT webhooks/faults": self._webhook_faults, "GET webhooks/deliveries": self._webhook_deliveries,
-               "PATCH records/*/*": self._record,
+               "GET records/*/*": self._record, "PATCH records/*/*": self._record,
                "DELETE records/*/*": self._record, "GET routes": self._routes}
         self.routes: dict[str, tuple[str, ControlHandler]] = {key: (self.name, handler) for key, handler in own.items()}
         for stage in stages:
@@ -221,6 +221,8 @@ class ControlPlaneStage(Stage):
 
     async def _record(self, request: ApiRequest) -> Response:
         kind, record_id = request.path.rstrip("/").split("/")[-2:]
+        if request.method == "GET":
+            return json_response(self.sim.engine.get(kind, record_id), exact=True)
         if request.method == "DELETE":
             self.sim.engine.delete(kind, record_id)
             return json_response({"deleted": True})

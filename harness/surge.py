@@ -1,0 +1,420 @@
+"""Surges: Locust acts out a profile on the simulators while the connector syncs; what it did, measured.
+
+`locust_run` starts Locust in processes of its own (one, or a master and N workers on 127.0.0.1, with
+Locust's own distributed mode) running `harness/locustfile.py` (the users acting out a profile of
+`scenarios/volume/profiles.py`). Its settings, the admin token
+among them, reach Locust on its standard input, never its environment or command line, and Locust makes
+itself non-dumpable before it reads them (harness/locust_process.py): a connector running as the same
+user cannot read them from /proc.
+
+`LagMonitor` follows both simulators' change feeds while the surge runs and times each record's way
+through its flow: from the source change (a deal closed, an invoice posted, a payment received, an
+account created) to the target showing it (the sales order made, the deal's invoice or payment status
+set, the customer made), on the simulators' own clocks. `SurgeMetrics` sums it up with the journal and
+Locust's figures: lag percentiles, records synced per second, backlog over time, API calls per synced
+record, throttling met and the ERP's interactive latency before and during the surge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from syncert.harness.containment import harness_own, manage, release, spawning
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+INTERACTIVE = ("ERP interactive: before", "ERP interactive: during")
+POLL_S = 0.5  # how often the monitor reads the change feeds (the resolution of a measured lag)
+STARTUP_S = 4.0  # Locust's processes start (and workers join their master) before the first phase
+
+
+@dataclass(frozen=True)
+class SurgeSettings:
+    """How big a surge is and how Locust runs it."""
+
+    scale: float = 0.0  # 0: the profile's own scale and pace for a CI run
+    workers: int = 0  # 0: one Locust process; N: a master and N workers (Locust's distributed mode)
+    pace: float = 1.0  # phases this many times as long as the profile says
+
+
+class LocustError(RuntimeError):
+    """Locust could not run the surge (named, with the end of its output)."""
+
+
+@dataclass
+class LocustRun:
+    """Locust's processes for one surge, and where its figures go."""
+
+    processes: list[subprocess.Popen]
+    csv_prefix: Path
+    log: Path
+    started: float
+    t0: float
+    run_s: float
+
+    def running(self) -> bool:
+        return self.processes[0].poll() is None
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for Locust to end (its run time is bounded); LocustError names a failure to run."""
+        try:
+            code = self.processes[0].wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise LocustError(f"Locust did not end within {timeout_s:.0f} s: {self.tail()}") from None
+        if code not in (0, 1):  # 1: some requests failed (counted in the figures), not a failure to run
+            raise LocustError(f"Locust exited with {code}: {self.tail()}")
+        return code
+
+    def tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-5:])[-600:]
+        return "(no output)"
+
+    def interactive_latency(self) -> dict[str, dict[str, float | int]]:
+        """The ERP's interactive latency by phase ("before", "during"): requests, failures, p50/p95/p99 in ms."""
+        figures: dict[str, dict[str, float | int]] = {}
+        path = Path(f"{self.csv_prefix}_stats.csv")
+        if not path.exists():
+            return figures
+        with path.open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("Name") in INTERACTIVE:
+                    figures[row["Name"].rsplit(": ", 1)[1]] = {
+                        "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                        **{f"p{p}_ms": float(row[f"{p}%"]) for p in (50, 95, 99)}}
+        return figures
+
+    def business_requests(self) -> dict[str, dict[str, int]]:
+        """What Locust's business users did: requests and failures by name."""
+        path = Path(f"{self.csv_prefix}_stats.csv")
+        if not path.exists():
+            return {}
+        with path.open(encoding="utf-8") as handle:
+            return {row["Name"]: {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
+                    for row in csv.DictReader(handle)
+                    if row.get("Name") not in (*INTERACTIVE, "Aggregated")}
+
+
+@contextlib.contextmanager
+def locust_run(profile_id: str, profile_seconds: float, users: int, settings: SurgeSettings,
+               urls: dict[str, str], admin_token: str, base: dict[str, Any], directory: Path) -> Iterator[LocustRun]:
+    """Locust running the profile (its phases `profile_seconds` long in all, at `settings.pace`) against the
+    simulators at `urls`; its processes end when this does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base_file = directory / "surge-base.json"
+    base_file.write_text(json.dumps(base), encoding="utf-8")
+    started = time.time()
+    t0 = started + STARTUP_S + (1.0 * settings.workers)
+    run_s = (t0 - started) + profile_seconds + 1.0
+    environment = {"SYNCERT_SURGE_PROFILE": profile_id, "SYNCERT_SURGE_SCALE": str(settings.scale),
+                   "SYNCERT_SURGE_PACE": str(settings.pace),
+                   "SYNCERT_SURGE_T0": f"{t0:.3f}", "SYNCERT_SURGE_CRM_URL": urls["crm"],
+                   "SYNCERT_SURGE_ERP_URL": urls["erp"], "SYNCERT_SURGE_ADMIN_TOKEN": admin_token,
+                   "SYNCERT_SURGE_BASE": str(base_file)}
+    csv_prefix, log = directory / "locust", directory / "locust.log"
+    common = ["-f", str(LOCUSTFILE), "--loglevel", "WARNING", "--logfile", str(log), "--skip-log-setup"]
+    lead = [*common, "--headless", "-u", str(users), "-r", str(max(users, 1)), "--run-time", f"{run_s:.0f}s",
+            "--stop-timeout", "5", "--csv", str(csv_prefix), "--only-summary", "--exit-code-on-error", "1"]
+    commands = [lead]
+    if settings.workers:
+        port = _free_port()
+        commands = [[*lead, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                     "--expect-workers", str(settings.workers), "--expect-workers-max-wait", "30"]]
+        commands += [[*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+                     for _ in range(settings.workers)]
+    processes: list[subprocess.Popen] = []
+    try:
+        for arguments in commands:
+            processes.append(_start_locust(arguments, environment, log))
+        yield LocustRun(processes, csv_prefix, log, started, t0, run_s)
+    finally:
+        for process in processes:
+            _end(process)
+
+
+def _start_locust(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+    with spawning(), log.open("ab") as output:
+        process = subprocess.Popen([sys.executable, "-m", "syncert.harness.locust_process"], stdin=subprocess.PIPE,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        manage(process.pid)
+        harness_own(process.pid)
+    assert process.stdin is not None
+    process.stdin.write(json.dumps({"arguments": arguments, "environment": environment}).encode() + b"\n")
+    process.stdin.close()
+    return process
+
+
+def _end(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    release(process.pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- lag: each record's way through its flow ------------------------------------------------------------
+
+@dataclass
+class RecordSync:
+    """One source change and when its target showed it (None: not yet)."""
+
+    flow: str
+    key: str
+    changed_at: float
+    visible_at: float | None = None
+    opportunity: str | None = None  # the deal whose status shows an invoice or a payment
+
+    @property
+    def lag_s(self) -> float | None:
+        return None if self.visible_at is None else max(0.0, self.visible_at - self.changed_at)
+
+
+FEED_KINDS = {"crm": ("account", "opportunity"), "erp": ("customer", "sales_order", "invoice", "payment")}
+
+
+class LagMonitor:
+    """Follows both change feeds from a starting point and times every record's sync, flow by flow."""
+
+    def __init__(self, urls: dict[str, str], admin_token: str, flows: tuple[str, ...]):
+        self.flows = flows
+        self._clients = {side: httpx.Client(base_url=url, timeout=30,
+                                            headers={"Authorization": f"Bearer {admin_token}"})
+                         for side, url in urls.items()}
+        self._since = {side: 0 for side in urls}
+        self._epoch: dict[str, int | None] = {side: None for side in urls}
+        self.records: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kinds in FEED_KINDS.values()
+                                                               for kind in kinds}
+        self._base: set[tuple[str, str]] = set()
+        self._orders_by_deal: dict[str, dict[str, Any]] = {}
+        self._customers_by_account: dict[str, dict[str, Any]] = {}
+        self.syncs: dict[tuple[str, str], RecordSync] = {}
+        self.samples: list[tuple[float, dict[str, int]]] = []  # (wall time, backlog by flow)
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def mark_base(self) -> None:
+        """Read what exists now: these records are the surge's starting point, not changes it made."""
+        self.poll()
+        self._base = {(kind, record_id) for kind, records in self.records.items() for record_id in records}
+        self.syncs.clear()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="syncert-lag-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for client in self._clients.values():
+            client.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                self.poll()
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                self.error = f"the change feed could not be read: {error}"[:300]
+                return
+
+    def poll(self) -> None:
+        """Read both feeds on from where the last read ended, then time what became visible."""
+        changed: list[tuple[str, dict[str, Any]]] = []
+        for side, kinds in FEED_KINDS.items():
+            while True:
+                params: dict[str, Any] = {"since": self._since[side], "kinds": ",".join(kinds)}
+                if self._epoch[side] is not None:
+                    params["epoch"] = self._epoch[side]
+                response = self._clients[side].get("/_sim/state", params=params)
+                response.raise_for_status()
+                page = response.json()
+                for kind, records in page["records"].items():
+                    for record in records:
+                        self.records[kind][record["id"]] = record
+                        changed.append((kind, record))
+                self._since[side], self._epoch[side] = page["next"], page["epoch"]
+                if not page["more"]:
+                    break
+        self.polls += 1
+        self._note(changed)
+        self.samples.append((time.time(), self.backlog_now()))
+
+    def _note(self, changed: list[tuple[str, dict[str, Any]]]) -> None:
+        for kind, record in changed:
+            if (kind, record["id"]) in self._base:
+                continue
+            if kind == "sales_order" and record.get("crm_id"):
+                self._orders_by_deal.setdefault(record["crm_id"], record)
+            elif kind == "customer" and record.get("crm_id"):
+                self._customers_by_account.setdefault(record["crm_id"], record)
+            elif kind == "opportunity" and record.get("stage") == "Closed Won" and "orders" in self.flows:
+                self._source("orders", record["id"], record["modified_at"])
+            elif kind == "account" and "accounts" in self.flows:
+                self._source("accounts", record["id"], record["created_at"])
+            elif kind == "invoice" and "invoices" in self.flows:
+                self._source("invoices", record["id"], record["created_at"])
+            elif kind == "payment" and "payments" in self.flows:
+                self._source("payments", record["id"], record["created_at"])
+        for sync in self.syncs.values():
+            if sync.visible_at is None:
+                sync.visible_at = self._visible_at(sync)
+
+    def _source(self, flow: str, key: str, stamp: str) -> None:
+        if (flow, key) not in self.syncs:
+            self.syncs[(flow, key)] = RecordSync(flow, key, _epoch_s(stamp))
+
+    def _visible_at(self, sync: RecordSync) -> float | None:
+        if sync.flow == "orders":
+            order = self._orders_by_deal.get(sync.key)
+            return None if order is None else _epoch_s(order["created_at"])
+        if sync.flow == "accounts":
+            customer = self._customers_by_account.get(sync.key)
+            return None if customer is None else _epoch_s(customer["created_at"])
+        deal = self.records["opportunity"].get(sync.opportunity or self._deal_of(sync) or "")
+        if deal is None:
+            return None
+        status = deal.get("invoice_status") if sync.flow == "invoices" else deal.get("payment_status")
+        shown = status not in (None, "None", "Unpaid") if sync.flow == "invoices" else status in ("Partially Paid",
+                                                                                                    "Paid")
+        at = _epoch_s(deal["modified_at"])
+        return at if shown and at >= sync.changed_at else None
+
+    def _deal_of(self, sync: RecordSync) -> str | None:
+        invoice_id = sync.key
+        if sync.flow == "payments":
+            payment = self.records["payment"].get(sync.key) or {}
+            applications = payment.get("applications") or [{}]
+            invoice_id = applications[0].get("invoice_id")
+        invoice = self.records["invoice"].get(invoice_id or "") or {}
+        order = self.records["sales_order"].get(invoice.get("sales_order_id") or "") or {}
+        sync.opportunity = order.get("crm_id")
+        return sync.opportunity
+
+    def backlog_now(self) -> dict[str, int]:
+        """Source changes seen whose target does not show them yet, by flow."""
+        backlog = {flow: 0 for flow in self.flows}
+        for sync in self.syncs.values():
+            if sync.visible_at is None:
+                backlog[sync.flow] += 1
+        return backlog
+
+    def converged(self) -> bool:
+        return self.polls > 0 and not any(self.backlog_now().values())
+
+
+def _epoch_s(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+# -- the figures ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SurgeMetrics:
+    """What a surge measured (JSON-ready), and the series its charts draw."""
+
+    summary: dict[str, Any]
+    lag_points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # flow -> (t, lag)
+    backlog: list[tuple[float, dict[str, int]]] = field(default_factory=list)  # (t, backlog by flow)
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # (name, start t, end t)
+    interactive: dict[str, dict[str, float | int]] = field(default_factory=dict)
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of `values` (None when empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def measure(monitor: LagMonitor, journal: dict[str, list[dict[str, Any]]], locust: LocustRun,
+            phases: list[tuple[str, float]]) -> SurgeMetrics:
+    """The surge's figures, times relative to the first phase's start (`locust.t0`)."""
+    t0 = locust.t0
+    syncs = list(monitor.syncs.values())
+    synced = [s for s in syncs if s.visible_at is not None]
+    lags = {flow: [s.lag_s for s in synced if s.flow == flow] for flow in monitor.flows}
+    per_flow = {flow: {"changes": sum(1 for s in syncs if s.flow == flow), "synced": len(lags[flow]),
+                       **{f"lag_p{p}_s": _round(percentile(lags[flow], p / 100)) for p in (50, 95, 99)},
+                       "lag_max_s": _round(max(lags[flow], default=None))} for flow in monitor.flows}
+    all_lags = [lag for values in lags.values() for lag in values if lag is not None]
+    calls = {side: len(entries) for side, entries in journal.items()}
+    by_call = Counter(f"{side.upper()} {e.get('kind') or 'other'} {e.get('operation') or e['method']}"
+                      for side, entries in journal.items() for e in entries)
+    throttled = {side: sum(1 for e in entries if "throttled" in e["tags"]) for side, entries in journal.items()}
+    span = (max(s.visible_at for s in synced) - min(s.changed_at for s in synced)) if synced else 0.0
+    starts, at = [], 0.0
+    for name, seconds in phases:
+        starts.append((name, at, at + seconds))
+        at += seconds
+    summary = {
+        "changes": len(syncs), "synced": len(synced), "not_synced": len(syncs) - len(synced),
+        **{f"lag_p{p}_s": _round(percentile(all_lags, p / 100)) for p in (50, 95, 99)},
+        "lag_max_s": _round(max(all_lags, default=None)),
+        "records_per_s": _round(len(synced) / span if span > 0 else None),
+        "api_calls": calls, "api_calls_per_record": _round(sum(calls.values()) / len(synced) if synced else None),
+        "api_calls_most": dict(by_call.most_common(8)),
+        "throttled": throttled, "backlog_max": max((sum(b.values()) for _, b in monitor.samples), default=0),
+        "flows": per_flow, "interactive_ms": locust.interactive_latency(),
+        "business_activity": locust.business_requests(),
+    }
+    return SurgeMetrics(
+        summary=summary,
+        lag_points={flow: sorted((s.visible_at - t0, s.lag_s) for s in synced if s.flow == flow)
+                    for flow in monitor.flows},
+        backlog=[(at_s - t0, backlog) for at_s, backlog in monitor.samples],
+        phases=starts, interactive=summary["interactive_ms"])
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def surge_lines(result: dict[str, Any]) -> list[str]:
+    """A surge scenario's figures for the terminal (from its report entry)."""
+    check = (result.get("evidence") or {}).get("checks", {}).get("surge")
+    if check is None:
+        return [f"{result['id']} {result['status']}: {result.get('message') or ''}"[:300]]
+    s = check["summary"]
+    lines = [f"{s['profile']} x{s['scale']:g}: {s['changes']} business changes, {s['synced']} synced, "
+             f"{s['not_synced']} not; {s['records_per_s']} records/s; backlog at most {s['backlog_max']}",
+             f"sync lag p50 {s['lag_p50_s']} s, p95 {s['lag_p95_s']} s, p99 {s['lag_p99_s']} s, max {s['lag_max_s']} s",
+             f"API calls {s['api_calls']}, {s['api_calls_per_record']} per synced record; throttled {s['throttled']}"]
+    interactive = s.get("interactive_ms") or {}
+    if interactive:
+        lines.append("ERP interactive latency p50/p95/p99 (ms): " + "; ".join(
+            f"{period} {f['p50_ms']:g}/{f['p95_ms']:g}/{f['p99_ms']:g} ({f['requests']} requests)"
+            for period, f in interactive.items()))
+    if result["status"] != "passed":
+        lines.append(f"{result['status']}: {result.get('message') or ''}"[:400])
+    return lines

@@ -1,0 +1,116 @@
+"""Volume scenarios: a surge of business activity, acted out by Locust, while the connector syncs.
+
+`syncert surge --profile P --scale N` runs the scenario of one profile (profiles.py) at scale N; without a
+scale (plain pytest on this file) each runs at its profile's CI scale and pace. They are not in the
+certification catalogue yet (the file name keeps pytest from collecting it with the catalogue): they
+join level 4 once each is shown to catch a flawed connector of its own.
+
+Before the surge the connector links the accounts and items the business will use; then Locust's users
+close deals, post the invoice run and payments (or import accounts), and interactive ERP users work, while
+the connector runs (a service keeps running; a command is run once a second, as a scheduler would). When
+the surge is over the connector has a while to catch up. The verdict:
+every change reached its target (reconciled per business key: nothing lost or duplicated), the sync lag
+and the API calls per synced record within the profile's thresholds, and the ERP's interactive users not
+slowed beyond the threshold. The figures and charts are in the report either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from syncert.harness.charts import surge_charts
+from syncert.harness.pytest_plugin import scenario
+from syncert.harness.runner import ScenarioRun
+from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, measure
+from syncert.scenarios.setups import journal_mark, products_ready, require, seed_in_batches
+from syncert.scenarios.volume.profiles import PROFILES, SurgeProfile
+
+CATCH_UP_S = 120.0  # after the surge, the connector's time to sync what is left
+CYCLE_EVERY_S = 1.0  # a command-mode connector is run this often during a surge (a scheduler's period)
+
+
+def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings, scratch: Path) -> None:
+    """Prepare, surge, catch up, measure and judge: at `settings.scale`, or the profile's CI scale and pace."""
+    scale, pace = (settings.scale, 1.0) if settings.scale else (profile.ci_scale, profile.ci_pace)
+    profile = profile.paced(pace)
+    base = _prepare(sync, profile, scale)
+    urls = {side: sync.host.sides[side].listener.url for side in ("crm", "erp")}
+    monitor = LagMonitor(urls, sync.host.admin_token, profile.flows)
+    monitor.mark_base()
+    marks = {side: journal_mark(sync, side) for side in ("crm", "erp")}
+    users = sum(profile.user_counts(scale).values())
+    with locust_run(profile.id, profile.seconds, users, SurgeSettings(scale, settings.workers, pace), urls,
+                    sync.host.admin_token, base, scratch) as locust:
+        monitor.start()
+        try:
+            sync.run_until(lambda _: not locust.running(), deadline_s=locust.run_s + 30, max_cycles=10_000,
+                           through_failures=True, every_s=CYCLE_EVERY_S)
+            locust.wait(timeout_s=60)
+            for side in ("crm", "erp"):
+                sync.users_acted(side)  # the stock their shipments took, the balances their payments changed
+            sync.run_until(lambda _: monitor.converged(), deadline_s=CATCH_UP_S, max_cycles=10_000,
+                           through_failures=True, every_s=CYCLE_EVERY_S)
+        finally:
+            monitor.stop()
+    require(monitor.error is None, monitor.error or "")
+    journal = {side: [e for e in sync.journal(side) if e["seq"] > marks[side]] for side in ("crm", "erp")}
+    metrics = measure(monitor, journal, locust, [(phase.name, phase.seconds) for phase in profile.phases])
+    sync.evidence.attachments.update(surge_charts(metrics, f"{profile.id} x{scale:g}"))
+    summary = {"profile": profile.id, "scale": scale, "pace": pace, "locust_workers": settings.workers,
+               **metrics.summary}
+    sync.record_check("surge", summary)
+    _judge(sync, profile, summary)
+
+
+def _prepare(sync: ScenarioRun, profile: SurgeProfile, scale: float) -> dict[str, Any]:
+    """What exists before the surge, synced by the connector: linked accounts and items with a CRM price."""
+    entries: dict[str, str] = {}
+    if profile.items:
+        entries = products_ready(sync, [{"sku": f"SURGE-{n:03d}", "name": f"Surge item {n}", "price": f"{10 + n}.50",
+                                         "quantity_on_hand": "100000"} for n in range(profile.items)])
+    accounts = round(profile.accounts * scale)
+    if accounts:
+        seed_in_batches(sync, "crm", "account", [{"name": f"Surge Buyer {n:05d}"} for n in range(accounts)])
+        linked = sync.run_until(lambda run: all(a.get("erp_customer_id") for a in run.state("crm")["account"]),
+                                deadline_s=300, max_cycles=10)
+        require(linked, f"the {accounts} accounts of the surge were not linked to ERP customers before it began")
+    if not profile.items:  # records for the interactive ERP users to open
+        sync.seed("erp", {"item": [{"sku": f"DESK-{n}", "name": f"Desk item {n}", "price": "1.00"} for n in range(5)]})
+    crm, erp = sync.state("crm"), sync.state("erp")
+    return {"accounts": [a["id"] for a in crm["account"]], "customers": [c["id"] for c in erp["customer"]],
+            "entries": [{"id": entry} for entry in entries.values()], "items": [i["id"] for i in erp["item"]]}
+
+
+def _judge(sync: ScenarioRun, profile: SurgeProfile, summary: dict[str, Any]) -> None:
+    require(summary["changes"] > 0, "the surge made no business change (Locust's users did nothing)")
+    for flow in profile.flows:
+        result = sync.reconcile(flow)
+        assert result.all_synced, f"after the surge, {flow}: {result.explain()}"
+    limits = profile.thresholds
+    assert not summary["not_synced"], (f"{summary['not_synced']} of {summary['changes']} changes made in the "
+                                       f"surge never reached their target")
+    assert summary["lag_p95_s"] <= limits.lag_p95_s, (f"sync lag p95 {summary['lag_p95_s']} s is over the "
+                                                      f"profile's {limits.lag_p95_s} s")
+    assert summary["api_calls_per_record"] <= limits.calls_per_record, (
+        f"{summary['api_calls_per_record']} API calls per synced record, over the profile's "
+        f"{limits.calls_per_record}")
+    interactive = summary["interactive_ms"]
+    if "before" in interactive and "during" in interactive:
+        before, during = interactive["before"]["p95_ms"], interactive["during"]["p95_ms"]
+        assert during <= limits.interactive_slowdown * before + 50, (
+            f"the ERP's interactive users waited {during:.0f} ms (p95) during the surge, {before:.0f} ms before "
+            f"it: over {limits.interactive_slowdown:g} times")
+
+
+def _surge_scenario(profile: SurgeProfile) -> Any:
+    @scenario(id=profile.scenario_id, category="volume", flows=profile.flows, level=4, intent=profile.title)
+    def test(sync: ScenarioRun, surge_settings: SurgeSettings, tmp_path: Path) -> None:
+        run_surge(sync, profile, surge_settings, tmp_path)
+    return test
+
+
+test_month_end = _surge_scenario(PROFILES["month-end"])
+test_black_friday = _surge_scenario(PROFILES["black-friday"])
+test_nightly_backfill = _surge_scenario(PROFILES["nightly-backfill"])
+test_soak = _surge_scenario(PROFILES["soak"])

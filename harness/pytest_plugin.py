@@ -222,6 +222,18 @@ def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
 
 
 @pytest.fixture
+def progress(pytestconfig: pytest.Config) -> Callable[..., None]:
+    """Print a line of a long scenario's progress now (with --syncert-progress; a no-op otherwise)."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str, end: str = "\n") -> None:
+        if pytestconfig.getoption("--syncert-progress"):
+            with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+                print(line, end=end, flush=True)
+    return say
+
+
+@pytest.fixture
 def surge_settings(pytestconfig: pytest.Config) -> SurgeSettings:
     """How the volume scenarios run their surges (--syncert-surge-scale; scale 0: each profile's own)."""
     return SurgeSettings(scale=pytestconfig.getoption("--syncert-surge-scale") or 0.0,

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -203,8 +203,10 @@ FEED_KINDS = {"crm": ("account", "opportunity"), "erp": ("customer", "sales_orde
 class LagMonitor:
     """Follows both change feeds from a starting point and times every record's sync, flow by flow."""
 
-    def __init__(self, urls: dict[str, str], admin_token: str, flows: tuple[str, ...]):
+    def __init__(self, urls: dict[str, str], admin_token: str, flows: tuple[str, ...],
+                 on_poll: Callable[[LagMonitor], None] | None = None):
         self.flows = flows
+        self.on_poll = on_poll  # called from the monitor's thread after each read (progress lines)
         self._clients = {side: httpx.Client(base_url=url, timeout=30,
                                             headers={"Authorization": f"Bearer {admin_token}"})
                          for side, url in urls.items()}
@@ -218,6 +220,7 @@ class LagMonitor:
         self.syncs: dict[tuple[str, str], RecordSync] = {}
         self.samples: list[tuple[float, dict[str, int]]] = []  # (wall time, backlog by flow)
         self.polls = 0
+        self.t0: float | None = None  # when the surge's first phase starts (progress lines count from it)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -268,6 +271,8 @@ class LagMonitor:
         self.polls += 1
         self._note(changed)
         self.samples.append((time.time(), self.backlog_now()))
+        if self.on_poll is not None:
+            self.on_poll(self)
 
     def _note(self, changed: list[tuple[str, dict[str, Any]]]) -> None:
         for kind, record in changed:

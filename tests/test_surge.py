@@ -51,6 +51,7 @@ def test_a_month_end_surge_with_two_locust_workers_is_measured_charted_and_rende
     deals = figures["business_activity"]["CRM: close a deal won"]["requests"]
     assert deals == figures["flows"]["orders"]["changes"]  # what Locust did is what the monitor saw
     assert f"{figures['changes']} business changes, {figures['synced']} synced" in finished.stdout
+    assert "before" in finished.stdout and " synced  backlog " in finished.stdout  # progress every 10 s
     charts = sorted(p.name for p in (report_dir / "VOL-MONTHEND-01").glob("*.svg"))
     assert charts == ["surge-backlog.svg", "surge-erp-latency.svg", "surge-lag.svg"]
 

@@ -16,6 +16,8 @@ slowed beyond the threshold. The figures and charts are in the report either way
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +29,26 @@ from syncert.scenarios.setups import journal_mark, products_ready, require, seed
 from syncert.scenarios.volume.profiles import PROFILES, SurgeProfile
 
 CATCH_UP_S = 120.0  # after the surge, the connector's time to sync what is left
+PROGRESS_EVERY_S = 10.0
 CYCLE_EVERY_S = 1.0  # a command-mode connector is run this often during a surge (a scheduler's period)
 
 
-def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings, scratch: Path) -> None:
-    """Prepare, surge, catch up, measure and judge: at `settings.scale`, or the profile's CI scale and pace."""
+def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings, scratch: Path,
+              say: Callable[..., None]) -> None:
+    """Prepare, surge, catch up, measure and judge: at `settings.scale`, or the profile's CI scale and pace;
+    a progress line through `say` every PROGRESS_EVERY_S."""
     scale, pace = (settings.scale, 1.0) if settings.scale else (profile.ci_scale, profile.ci_pace)
     profile = profile.paced(pace)
+    say(f"\n    {profile.id} x{scale:g}: the connector links the accounts and items the surge will use")
     base = _prepare(sync, profile, scale)
     urls = {side: sync.host.sides[side].listener.url for side in ("crm", "erp")}
-    monitor = LagMonitor(urls, sync.host.admin_token, profile.flows)
+    monitor = LagMonitor(urls, sync.host.admin_token, profile.flows, on_poll=_progress_lines(profile, say))
     monitor.mark_base()
     marks = {side: journal_mark(sync, side) for side in ("crm", "erp")}
     users = sum(profile.user_counts(scale).values())
     with locust_run(profile.id, profile.seconds, users, SurgeSettings(scale, settings.workers, pace), urls,
                     sync.host.admin_token, base, scratch) as locust:
+        monitor.t0 = locust.t0
         monitor.start()
         try:
             sync.run_until(lambda _: not locust.running(), deadline_s=locust.run_s + 30, max_cycles=10_000,
@@ -53,6 +60,7 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
                            through_failures=True, every_s=CYCLE_EVERY_S)
         finally:
             monitor.stop()
+    say(f"  {sync.info.id:<21} ", end="")  # the verdict ends this line, as it ends every scenario's
     require(monitor.error is None, monitor.error or "")
     journal = {side: [e for e in sync.journal(side) if e["seq"] > marks[side]] for side in ("crm", "erp")}
     metrics = measure(monitor, journal, locust, [(phase.name, phase.seconds) for phase in profile.phases])
@@ -61,6 +69,22 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
                **metrics.summary}
     sync.record_check("surge", summary)
     _judge(sync, profile, summary)
+
+
+def _progress_lines(profile: SurgeProfile, say: Callable[..., None]) -> Callable[[LagMonitor], None]:
+    last = [0.0]
+
+    def tell(monitor: LagMonitor) -> None:
+        now = time.time()
+        if now - last[0] < PROGRESS_EVERY_S or monitor.t0 is None:
+            return
+        last[0] = now
+        phase = profile.phase_at(now - monitor.t0)
+        synced = sum(1 for s in monitor.syncs.values() if s.visible_at is not None)
+        stage = phase.name if phase else ("starting" if now < monitor.t0 else "catching up")
+        say(f"    {now - monitor.t0:>5.0f} s  {stage:<14} {len(monitor.syncs):>6} changes {synced:>6} synced  "
+            f"backlog {sum(monitor.backlog_now().values())}")
+    return tell
 
 
 def _prepare(sync: ScenarioRun, profile: SurgeProfile, scale: float) -> dict[str, Any]:
@@ -105,8 +129,9 @@ def _judge(sync: ScenarioRun, profile: SurgeProfile, summary: dict[str, Any]) ->
 
 def _surge_scenario(profile: SurgeProfile) -> Any:
     @scenario(id=profile.scenario_id, category="volume", flows=profile.flows, level=4, intent=profile.title)
-    def test(sync: ScenarioRun, surge_settings: SurgeSettings, tmp_path: Path) -> None:
-        run_surge(sync, profile, surge_settings, tmp_path)
+    def test(sync: ScenarioRun, surge_settings: SurgeSettings, tmp_path: Path,
+             progress: Callable[..., None]) -> None:
+        run_surge(sync, profile, surge_settings, tmp_path, progress)
     return test
 
 

@@ -222,7 +222,7 @@ def syncert_host(syncert_manifest: Manifest) -> Iterator[SimulatorHost]:
 
 
 @pytest.fixture
-def progress(pytestconfig: pytest.Config) -> Callable[..., None]:
+def syncert_progress(pytestconfig: pytest.Config) -> Callable[..., None]:
     """Print a line of a long scenario's progress now (with --syncert-progress; a no-op otherwise)."""
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
 

@@ -75,3 +75,15 @@ def sims(running_host: SimulatorHost) -> Sims:
                           headers={"Authorization": f"Bearer {running_host.admin_token}"}) as client:
             assert client.post("/_sim/reset").status_code == 200
     return Sims(running_host, running_host.environment())
+
+
+# the longest files start first: with `-n auto --dist loadfile` they do not make the run's tail
+LONGEST_FIRST = ("test_detection.py", "test_reference_certified.py", "test_reference_modes.py", "test_examples.py",
+                 "test_hostile_connectors.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)

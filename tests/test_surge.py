@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, percentile
+from syncert.scenarios.volume.profiles import PROFILES
 from syncert.simulators.host import run_in_background
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +123,14 @@ def test_locust_gets_its_settings_without_showing_the_admin_token(tmp_path: Path
         pids = [process.pid for process in run.processes]
     assert not any(Path(f"/proc/{pid}").exists() and b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes()
                    for pid in pids), "a Locust process outlived its surge"
+
+
+def test_a_profile_scales_its_users_and_paces_its_phases() -> None:
+    month_end = PROFILES["month-end"]
+    assert month_end.user_counts(1) == {"closers": 5, "invoicers": 1, "payers": 1, "importers": 0, "interactive": 2}
+    assert month_end.user_counts(10)["closers"] == 50 and month_end.user_counts(10)["invoicers"] == 1
+    assert month_end.user_counts(0.1)["closers"] == 1  # an activity of the profile keeps one user at least
+    paced = month_end.paced(0.5)
+    assert paced.seconds == month_end.seconds / 2 and paced.phases[0].name == "before"
+    assert month_end.phase_at(-1) is None and month_end.phase_at(month_end.seconds) is None
+    assert month_end.phase_at(9).name == "closings ramp"

@@ -85,11 +85,6 @@ class SurgeProfile:
             elapsed_s -= phase.seconds
         return None
 
-    def acting(self, activity: str, elapsed_s: float, index: int, scale: float) -> bool:
-        """Whether user number `index` of `activity` acts `elapsed_s` into the surge."""
-        phase = self.phase_at(elapsed_s)
-        return phase is not None and index < scaled(phase.users.get(activity, 0), scale)
-
 
 def scaled(per_scale: int, scale: float) -> int:
     """Users at `scale` for `per_scale` users per unit of scale (at least one when any)."""

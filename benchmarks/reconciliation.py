@@ -4,8 +4,9 @@
 
 Seeds both simulators through the control plane (accounts with phones and billing addresses; customers
 linked to them by CRM id, a `--mismatch` share of them with another name or left out), reads both states
-into the harness's mirrors, then times `reconcile()` of the accounts flow alone (the harness's verdict per
-business key: keyed pairing first, field comparison on the pairs, deepdiff only where a field differs).
+into the harness's mirrors, writes each customer's id back on its account (in memory), then times
+`reconcile()` of the accounts flow alone (the harness's verdict per business key: keyed pairing first,
+field comparison on the pairs, deepdiff only where a field differs).
 Prints the figures and checks the verdicts: every corrupted and missing key found, the rest synced.
 """
 
@@ -59,6 +60,11 @@ def main() -> None:
         sides = {side: mirror.records() for side, mirror in mirrors.items()}
         for client in clients.values():
             client.close()
+    # the connector's write-back, as a synced pair holds it (in memory: 100,000 edits through the control
+    # plane would measure the control plane)
+    customer_of = {customer["crm_id"]: customer["id"] for customer in sides["erp"]["customer"]}
+    for account in sides["crm"]["account"]:
+        account["erp_customer_id"] = customer_of.get(account["id"])
     flow = load_mapping().flow("accounts")
     vendor = VendorNames({"crm": "salesforce", "erp": "netsuite"})
     started = time.perf_counter()

@@ -1,15 +1,18 @@
-"""Locust for a surge, its settings read from standard input once it is non-dumpable (harness/surge.py).
+"""Locust for a surge, its settings received only once it is non-dumpable (harness/surge.py).
 
-`python -m syncert.harness.locust_process` reads one JSON line, {"arguments": [...], "environment": {...}}:
+`python -m syncert.harness.locust_process SOCKET` makes itself non-dumpable, then connects to the
+harness's Unix socket SOCKET and reads one JSON document, {"arguments": [...], "environment": {...}}:
 Locust's command-line arguments and the SYNCERT_SURGE_* settings, the simulators' admin token among them.
-They never appear in this process's command line or initial environment, which other processes of the
-same user can read; after make_undumpable() its memory is out of their reach too.
+The harness sends them only to this process (its pid, from the socket's peer credentials) and only when
+nothing traces it; they never appear in a command line, an initial environment or a pipe that another
+process of the same user could open through /proc before this one became non-dumpable.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 
 from syncert.harness.containment import make_undumpable
@@ -17,7 +20,12 @@ from syncert.harness.containment import make_undumpable
 
 def main() -> None:
     make_undumpable()
-    settings = json.loads(sys.stdin.readline())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.connect(sys.argv[1])
+        received = b""
+        while chunk := channel.recv(65536):
+            received += chunk
+    settings = json.loads(received)
     os.environ.update(settings["environment"])
     sys.argv = ["locust", *settings["arguments"]]
     from locust.main import main as locust_main  # monkey-patches with gevent: after the settings are read

@@ -2,10 +2,10 @@
 
 `locust_run` starts Locust in processes of its own (one, or a master and N workers on 127.0.0.1, with
 Locust's own distributed mode) running `harness/locustfile.py` (the users acting out a profile of
-`scenarios/volume/profiles.py`). Its settings, the admin token
-among them, reach Locust on its standard input, never its environment or command line, and Locust makes
-itself non-dumpable before it reads them (harness/locust_process.py): a connector running as the same
-user cannot read them from /proc.
+`scenarios/volume/profiles.py`). Its settings, the admin token among them, reach each Locust process
+over a Unix socket once that process has made itself non-dumpable and connected (its pid checked from
+the socket's peer credentials, and refused when something traces it): never in its command line,
+environment or a pipe that a connector of the same user could open through /proc before.
 
 `LagMonitor` follows both simulators' change feeds while the surge runs and times each record's way
 through its flow: from the source change (a deal closed, an invoice posted, a payment received, an
@@ -24,8 +24,10 @@ import math
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -43,6 +45,7 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 INTERACTIVE = ("ERP interactive: before", "ERP interactive: during")
 POLL_S = 0.5  # how often the monitor reads the change feeds (the resolution of a measured lag)
 STARTUP_S = 4.0  # Locust's processes start (and workers join their master) before the first phase
+SETTINGS_WAIT_S = 30.0  # the longest a starting Locust process may take to ask for its settings
 
 
 @dataclass(frozen=True)
@@ -150,15 +153,56 @@ def locust_run(profile_id: str, profile_seconds: float, users: int, settings: Su
 
 
 def _start_locust(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
-    with spawning(), log.open("ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "syncert.harness.locust_process"], stdin=subprocess.PIPE,
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        manage(process.pid)
-        harness_own(process.pid)
-    assert process.stdin is not None
-    process.stdin.write(json.dumps({"arguments": arguments, "environment": environment}).encode() + b"\n")
-    process.stdin.close()
+    with tempfile.TemporaryDirectory(prefix="syncert-locust-") as private, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        address = str(Path(private) / "settings")
+        listener.bind(address)
+        listener.listen(4)
+        listener.settimeout(1.0)
+        with spawning(), log.open("ab") as output:
+            process = subprocess.Popen([sys.executable, "-m", "syncert.harness.locust_process", address],
+                                       stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            manage(process.pid)
+            harness_own(process.pid)
+        try:
+            _send_settings(listener, process, json.dumps({"arguments": arguments, "environment": environment}))
+        except LocustError:
+            _end(process)
+            raise
     return process
+
+
+def _send_settings(listener: socket.socket, process: subprocess.Popen, settings: str) -> None:
+    """Hand Locust its settings once its own process (peer credentials) connects, non-dumpable by then, and
+    only if nothing traces it (a tracer attached before it became non-dumpable could read them)."""
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocustError(f"Locust ended before it took its settings (exit {process.returncode})")
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with connection:
+            pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))[0]
+            if pid != process.pid:
+                continue  # not Locust: another process found the socket
+            if _traced(pid):
+                raise LocustError("Locust's process is traced by another process: its settings (the simulators' "
+                                  "admin token) were not sent")
+            connection.sendall(settings.encode())
+            return
+    raise LocustError(f"Locust did not ask for its settings within {SETTINGS_WAIT_S:.0f} s")
+
+
+def _traced(pid: int) -> bool:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1]) != 0
+    return False
 
 
 def _end(process: subprocess.Popen) -> None:

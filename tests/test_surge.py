@@ -3,6 +3,7 @@ syncs, measures it and charts it; the lag monitor times records; Locust never sh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, percentile
+from syncert.harness.surge import LagMonitor, LocustError, SurgeSettings, locust_run, percentile
 from syncert.scenarios.volume.profiles import PROFILES
 from syncert.simulators.host import run_in_background
 
@@ -134,3 +135,36 @@ def test_a_profile_scales_its_users_and_paces_its_phases() -> None:
     assert paced.seconds == month_end.seconds / 2 and paced.phases[0].name == "before"
     assert month_end.phase_at(-1) is None and month_end.phase_at(month_end.seconds) is None
     assert month_end.phase_at(9).name == "closings ramp"
+
+
+def test_locust_settings_go_only_to_the_locust_process_itself(tmp_path: Path) -> None:
+    import socket
+    import threading
+    from types import SimpleNamespace
+
+    from syncert.harness.surge import _send_settings
+
+    def exchange(process_pid: int) -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(str(tmp_path / f"s{process_pid}"))
+            listener.listen(1)
+            listener.settimeout(1.0)
+            received: list[bytes] = []
+
+            def client() -> None:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+                    peer.connect(str(tmp_path / f"s{process_pid}"))
+                    received.append(peer.recv(1000))
+            thread = threading.Thread(target=client)
+            thread.start()
+            fake = SimpleNamespace(pid=process_pid, poll=lambda: None, returncode=None)
+            with contextlib.suppress(LocustError):
+                _send_settings(listener, fake, "settings-with-the-token")
+            thread.join(10)
+            return received[0] if received else b""
+
+    # this test process connects: it gets the settings only when it is the process they are for
+    assert exchange(os.getpid()) == b"settings-with-the-token"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("syncert.harness.surge.SETTINGS_WAIT_S", 2.0)
+        assert exchange(os.getpid() + 1) == b""

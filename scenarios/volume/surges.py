@@ -54,6 +54,8 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
             sync.run_until(lambda _: not locust.running(), deadline_s=locust.run_s + 30, max_cycles=10_000,
                            through_failures=True, every_s=CYCLE_EVERY_S)
             locust.wait(timeout_s=60)
+            require(time.time() >= locust.t0 + profile.seconds, "Locust stopped before the surge was over: "
+                    "something ended it (the surge's figures would not be the profile's)")
             for side in ("crm", "erp"):
                 sync.users_acted(side)  # the stock their shipments took, the balances their payments changed
             sync.run_until(lambda _: monitor.converged(), deadline_s=CATCH_UP_S, max_cycles=10_000,
@@ -108,6 +110,8 @@ def _prepare(sync: ScenarioRun, profile: SurgeProfile, scale: float) -> dict[str
 
 def _judge(sync: ScenarioRun, profile: SurgeProfile, summary: dict[str, Any]) -> None:
     require(summary["changes"] > 0, "the surge made no business change (Locust's users did nothing)")
+    refused = {name: f["failures"] for name, f in summary["business_activity"].items() if f["failures"]}
+    require(not refused, f"Locust's business users were refused: {refused} (the surge did not happen as planned)")
     for flow in profile.flows:
         result = sync.reconcile(flow)
         assert result.all_synced, f"after the surge, {flow}: {result.explain()}"

@@ -277,6 +277,17 @@ def _installation_complete(command: str) -> bool:
     return True
 
 
+def _report_dir_problem(directory: Path) -> str | None:
+    """Why reports cannot be written under `directory` (checked before a run, not after it), or None."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--report-dir {directory} cannot be created: {error.strerror or error}"
+    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+        return f"--report-dir {directory} is not a directory this user can write to"
+    return None
+
+
 def _replay_problem(replay: Replay, args: argparse.Namespace) -> str | None:
     """Why a replay file cannot run with these options, or None."""
     from syncert.harness.catalogue import list_scenarios
@@ -304,6 +315,10 @@ def _certify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not 1 <= args.jobs <= MAX_JOBS:
         print(f"syncert certify: --jobs must be 1 to {MAX_JOBS} (scenarios run at a time)", file=sys.stderr)
+        return EXIT_USAGE
+    problem = _report_dir_problem(args.report_dir)
+    if problem:
+        print(f"syncert certify: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         manifest = manifest_for(args.manifest)
@@ -371,6 +386,10 @@ def _surge(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not 0 <= args.workers <= MAX_SURGE_WORKERS:
         print(f"syncert surge: --workers must be 0 to {MAX_SURGE_WORKERS}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = _report_dir_problem(args.report_dir)
+    if problem:
+        print(f"syncert surge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         manifest = manifest_for(args.connector)

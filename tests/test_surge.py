@@ -72,6 +72,7 @@ def test_a_month_end_surge_with_two_locust_workers_is_measured_charted_and_rende
     (["--workers", "99"], "--workers must be 0 to 16"),
     (["--connector", "connectors/examples/accounts-only/connector.toml"], "needs flow(s) invoices, items, orders"),
     (["--connector", "no/such/connector.toml"], "no/such/connector.toml"),
+    (["--report-dir", "/proc/forbidden"], "--report-dir /proc/forbidden cannot be created"),
 ])
 def test_surge_usage_errors_are_named(arguments: list[str], message: str) -> None:
     finished = syncert("surge", *arguments, cwd=ROOT)

@@ -40,29 +40,31 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
     scale, pace = (settings.scale, 1.0) if settings.scale else (profile.ci_scale, profile.ci_pace)
     profile = profile.paced(pace)
     say(f"\n    {profile.id} x{scale:g}: the connector links the accounts and items the surge will use")
-    base = _prepare(sync, profile, scale)
-    urls = {side: sync.host.sides[side].listener.url for side in ("crm", "erp")}
-    monitor = LagMonitor(urls, sync.host.admin_token, profile.flows, on_poll=_progress_lines(profile, say))
-    monitor.mark_base()
-    marks = {side: journal_mark(sync, side) for side in ("crm", "erp")}
-    users = sum(profile.user_counts(scale).values())
-    with locust_run(profile.id, profile.seconds, users, SurgeSettings(scale, settings.workers, pace), urls,
-                    sync.host.admin_token, base, scratch) as locust:
-        monitor.t0 = locust.t0
-        monitor.start()
-        try:
-            sync.run_until(lambda _: not locust.running(), deadline_s=locust.run_s + 30, max_cycles=10_000,
-                           through_failures=True, every_s=CYCLE_EVERY_S)
-            locust.wait(timeout_s=60)
-            require(time.time() >= locust.t0 + profile.seconds, "Locust stopped before the surge was over: "
-                    "something ended it (the surge's figures would not be the profile's)")
-            for side in ("crm", "erp"):
-                sync.users_acted(side)  # the stock their shipments took, the balances their payments changed
-            sync.run_until(lambda _: monitor.converged(), deadline_s=CATCH_UP_S, max_cycles=10_000,
-                           through_failures=True, every_s=CYCLE_EVERY_S)
-        finally:
-            monitor.stop()
-    say(f"  {sync.info.id:<21} ", end="")  # the verdict ends this line, as it ends every scenario's
+    try:
+        base = _prepare(sync, profile, scale)
+        urls = {side: sync.host.sides[side].listener.url for side in ("crm", "erp")}
+        monitor = LagMonitor(urls, sync.host.admin_token, profile.flows, on_poll=_progress_lines(profile, say))
+        monitor.mark_base()
+        marks = {side: journal_mark(sync, side) for side in ("crm", "erp")}
+        users = sum(profile.user_counts(scale).values())
+        with locust_run(profile.id, profile.seconds, users, SurgeSettings(scale, settings.workers, pace), urls,
+                        sync.host.admin_token, base, scratch) as locust:
+            monitor.t0 = locust.t0
+            monitor.start()
+            try:
+                sync.run_until(lambda _: not locust.running(), deadline_s=locust.run_s + 30, max_cycles=10_000,
+                               through_failures=True, every_s=CYCLE_EVERY_S)
+                locust.wait(timeout_s=60)
+                require(time.time() >= locust.t0 + profile.seconds, "Locust stopped before the surge was over: "
+                        "something ended it (the surge's figures would not be the profile's)")
+                for side in ("crm", "erp"):
+                    sync.users_acted(side)  # the stock their shipments took, the balances their payments changed
+                sync.run_until(lambda _: monitor.converged(), deadline_s=CATCH_UP_S, max_cycles=10_000,
+                               through_failures=True, every_s=CYCLE_EVERY_S)
+            finally:
+                monitor.stop()
+    finally:
+        say(f"  {sync.info.id:<21} ", end="")  # the verdict ends this line, as it ends every scenario's
     require(monitor.error is None, monitor.error or "")
     journal = {side: [e for e in sync.journal(side) if e["seq"] > marks[side]] for side in ("crm", "erp")}
     metrics = measure(monitor, journal, locust, [(phase.name, phase.seconds) for phase in profile.phases])

@@ -35,6 +35,13 @@ T0 = float(os.environ.get("SYNCERT_SURGE_T0", "0") or 0)  # wall-clock start of 
 URLS = {"crm": os.environ.get("SYNCERT_SURGE_CRM_URL", ""), "erp": os.environ.get("SYNCERT_SURGE_ERP_URL", "")}
 HEADERS = {"Authorization": f"Bearer {os.environ.get('SYNCERT_SURGE_ADMIN_TOKEN', '')}"}
 FEED_PAGE = 500
+SEED_BATCH = 50  # records a clerk posts in one request
+
+
+def batches(rows: list[Any]) -> Iterator[list[Any]]:
+    """`rows` in slices of SEED_BATCH."""
+    for start in range(0, len(rows), SEED_BATCH):
+        yield rows[start:start + SEED_BATCH]
 
 
 def _base() -> dict[str, Any]:
@@ -159,8 +166,7 @@ class InvoiceRun(_SurgeUser):
             return
         orders = [order["id"] for order in self.feed("erp", "sales_order", "ERP: find orders to bill")
                   if order["id"] not in self.billed]
-        for start in range(0, len(orders), 50):
-            batch = orders[start:start + 50]
+        for batch in batches(orders):
             if self.control("erp", "POST", "seed", "ERP: ship orders", json={"records": {
                     "item_fulfillment": [{"sales_order_id": order} for order in batch]}}) is None:
                 continue
@@ -193,9 +199,8 @@ class PaymentClerk(_SurgeUser):
             amount = due if len(self.paid) % 3 else (due / 2).quantize(Decimal("0.01"))
             payments.append({"customer_id": invoice["customer_id"], "amount": str(amount),
                              "applications": [{"invoice_id": invoice["id"], "amount": str(amount)}]})
-        for start in range(0, len(payments), 50):
-            self.control("erp", "POST", "seed", "ERP: post payments",
-                         json={"records": {"payment": payments[start:start + 50]}})
+        for batch in batches(payments):
+            self.control("erp", "POST", "seed", "ERP: post payments", json={"records": {"payment": batch}})
         self.wait_s = 1.0
 
     def on_start(self) -> None:

@@ -68,7 +68,6 @@ class LocustRun:
     processes: list[subprocess.Popen]
     csv_prefix: Path
     log: Path
-    started: float
     t0: float
     run_s: float
 
@@ -92,27 +91,23 @@ class LocustRun:
 
     def interactive_latency(self) -> dict[str, dict[str, float | int]]:
         """The ERP's interactive latency by phase ("before", "during"): requests, failures, p50/p95/p99 in ms."""
-        figures: dict[str, dict[str, float | int]] = {}
-        path = Path(f"{self.csv_prefix}_stats.csv")
-        if not path.exists():
-            return figures
-        with path.open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") in INTERACTIVE:
-                    figures[row["Name"].rsplit(": ", 1)[1]] = {
-                        "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                        **{f"p{p}_ms": float(row[f"{p}%"]) for p in (50, 95, 99)}}
-        return figures
+        return {row["Name"].rsplit(": ", 1)[1]: {
+                    "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                    **{f"p{p}_ms": float(row[f"{p}%"]) for p in (50, 95, 99)}}
+                for row in self._stats() if row.get("Name") in INTERACTIVE}
 
     def business_requests(self) -> dict[str, dict[str, int]]:
         """What Locust's business users did: requests and failures by name."""
+        return {row["Name"]: {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
+                for row in self._stats() if row.get("Name") not in (*INTERACTIVE, "Aggregated")}
+
+    def _stats(self) -> list[dict[str, str]]:
+        """The rows of Locust's stats CSV (none when Locust wrote none)."""
         path = Path(f"{self.csv_prefix}_stats.csv")
         if not path.exists():
-            return {}
+            return []
         with path.open(encoding="utf-8") as handle:
-            return {row["Name"]: {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
-                    for row in csv.DictReader(handle)
-                    if row.get("Name") not in (*INTERACTIVE, "Aggregated")}
+            return list(csv.DictReader(handle))
 
 
 @contextlib.contextmanager
@@ -146,7 +141,7 @@ def locust_run(profile_id: str, profile_seconds: float, users: int, settings: Su
     try:
         for arguments in commands:
             processes.append(_start_locust(arguments, environment, log))
-        yield LocustRun(processes, csv_prefix, log, started, t0, run_s)
+        yield LocustRun(processes, csv_prefix, log, t0, run_s)
     finally:
         for process in processes:
             _end(process)

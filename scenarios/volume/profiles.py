@@ -33,9 +33,10 @@ class Phase:
 class Thresholds:
     """What a connector must achieve at the scale of a CI run (generous: these machines are noisy)."""
 
-    lag_p95_s: float  # source change to target visible, 95th percentile
-    calls_per_record: float  # API calls the connector made per record it synced
-    interactive_slowdown: float  # ERP interactive p95 during the surge, as a multiple of before (plus 50 ms)
+    # placeholders until flawed connectors that only the surges catch are measured against them
+    lag_p95_s: float = 30.0  # source change to target visible, 95th percentile
+    calls_per_record: float = 100.0  # API calls the connector made per record it synced
+    interactive_slowdown: float = 20.0  # ERP interactive p95 during the surge, as a multiple of before (plus 50 ms)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ PROFILES = {profile.id: profile for profile in (
                 Phase("period close", 10, {INVOICERS: 1}),
                 Phase("payments", 10, {PAYERS: 1})),
         flows=("accounts", "items", "orders", "invoices", "payments"),
-        thresholds=Thresholds(lag_p95_s=30.0, calls_per_record=100.0, interactive_slowdown=20.0)),
+        thresholds=Thresholds()),
     SurgeProfile(
         id="black-friday", scenario_id="VOL-ORDERS-01",
         title="Black Friday: a burst of orders, many small deals closed at once",
@@ -114,7 +115,7 @@ PROFILES = {profile.id: profile for profile in (
                 Phase("doors open", 20, {CLOSERS: 8}),
                 Phase("afternoon", 10, {CLOSERS: 2})),
         flows=("accounts", "items", "orders"),
-        thresholds=Thresholds(lag_p95_s=30.0, calls_per_record=100.0, interactive_slowdown=20.0)),
+        thresholds=Thresholds()),
     SurgeProfile(
         id="nightly-backfill", scenario_id="VOL-BACKFILL-02",
         title="Nightly backfill: a CRM import creates accounts in bulk while the ERP is quiet",
@@ -122,7 +123,7 @@ PROFILES = {profile.id: profile for profile in (
         phases=(Phase(BEFORE, 8, {}),
                 Phase("import", 20, {IMPORTERS: 2})),
         flows=("accounts",),
-        thresholds=Thresholds(lag_p95_s=40.0, calls_per_record=10.0, interactive_slowdown=20.0)),
+        thresholds=Thresholds(lag_p95_s=40.0, calls_per_record=10.0)),
     SurgeProfile(
         id="soak", scenario_id="VOL-SOAK-01",
         title="Soak: a steady trickle of deals, invoices and payments for a long stretch",
@@ -130,5 +131,5 @@ PROFILES = {profile.id: profile for profile in (
         phases=(Phase(BEFORE, 8, {}),
                 Phase("trickle", 60, {CLOSERS: 1, INVOICERS: 1, PAYERS: 1})),
         flows=("accounts", "items", "orders", "invoices", "payments"),
-        thresholds=Thresholds(lag_p95_s=30.0, calls_per_record=100.0, interactive_slowdown=20.0)),
+        thresholds=Thresholds()),
 )}

@@ -12,7 +12,7 @@ import pytest
 from syncert import scenarios
 
 CATALOGUE = Path(scenarios.__file__).parent
-SURGES = CATALOGUE / "volume" / "surges.py"  # `syncert surge`'s scenarios: not in the catalogue's levels yet
+SURGES = CATALOGUE / "volume" / "test_surges.py"  # the volume scenarios, which `syncert surge` runs one at a time
 
 
 class CatalogueError(RuntimeError):

@@ -38,6 +38,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from syncert.harness.secrets import SecretScrubber, scrub_tree
+from syncert.harness.surge import surge_figures
 
 SCHEMA = "syncert.report/1"
 LEVELS = {1: "Visibility", 2: "One-way sync", 3: "Two-way sync", 4: "Production-ready"}
@@ -363,7 +364,10 @@ def _scenario_html(s: dict[str, Any], attached: dict[str, str]) -> str:
     if s["message"]:
         parts.append(f"<pre>{e(s['message'])}</pre>")
     for name, check in evidence.get("checks", {}).items():
-        parts.append(f"<p><b>{e(name)}</b>: {e(json.dumps(check['summary']))}</p>")
+        if name == "surge":
+            parts.append(f"<p><b>surge</b></p><pre>{e(chr(10).join(surge_figures(check['summary'])))}</pre>")
+        else:
+            parts.append(f"<p><b>{e(name)}</b>: {e(json.dumps(check['summary']))}</p>")
         if check.get("diffs") and all(isinstance(v, dict) and "outcome" in v for v in check["diffs"].values()):
             parts.append(_verdicts_html(check["diffs"]))
         elif check.get("diffs"):

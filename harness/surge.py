@@ -18,7 +18,6 @@ record, throttling met and the ERP's interactive latency before and during the s
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -63,13 +62,14 @@ class LocustError(RuntimeError):
 
 @dataclass
 class LocustRun:
-    """Locust's processes for one surge, and where its figures go."""
+    """Locust's processes for one surge, and the connection its lead process sends its figures on."""
 
     processes: list[subprocess.Popen]
-    csv_prefix: Path
+    channels: list[socket.socket]
     log: Path
     t0: float
     run_s: float
+    _figures: dict[str, dict[str, Any]] | None = None
 
     def running(self) -> bool:
         return self.processes[0].poll() is None
@@ -82,6 +82,7 @@ class LocustRun:
             raise LocustError(f"Locust did not end within {timeout_s:.0f} s: {self.tail()}") from None
         if code not in (0, 1):  # 1: some requests failed (counted in the figures), not a failure to run
             raise LocustError(f"Locust exited with {code}: {self.tail()}")
+        self.figures()
         return code
 
     def tail(self) -> str:
@@ -91,23 +92,27 @@ class LocustRun:
 
     def interactive_latency(self) -> dict[str, dict[str, float | int]]:
         """The ERP's interactive latency by phase ("before", "during"): requests, failures, p50/p95/p99 in ms."""
-        return {row["Name"].rsplit(": ", 1)[1]: {
-                    "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                    **{f"p{p}_ms": float(row[f"{p}%"]) for p in (50, 95, 99)}}
-                for row in self._stats() if row.get("Name") in INTERACTIVE}
+        return {name.rsplit(": ", 1)[1]: figures for name, figures in self.figures().items() if name in INTERACTIVE}
 
     def business_requests(self) -> dict[str, dict[str, int]]:
         """What Locust's business users did: requests and failures by name."""
-        return {row["Name"]: {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"])}
-                for row in self._stats() if row.get("Name") not in (*INTERACTIVE, "Aggregated")}
+        return {name: {"requests": f["requests"], "failures": f["failures"]}
+                for name, f in self.figures().items() if name not in INTERACTIVE}
 
-    def _stats(self) -> list[dict[str, str]]:
-        """The rows of Locust's stats CSV (none when Locust wrote none)."""
-        path = Path(f"{self.csv_prefix}_stats.csv")
-        if not path.exists():
-            return []
-        with path.open(encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+    def figures(self) -> dict[str, dict[str, Any]]:
+        """Locust's request figures by name, as its lead process sent them when it quit (over the socket it
+        took its settings from); LocustError when it sent none."""
+        if self._figures is None:
+            received = b""
+            self.channels[0].settimeout(10)
+            with contextlib.suppress(OSError):
+                while chunk := self.channels[0].recv(65536):
+                    received += chunk
+            try:
+                self._figures = json.loads(received)
+            except ValueError:
+                raise LocustError(f"Locust sent no request figures when it quit: {self.tail()}") from None
+        return self._figures
 
 
 @contextlib.contextmanager
@@ -116,8 +121,6 @@ def locust_run(profile_id: str, profile_seconds: float, users: int, settings: Su
     """Locust running the profile (its phases `profile_seconds` long in all, at `settings.pace`) against the
     simulators at `urls`; its processes end when this does."""
     directory.mkdir(parents=True, exist_ok=True)
-    base_file = directory / "surge-base.json"
-    base_file.write_text(json.dumps(base), encoding="utf-8")
     started = time.time()
     t0 = started + STARTUP_S + (1.0 * settings.workers)
     run_s = (t0 - started) + profile_seconds + 1.0
@@ -125,11 +128,11 @@ def locust_run(profile_id: str, profile_seconds: float, users: int, settings: Su
                    "SYNCERT_SURGE_PACE": str(settings.pace),
                    "SYNCERT_SURGE_T0": f"{t0:.3f}", "SYNCERT_SURGE_CRM_URL": urls["crm"],
                    "SYNCERT_SURGE_ERP_URL": urls["erp"], "SYNCERT_SURGE_ADMIN_TOKEN": admin_token,
-                   "SYNCERT_SURGE_BASE": str(base_file)}
-    csv_prefix, log = directory / "locust", directory / "locust.log"
+                   "SYNCERT_SURGE_BASE_JSON": json.dumps(base)}
+    log = directory / "locust.log"
     common = ["-f", str(LOCUSTFILE), "--loglevel", "WARNING", "--logfile", str(log), "--skip-log-setup"]
     lead = [*common, "--headless", "-u", str(users), "-r", str(max(users, 1)), "--run-time", f"{run_s:.0f}s",
-            "--stop-timeout", "5", "--csv", str(csv_prefix), "--only-summary", "--exit-code-on-error", "1"]
+            "--stop-timeout", "5", "--only-summary", "--exit-code-on-error", "1"]
     commands = [lead]
     if settings.workers:
         port = _free_port()
@@ -138,16 +141,23 @@ def locust_run(profile_id: str, profile_seconds: float, users: int, settings: Su
         commands += [[*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
                      for _ in range(settings.workers)]
     processes: list[subprocess.Popen] = []
+    channels: list[socket.socket] = []
     try:
         for arguments in commands:
-            processes.append(_start_locust(arguments, environment, log))
-        yield LocustRun(processes, csv_prefix, log, t0, run_s)
+            process, channel = _start_locust(arguments, environment, log)
+            processes.append(process)
+            channels.append(channel)
+        yield LocustRun(processes, channels, log, t0, run_s)
     finally:
         for process in processes:
             _end(process)
+        for channel in channels:
+            channel.close()
 
 
-def _start_locust(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen:
+def _start_locust(arguments: list[str], environment: dict[str, str],
+                  log: Path) -> tuple[subprocess.Popen, socket.socket]:
+    """A Locust process that has its settings, and the connection it took them on."""
     with tempfile.TemporaryDirectory(prefix="syncert-locust-") as private, \
             socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         address = str(Path(private) / "settings")
@@ -161,16 +171,18 @@ def _start_locust(arguments: list[str], environment: dict[str, str], log: Path) 
             manage(process.pid)
             harness_own(process.pid)
         try:
-            _send_settings(listener, process, json.dumps({"arguments": arguments, "environment": environment}))
+            channel = _send_settings(listener, process, json.dumps({"arguments": arguments,
+                                                                    "environment": environment}) + "\n")
         except LocustError:
             _end(process)
             raise
-    return process
+    return process, channel
 
 
-def _send_settings(listener: socket.socket, process: subprocess.Popen, settings: str) -> None:
+def _send_settings(listener: socket.socket, process: subprocess.Popen, settings: str) -> socket.socket:
     """Hand Locust its settings once its own process (peer credentials) connects, non-dumpable by then, and
-    only if nothing traces it (a tracer attached before it became non-dumpable could read them)."""
+    only if nothing traces it (a tracer attached before it became non-dumpable could read them); returns the
+    connection, kept open for the figures Locust sends when it quits."""
     deadline = time.monotonic() + SETTINGS_WAIT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -179,16 +191,17 @@ def _send_settings(listener: socket.socket, process: subprocess.Popen, settings:
             connection, _ = listener.accept()
         except TimeoutError:
             continue
-        with connection:
-            pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                            struct.calcsize("3i")))[0]
-            if pid != process.pid:
-                continue  # not Locust: another process found the socket
-            if _traced(pid):
-                raise LocustError("Locust's process is traced by another process: its settings (the simulators' "
-                                  "admin token) were not sent")
-            connection.sendall(settings.encode())
-            return
+        pid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                        struct.calcsize("3i")))[0]
+        if pid != process.pid:
+            connection.close()
+            continue  # not Locust: another process found the socket
+        if _traced(pid):
+            connection.close()
+            raise LocustError("Locust's process is traced by another process: its settings (the simulators' "
+                              "admin token) were not sent")
+        connection.sendall(settings.encode())
+        return connection
     raise LocustError(f"Locust did not ask for its settings within {SETTINGS_WAIT_S:.0f} s")
 
 
@@ -233,10 +246,13 @@ class RecordSync:
 
     @property
     def lag_s(self) -> float | None:
-        return None if self.visible_at is None else max(0.0, self.visible_at - self.changed_at)
+        """Seconds from the change to the target showing it (never clamped: below 0 would be the clocks' skew)."""
+        return None if self.visible_at is None else self.visible_at - self.changed_at
 
 
 FEED_KINDS = {"crm": ("account", "opportunity"), "erp": ("customer", "sales_order", "invoice", "payment")}
+# records only the business makes: a connector that creates them pads the surge's changes with its own
+BUSINESS_KINDS = {"crm": ("account", "opportunity"), "erp": ("invoice", "payment")}
 
 
 class LagMonitor:
@@ -322,7 +338,7 @@ class LagMonitor:
             elif kind == "customer" and record.get("crm_id"):
                 self._customers_by_account.setdefault(record["crm_id"], record)
             elif kind == "opportunity" and record.get("stage") == "Closed Won" and "orders" in self.flows:
-                self._source("orders", record["id"], record["modified_at"])
+                self._source("orders", record["id"], record["created_at"])  # the closers make deals closed
             elif kind == "account" and "accounts" in self.flows:
                 self._source("accounts", record["id"], record["created_at"])
             elif kind == "invoice" and "invoices" in self.flows:
@@ -416,6 +432,8 @@ def measure(monitor: LagMonitor, journal: dict[str, list[dict[str, Any]]], locus
     by_call = Counter(f"{side.upper()} {e.get('kind') or 'other'} {e.get('operation') or e['method']}"
                       for side, entries in journal.items() for e in entries)
     throttled = {side: sum(1 for e in entries if "throttled" in e["tags"]) for side, entries in journal.items()}
+    made = Counter(made_kind for side, entries in journal.items() for e in entries
+                   for made_kind in _business_records_made(side, e))
     span = (max(s.visible_at for s in synced) - min(s.changed_at for s in synced)) if synced else 0.0
     starts, at = [], 0.0
     for name, seconds in phases:
@@ -428,7 +446,8 @@ def measure(monitor: LagMonitor, journal: dict[str, list[dict[str, Any]]], locus
         "records_per_s": _round(len(synced) / span if span > 0 else None),
         "api_calls": calls, "api_calls_per_record": _round(sum(calls.values()) / len(synced) if synced else None),
         "api_calls_most": dict(by_call.most_common(8)),
-        "throttled": throttled, "backlog_max": max((sum(b.values()) for _, b in monitor.samples), default=0),
+        "throttled": throttled, "sources_made_by_connector": dict(made),
+        "backlog_max": max((sum(b.values()) for _, b in monitor.samples), default=0),
         "flows": per_flow, "interactive_ms": locust.interactive_latency(),
         "business_activity": locust.business_requests(),
     }
@@ -440,6 +459,22 @@ def measure(monitor: LagMonitor, journal: dict[str, list[dict[str, Any]]], locus
         phases=starts, interactive=summary["interactive_ms"])
 
 
+def _business_records_made(side: str, entry: dict[str, Any]) -> list[str]:
+    """"SIDE kind" for each record of BUSINESS_KINDS that a successful create or upsert in the journal made (a
+    Salesforce collection names its records' types in their attributes)."""
+    if entry.get("operation") not in ("create", "upsert") or entry["status"] >= 300:
+        return []
+    kinds = [entry.get("kind")]
+    if entry.get("kind") is None and "/composite/sobjects" in entry["path"]:
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+            kinds = [_SALESFORCE_KINDS.get(str(record["attributes"]["type"]).lower())
+                     for record in json.loads(entry["request_body"])["records"]]
+    return [f"{side.upper()} {kind}" for kind in kinds if kind in BUSINESS_KINDS.get(side, ())]
+
+
+_SALESFORCE_KINDS = {"account": "account", "opportunity": "opportunity"}
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -449,7 +484,14 @@ def surge_lines(result: dict[str, Any]) -> list[str]:
     check = (result.get("evidence") or {}).get("checks", {}).get("surge")
     if check is None:
         return [f"{result['id']} {result['status']}: {result.get('message') or ''}"[:300]]
-    s = check["summary"]
+    lines = surge_figures(check["summary"])
+    if result["status"] != "passed":
+        lines.append(f"{result['status']}: {result.get('message') or ''}"[:400])
+    return lines
+
+
+def surge_figures(s: dict[str, Any]) -> list[str]:
+    """A surge's figures (its `surge` check's summary), a line per subject."""
     lines = [f"{s['profile']} x{s['scale']:g}: {s['changes']} business changes, {s['synced']} synced, "
              f"{s['not_synced']} not; {s['records_per_s']} records/s; backlog at most {s['backlog_max']}",
              f"sync lag p50 {s['lag_p50_s']} s, p95 {s['lag_p95_s']} s, p99 {s['lag_p99_s']} s, max {s['lag_max_s']} s",
@@ -459,6 +501,6 @@ def surge_lines(result: dict[str, Any]) -> list[str]:
         lines.append("ERP interactive latency p50/p95/p99 (ms): " + "; ".join(
             f"{period} {f['p50_ms']:g}/{f['p95_ms']:g}/{f['p99_ms']:g} ({f['requests']} requests)"
             for period, f in interactive.items()))
-    if result["status"] != "passed":
-        lines.append(f"{result['status']}: {result.get('message') or ''}"[:400])
+    if s.get("sources_made_by_connector"):
+        lines.append(f"records only the business makes, made by the connector: {s['sources_made_by_connector']}")
     return lines

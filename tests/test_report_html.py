@@ -49,4 +49,4 @@ def test_report_renders_verdict_and_scenario_table(tmp_path: Path, manifest: str
     image = Image.open(screenshot).convert("RGB")
     assert image.size == (1280, 900)
     assert image.getpixel((5, 5)) == banner, "the verdict banner is not rendered in the verdict's colour"
-    assert len(set(image.crop((0, 150, 1280, 600)).getdata())) > 20, "no table rendered below the banner"
+    assert len(set(image.crop((0, 150, 1280, 600)).get_flattened_data())) > 20, "no table rendered below the banner"

@@ -62,7 +62,7 @@ def test_a_month_end_surge_with_two_locust_workers_is_measured_charted_and_rende
                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4000",
                     f"--screenshot={screenshot}", (report_dir / "report.html").as_uri()],
                    capture_output=True, timeout=120)
-    colours = set(Image.open(screenshot).convert("RGB").getdata())
+    colours = set(Image.open(screenshot).convert("RGB").get_flattened_data())
     assert ORDERS_BLUE in colours, "the backlog and lag charts are not rendered in report.html"
     assert DURING_RED in colours, "the ERP latency chart is not rendered in report.html"
 

@@ -973,6 +973,40 @@ def writes_unknown_fields_quietly() -> None:
     apis.NetSuite.call = unvalidated
 
 
+def one_record_at_a_time() -> None:
+    """Syncs one record at a time: each request waits for the one before it, however slow the ERP answers."""
+    flows.MAX_IN_FLIGHT = 1
+
+
+def hammers_through_throttling() -> None:
+    """Sends every record's requests at once and resends each refused one at once, Retry-After or not: a
+    throttled ERP is hammered instead of eased off."""
+    flows.MAX_IN_FLIGHT = 1000
+    ignores_retry_after()
+
+
+def caps_records_per_cycle() -> None:
+    """Reads at most 10 changed accounts per cycle (a hard-coded batch size): a backlog drains ten at a time."""
+    query = apis.Salesforce.query
+
+    async def capped(self, soql):
+        if " FROM Account" in soql and soql.endswith("ORDER BY SystemModstamp"):
+            soql += " LIMIT 10"
+        return await query(self, soql)
+    apis.Salesforce.query = capped
+
+
+def rereads_everything_each_cycle() -> None:
+    """Ignores its watermarks: every cycle reads every record of every flow again (and skips the unchanged
+    ones), so each cycle costs more than the one before."""
+    changed_since = apis.NetSuite.changed_since
+
+    async def everything(self, record_type, since):
+        return await changed_since(self, record_type, None)
+    flows._since = lambda watermark, joiner=" WHERE": ""
+    apis.NetSuite.changed_since = everything
+
+
 DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "marks-every-product-active": (marks_every_product_active, "E2E-ITEMS-01"),
     "skips-credit-flow": (skips_credit_flow, "E2E-CREDIT-01"),
@@ -1045,6 +1079,10 @@ DEFECTS: dict[str, tuple[Callable[[], None], str]] = {
     "saves-watermark-before-writes": (saves_watermark_before_writes, "ERR-CRASH-01"),
     "advances-watermark-on-failure": (advances_watermark_on_failure, "ERR-OUTAGE-01"),
     "retries-without-backoff": (retries_without_backoff, "ERR-MAINT-01"),
+    "one-record-at-a-time": (one_record_at_a_time, "VOL-ORDERS-01"),
+    "hammers-through-throttling": (hammers_through_throttling, "VOL-MONTHEND-01"),
+    "caps-records-per-cycle": (caps_records_per_cycle, "VOL-BACKFILL-02"),
+    "rereads-everything-each-cycle": (rereads_everything_each_cycle, "VOL-SOAK-01"),
 }
 
 if __name__ == "__main__":

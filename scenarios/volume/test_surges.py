@@ -1,9 +1,8 @@
-"""Volume scenarios: a surge of business activity, acted out by Locust, while the connector syncs.
+"""Volume scenarios (level 4): a surge of business activity, acted out by Locust, while the connector syncs.
 
-`syncert surge --profile P --scale N` runs the scenario of one profile (profiles.py) at scale N; without a
-scale (plain pytest on this file) each runs at its profile's CI scale and pace. They are not in the
-certification catalogue yet (the file name keeps pytest from collecting it with the catalogue): they
-join level 4 once each is shown to catch a flawed connector of its own.
+Each runs one profile (profiles.py) at its CI scale and pace in the catalogue; `syncert surge --profile P
+--scale N` runs one at any scale. The ERP answers as a busy NetSuite account does during the surge (its
+latency and concurrency limit, the profile's `erp`).
 
 Before the surge the connector links the accounts and items the business will use; then Locust's users
 close deals, post the invoice run and payments (or import accounts), and interactive ERP users work, while
@@ -28,7 +27,8 @@ from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, measure
 from syncert.scenarios.setups import journal_mark, products_ready, require, seed_in_batches
 from syncert.scenarios.volume.profiles import PROFILES, SurgeProfile
 
-CATCH_UP_S = 120.0  # after the surge, the connector's time to sync what is left
+CATCH_UP_S = 120.0  # after the surge, the connector's time to sync what is left (at a scale asked for)
+CI_CATCH_UP_S = 45.0  # the same at a profile's CI scale (a correct connector needs a few seconds)
 PROGRESS_EVERY_S = 10.0
 CYCLE_EVERY_S = 1.0  # a command-mode connector is run this often during a surge (a scheduler's period)
 
@@ -38,10 +38,15 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
     """Prepare, surge, catch up, measure and judge: at `settings.scale`, or the profile's CI scale and pace;
     a progress line through `say` every PROGRESS_EVERY_S."""
     scale, pace = (settings.scale, 1.0) if settings.scale else (profile.ci_scale, profile.ci_pace)
+    catch_up_s = CATCH_UP_S if settings.scale else CI_CATCH_UP_S
     profile = profile.paced(pace)
     say(f"\n    {profile.id} x{scale:g}: the connector links the accounts and items the surge will use")
     try:
         base = _prepare(sync, profile, scale)
+        if profile.erp.concurrency is not None:
+            sync.set_limits("erp", concurrency=profile.erp.concurrency)
+        if profile.erp.latency_ms:
+            sync.set_latency("erp", profile.erp.latency_ms)
         urls = {side: sync.host.sides[side].listener.url for side in ("crm", "erp")}
         monitor = LagMonitor(urls, sync.host.admin_token, profile.flows, on_poll=_progress_lines(profile, say))
         monitor.mark_base()
@@ -59,7 +64,7 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
                         "something ended it (the surge's figures would not be the profile's)")
                 for side in ("crm", "erp"):
                     sync.users_acted(side)  # the stock their shipments took, the balances their payments changed
-                sync.run_until(lambda _: monitor.converged(), deadline_s=CATCH_UP_S, max_cycles=10_000,
+                sync.run_until(lambda _: monitor.converged(), deadline_s=catch_up_s, max_cycles=10_000,
                                through_failures=True, every_s=CYCLE_EVERY_S)
             finally:
                 monitor.stop()
@@ -112,12 +117,19 @@ def _prepare(sync: ScenarioRun, profile: SurgeProfile, scale: float) -> dict[str
 
 def _judge(sync: ScenarioRun, profile: SurgeProfile, summary: dict[str, Any]) -> None:
     require(summary["changes"] > 0, "the surge made no business change (Locust's users did nothing)")
+    assert not summary["sources_made_by_connector"], (
+        f"the connector made records only the business makes ({summary['sources_made_by_connector']}): no "
+        "flow creates them, and they are not the surge's changes")
     refused = {name: f["failures"] for name, f in summary["business_activity"].items() if f["failures"]}
     require(not refused, f"Locust's business users were refused: {refused} (the surge did not happen as planned)")
+    limits = profile.thresholds
+    throttled, calls = sum(summary["throttled"].values()), sum(summary["api_calls"].values())
+    assert throttled <= limits.throttled_share * calls, (
+        f"{throttled} of the connector's {calls} requests were refused for going over a limit: over the profile's "
+        f"{limits.throttled_share:.0%} (it hammers a throttled ERP instead of easing off)")
     for flow in profile.flows:
         result = sync.reconcile(flow)
         assert result.all_synced, f"after the surge, {flow}: {result.explain()}"
-    limits = profile.thresholds
     assert not summary["not_synced"], (f"{summary['not_synced']} of {summary['changes']} changes made in the "
                                        f"surge never reached their target")
     assert summary["lag_p95_s"] <= limits.lag_p95_s, (f"sync lag p95 {summary['lag_p95_s']} s is over the "

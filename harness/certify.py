@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import resource
 import secrets
 import signal
 import sys
@@ -27,7 +28,14 @@ from syncert.harness.containment import children, harden_harness
 from syncert.harness.launchers import check_launchable
 from syncert.harness.manifest import Manifest, load_manifest
 from syncert.harness.mapping import describe as describe_mapping
-from syncert.harness.pytest_plugin import RUN_WIDE_CHECKS, STOP_WORKER, RunRecord, run_record, selects
+from syncert.harness.pytest_plugin import (
+    RUN_WIDE_CHECKS,
+    STOP_WORKER,
+    RunRecord,
+    children_cpu_s,
+    run_record,
+    selects,
+)
 from syncert.harness.reports import LEVELS, build_report, write_reports
 from syncert.harness.runner import ScenarioInfo
 from syncert.harness.surge import SurgeSettings
@@ -162,10 +170,11 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
         if not received:
             record.results += _did_not_run(selected, record.results, replay is not None)
         finished = time.time()
+        cpu = _cpu_shares(record, jobs > 1)
         report = build_report(
             run_id=run_id, started_at=_iso(started), finished_at=_iso(finished), duration_s=finished - started,
             version=__version__, seed=seed, requested_level=level, scenarios=record.results, selection=only,
-            replay=str(replay) if replay else None, jobs=jobs,
+            replay=str(replay) if replay else None, jobs=jobs, cpu=cpu,
             interrupted=signal.Signals(received[0]).name if received else None,
             connector={"name": manifest.name, "version": manifest.version, "manifest": str(manifest.path),
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
@@ -193,6 +202,17 @@ def _temporary_files_in(directory: Path) -> Iterator[None]:
             del os.environ["TMPDIR"]
         else:
             os.environ["TMPDIR"] = before
+
+
+def _cpu_shares(record: RunRecord, workers: bool) -> dict[str, float]:
+    """The run's CPU seconds, and how much of it was the harness's own (pytest, simulators, checks) and how much
+    the connector's and Locust's (processes started by the scenarios). With workers, this process's children
+    are the workers, whose own children they reported."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime + children_cpu_s()
+    outside = record.outside_cpu_s if workers else children_cpu_s()
+    return {"total_s": round(total, 1), "harness_s": round(total - outside, 1),
+            "connector_and_locust_s": round(outside, 1)}
 
 
 def _did_not_run(selected: list[tuple[ScenarioInfo, str]], results: list[dict[str, Any]],

@@ -308,7 +308,7 @@ def _certify(args: argparse.Namespace) -> int:
     from syncert.harness.compare import ReportError, load_report, regressions
     from syncert.harness.manifest import ManifestError
     from syncert.harness.replay import ReplayError, load_replay
-    from syncert.harness.reports import counts_text, level_text
+    from syncert.harness.reports import counts_text, level_text, time_text
 
     if args.threshold < 0:
         print("syncert certify: --threshold must be 0 or more (0.20 allows a metric 20% worse)", file=sys.stderr)
@@ -353,6 +353,7 @@ def _certify(args: argparse.Namespace) -> int:
     print(f"\n{report['verdict'].upper()}: {level_text(report)}; {counts_text(report)}")
     for number, entry in ({} if report["selection"] or interrupted else report["levels"]).items():
         print(f"  level {number} {entry['name']:<17} {entry['status'].replace('_', ' '):<15} {entry['reason'][:160]}")
+    print(time_text(report))
     print(f"report: {directory / 'report.html'}")
     if interrupted is not None:
         return 128 + interrupted

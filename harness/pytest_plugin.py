@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import signal
 import tempfile
 import time
@@ -67,6 +68,7 @@ _MANIFEST_KEY = pytest.StashKey[Manifest]()
 _REPLAY_KEY = pytest.StashKey[Replay]()
 _RESULT_PROPERTY = "syncert_result"
 STOP_WORKER = signal.SIGUSR1  # from the run to its workers: it was interrupted, stop cleanly
+EXPECTED_S = 2.0  # what a scenario takes, unless it says (most take 0.5-3 s)
 
 
 @dataclass
@@ -78,6 +80,13 @@ class RunRecord:
     leaks: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     lost_workers: int = 0  # workers that died: the secrets they issued never reached the run
+    outside_cpu_s: float = 0.0  # CPU of the processes the scenarios started and reaped: connectors, Locust
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user and system) of this process's children that have ended and been reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_record(config: pytest.Config) -> RunRecord:
@@ -93,10 +102,12 @@ def random_seed(config: pytest.Config) -> int:
 
 
 def scenario(id: str, category: str, flows: tuple[str, ...], level: int, intent: str,
-             needs_webhooks: bool = False) -> Callable:
+             needs_webhooks: bool = False, expected_s: float = EXPECTED_S) -> Callable:
     """Mark a test function as a catalogue scenario (`needs_webhooks`: it applies only to connectors that
-    receive change events)."""
-    return pytest.mark.scenario(ScenarioInfo(id, category, tuple(flows), level, intent, needs_webhooks))
+    receive change events; `expected_s`: about how long it runs with the reference connector, a hint that
+    lets `--jobs N` start the longest scenarios first)."""
+    return pytest.mark.scenario(ScenarioInfo(id, category, tuple(flows), level, intent, needs_webhooks),
+                                expected_s=expected_s)
 
 
 def scenario_info(item: pytest.Item) -> ScenarioInfo | None:
@@ -194,7 +205,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep = [item for item in items if _selected(item, level, only)]
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-    items[:] = sorted(keep, key=lambda item: info.level if (info := scenario_info(item)) else 0)
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    if workers > 1:
+        items[:] = _longest_first(keep, workers)
+    else:
+        items[:] = sorted(keep, key=lambda item: info.level if (info := scenario_info(item)) else 0)
+
+
+def _expected_s(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("scenario")
+    return marker.kwargs.get("expected_s", EXPECTED_S) if marker else EXPECTED_S
+
+
+def _longest_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order for `workers` side by side: pytest-xdist (worksteal) first hands each worker an equal count of
+    consecutive items, so the items are dealt into such slices, longest first to the slice that would end
+    soonest, and each slice starts with its longest: no long scenario is left to start last."""
+    sizes, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    slices: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    totals = [0.0] * workers
+    for item in sorted(items, key=_expected_s, reverse=True):
+        open_slices = [k for k in range(workers) if len(slices[k]) < sizes[k]]
+        k = min(open_slices, key=lambda k: totals[k])
+        slices[k].append(item)
+        totals[k] += _expected_s(item)
+    return [item for share in slices for item in share]
 
 
 class _InterruptionWatcher:
@@ -419,6 +457,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     if output:
         record.scrubber.add(output["secrets"])
         record.leaks += output["leaks"]
+        record.outside_cpu_s += output["outside_cpu_s"]
     else:
         record.lost_workers += 1
 
@@ -465,8 +504,11 @@ def contract_result(record: RunRecord) -> dict[str, Any]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     record, config = run_record(session.config), session.config
     if _is_worker(config):  # the run's own session judges security over every worker's scenarios
-        config.workeroutput["syncert"] = {"secrets": sorted(record.scrubber.secrets), "leaks": record.leaks}
+        config.workeroutput["syncert"] = {"secrets": sorted(record.scrubber.secrets), "leaks": record.leaks,
+                                          "outside_cpu_s": children_cpu_s()}
         return
+    if not config.pluginmanager.has_plugin("dsession"):
+        record.outside_cpu_s = children_cpu_s()
     if config.pluginmanager.has_plugin("dsession"):  # the run's results came from workers
         _judge_across_workers(record)
         if record.lost_workers:

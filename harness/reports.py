@@ -3,7 +3,8 @@
 report.json fields:
   schema, run_id, started_at, finished_at, duration_s, syncert_version, seed,
   connector {name, version, manifest, mode, crm, erp, flows}, requested_level, level_reached (null for a
-  partial run), selection (the --only pattern or null), replay (the --replay file or null), verdict
+  partial run), selection (the --only pattern or null), replay (the --replay file or null), jobs (scenarios
+  run at a time), cpu {total_s, harness_s (pytest, the simulators, the checks), connector_and_locust_s}, verdict
   ("certified" | "not certified" | "interrupted"; for a partial run chosen with --only or --replay:
   "passed" | "failed", about the selected scenarios),
   levels {"1".."4": {name, status (passed | failed | not_applicable | not_run), reason, scenarios}; empty for a
@@ -112,10 +113,21 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
             "scenarios_run": sum(1 for s in scenarios if s["status"] in ("passed", "failed"))}
 
 
+def time_text(report: dict[str, Any]) -> str:
+    """How long the run took, and whose CPU time it was."""
+    cpu, jobs = report.get("cpu") or {}, report["jobs"]
+    text = f"time: {report['duration_s']:.0f} s" + (f", {jobs} scenarios at a time" if jobs > 1 else "")
+    if cpu.get("total_s"):
+        outside = cpu["connector_and_locust_s"]
+        text += (f"; CPU {cpu['total_s']:.0f} s: the harness (pytest, simulators, checks) {cpu['harness_s']:.0f} s "
+                 f"({cpu['harness_s'] / cpu['total_s']:.0%}), the connector and Locust {outside:.0f} s")
+    return text
+
+
 def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: float, version: str, seed: int,
                  connector: dict[str, Any], requested_level: int, scenarios: list[dict[str, Any]],
                  selection: str | None = None, interrupted: str | None = None,
-                 replay: str | None = None, jobs: int = 1) -> dict[str, Any]:
+                 replay: str | None = None, jobs: int = 1, cpu: dict[str, float] | None = None) -> dict[str, Any]:
     """The report.json document; `interrupted` names the signal that stopped the run, if one did."""
     reached, levels = assess_levels(scenarios, connector["flows"], requested_level)
     counts = {status: sum(1 for s in scenarios if s["status"] == status)
@@ -134,7 +146,7 @@ def build_report(*, run_id: str, started_at: str, finished_at: str, duration_s: 
     return {"schema": SCHEMA, "run_id": run_id, "started_at": started_at, "finished_at": finished_at,
             "duration_s": round(duration_s, 2), "syncert_version": version, "seed": seed, "connector": connector,
             "requested_level": requested_level, "level_reached": reached, "selection": selection, "replay": replay,
-            "jobs": jobs,
+            "jobs": jobs, "cpu": cpu,
             "verdict": verdict, "interrupted_by": interrupted, "levels": levels, "flows_certified": flows,
             "flows_not_certified": [f for f in connector["flows"] if f not in flows], "counts": counts,
             "metrics": metrics(scenarios), "scenarios": scenarios}

@@ -10,7 +10,7 @@ from syncert.scenarios.setups import by_id, require, seed_in_batches
 PAGED_ACCOUNTS = 2_100  # more than one page of a CRM query (2,000 records a page at most)
 
 
-@scenario(id="E2E-PAGE-01", category="end_to_end", flows=("accounts",), level=3,
+@scenario(id="E2E-PAGE-01", category="end_to_end", flows=("accounts",), level=3, expected_s=18,
           intent="An account edited while the connector is reading accounts (more than a page of them) reaches "
                  "the ERP by a later cycle: the connector resumes from the stamps it read, not from the clock")
 def test_edit_during_a_paged_read(sync: ScenarioRun) -> None:

@@ -11,7 +11,7 @@ from syncert.scenarios.setups import seed_in_batches
 BACKFILL_ACCOUNTS = 5_000  # pages on both sides: 2,000 records a CRM query page, 1,000 an ERP list or query page
 
 
-@scenario(id="E2E-BACKFILL-01", category="end_to_end", flows=("accounts",), level=2,
+@scenario(id="E2E-BACKFILL-01", category="end_to_end", flows=("accounts",), level=2, expected_s=30,
           intent=f"A first sync of {BACKFILL_ACCOUNTS:,} CRM accounts (many pages of results) creates each ERP "
                  "customer exactly once and links every account back")
 def test_initial_backfill(sync: ScenarioRun) -> None:

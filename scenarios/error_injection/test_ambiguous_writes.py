@@ -36,7 +36,7 @@ def _deals_with_orders(sync: ScenarioRun, count: int) -> list[str]:
             for n in range(count)]
 
 
-@scenario(id="ERR-TIMEOUT-01", category="error_injection", flows=("accounts",), level=4,
+@scenario(id="ERR-TIMEOUT-01", category="error_injection", flows=("accounts",), level=4, expected_s=16,
           intent=f"The ERP applies a new customer but holds its answer for {HOLD_S} s, past a connector's timeout: "
                  "the connector must not create that customer again, and every account arrives exactly once")
 def test_timed_out_customer_write_is_not_repeated(sync: ScenarioRun) -> None:
@@ -77,7 +77,8 @@ def test_lost_order_answer_makes_no_second_order(sync: ScenarioRun) -> None:
 
 @scenario(id="ERR-DUPDEAL-01", category="error_injection", flows=("accounts", "items", "orders"), level=4,
           intent="A closed deal saved again (edited, re-closed) before and after its order number came back is "
-                 "still exactly one ERP order")
+                 "still exactly one ERP order",
+          expected_s=21)
 def test_deal_submitted_again_is_one_order(sync: ScenarioRun) -> None:
     [deal] = _deals_with_orders(sync, 1)
     sync.edit("crm", "opportunity", deal, {"name": "Deal, saved again after closing"})

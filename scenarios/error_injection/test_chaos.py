@@ -11,9 +11,10 @@ SHRINK_BUDGET_S = 300  # time hypothesis may spend making a failing case smaller
 
 
 @scenario(id="CHAOS-01", category="error_injection", flows=("accounts", "items", "orders", "invoices", "payments"),
-          level=4, intent="Generated deals, edits, invoices and payments interleaved with generated faults on both "
-                          "systems (errors, throttling, resets, lost answers, broken pages) still end with every "
-                          "record synced once; a failure is shrunk to a minimal case saved as a replay file")
+          level=4, expected_s=50,
+          intent="Generated deals, edits, invoices and payments interleaved with generated faults on both "
+                 "systems (errors, throttling, resets, lost answers, broken pages) still end with every "
+                 "record synced once; a failure is shrunk to a minimal case saved as a replay file")
 def test_chaos(sync: ScenarioRun) -> None:
     if sync.replay_case is not None:
         case = Case.from_json(sync.replay_case)

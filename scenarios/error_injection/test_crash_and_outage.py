@@ -96,7 +96,7 @@ def test_killed_mid_cycle_then_rerun(sync: ScenarioRun) -> None:
     _exactly_once(sync, "after the third kill", accounts, deals)
 
 
-@scenario(id="ERR-OUTAGE-01", category="error_injection", flows=("accounts", "items", "orders"), level=4,
+@scenario(id="ERR-OUTAGE-01", category="error_injection", flows=("accounts", "items", "orders"), level=4, expected_s=27,
           intent="While the ERP is down CRM users keep creating and editing accounts and closing deals; once it is "
                  "back everything catches up exactly once, with nothing given up")
 def test_erp_outage_then_catch_up(sync: ScenarioRun) -> None:
@@ -125,7 +125,7 @@ def test_erp_outage_then_catch_up(sync: ScenarioRun) -> None:
     assert not given_up, f"records given up for an outage that passed (a transient error): {given_up[:3]}"
 
 
-@scenario(id="ERR-MAINT-01", category="error_injection", flows=("accounts",), level=4,
+@scenario(id="ERR-MAINT-01", category="error_injection", flows=("accounts",), level=4, expected_s=12,
           intent="A maintenance window on the ERP in the middle of a sync is ridden out or failed loudly, never "
                  "stormed with immediate retries, and the accounts catch up exactly once")
 def test_erp_maintenance_window(sync: ScenarioRun) -> None:

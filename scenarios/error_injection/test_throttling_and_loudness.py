@@ -7,7 +7,7 @@ from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
 
 
-@scenario(id="ERR-RATE-01", category="error_injection", flows=("accounts",), level=4,
+@scenario(id="ERR-RATE-01", category="error_injection", flows=("accounts",), level=4, expected_s=5,
           intent="Under the ERP's request-rate limit every account still arrives exactly once, and no retry "
                  "comes before its Retry-After")
 def test_rate_limited_erp(sync: ScenarioRun) -> None:

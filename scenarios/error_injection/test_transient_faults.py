@@ -28,7 +28,7 @@ def _fired(sync: ScenarioRun, side: str) -> dict[str, int]:
     return {rule["id"]: rule["fired"] for rule in sync.faults(side)}
 
 
-@scenario(id="ERR-THROTTLE-CRM-01", category="error_injection", flows=("accounts",), level=4,
+@scenario(id="ERR-THROTTLE-CRM-01", category="error_injection", flows=("accounts",), level=4, expected_s=8,
           intent="When the CRM refuses reads and writes for its request limit, every account still syncs and "
                  "no retry comes before the CRM's Retry-After")
 def test_crm_request_limit(sync: ScenarioRun) -> None:
@@ -88,7 +88,7 @@ def test_erp_error_burst(sync: ScenarioRun) -> None:
     assert not unjittered, "; ".join(unjittered)
 
 
-@scenario(id="ERR-RESET-01", category="error_injection", flows=("accounts",), level=4,
+@scenario(id="ERR-RESET-01", category="error_injection", flows=("accounts",), level=4, expected_s=6,
           intent="Connections reset before the ERP applied a write or the CRM answered a read are sent again: "
                  "every account syncs exactly once and none is silently skipped")
 def test_connection_resets(sync: ScenarioRun) -> None:
@@ -116,7 +116,8 @@ def test_connection_resets(sync: ScenarioRun) -> None:
 @scenario(id="ERR-MALFORMED-01", category="error_injection", flows=("accounts", "items", "orders"), level=4,
           intent="A CRM query answered with a body that is not JSON (an error page, a page cut short) is never "
                  "taken for 'no records': it is read again or the cycle fails, and the won deal becomes its "
-                 "order with every line")
+                 "order with every line",
+          expected_s=5)
 def test_unreadable_crm_answers(sync: ScenarioRun) -> None:
     entries = products_ready(sync, [{"sku": "MJ-100", "name": "Parsed Widget", "price": "20.00",
                                      "quantity_on_hand": "500"}])

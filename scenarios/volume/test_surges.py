@@ -146,7 +146,8 @@ def _judge(sync: ScenarioRun, profile: SurgeProfile, summary: dict[str, Any]) ->
 
 
 def _surge_scenario(profile: SurgeProfile) -> Any:
-    @scenario(id=profile.scenario_id, category="volume", flows=profile.flows, level=4, intent=profile.title)
+    @scenario(id=profile.scenario_id, category="volume", flows=profile.flows, level=4, intent=profile.title,
+              expected_s=profile.seconds * profile.ci_pace + 15)
     def test(sync: ScenarioRun, surge_settings: SurgeSettings, tmp_path: Path,
              syncert_progress: Callable[..., None]) -> None:
         run_surge(sync, profile, surge_settings, tmp_path, syncert_progress)

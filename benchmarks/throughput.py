@@ -83,11 +83,15 @@ def wait_for(url: str, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
-def ensure_tools() -> None:
+def ensure_wrk() -> None:
     if shutil.which("wrk") is None:
         if os.geteuid() != 0:
             sys.exit("wrk is missing: apt-get install -y wrk")
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+
+
+def ensure_tools() -> None:
+    ensure_wrk()
     if not (TOOLS / "node_modules" / "wiremock").exists() or not (TOOLS / "node_modules" / ".bin" / "mb").exists():
         TOOLS.mkdir(exist_ok=True)
         subprocess.run(["npm", "install", "--silent", "--prefix", str(TOOLS), f"wiremock@{WIREMOCK_VERSION}",

@@ -232,6 +232,30 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@contextlib.contextmanager
+def session_timeouts(url: str, admin_token: str, every_s: float | None) -> Iterator[None]:
+    """While this lasts, the simulator at `url` times every access token out each `every_s` seconds, as an
+    org's session timeout does over a long stretch (None: never)."""
+    if every_s is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def expire() -> None:
+        with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {admin_token}"}) as client:
+            while not stop.wait(every_s):
+                with contextlib.suppress(httpx.HTTPError):  # a timeout missed is a session that lasts longer
+                    client.post("/_sim/sessions/expire", json={"after_requests": 0})
+
+    ticker = threading.Thread(target=expire, name="syncert-session-timeouts", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join(timeout=30)
+
+
 # -- lag: each record's way through its flow ------------------------------------------------------------
 
 @dataclass

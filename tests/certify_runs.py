@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def certify_command(manifest: Path, report_dir: Path, only: str | None = None) -> list[str]:
     # our own connectors: trusted, so their scenarios may run side by side
     command = [sys.executable, "-m", "syncert", "certify", str(manifest), "--report-dir", str(report_dir),
-               "--jobs", "2"]
+               "--jobs", "4"]
     return [*command, "--only", only] if only else command
 
 

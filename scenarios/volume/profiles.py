@@ -64,6 +64,7 @@ class SurgeProfile:
     flows: tuple[str, ...]
     thresholds: Thresholds
     erp: ErpLoad = ErpLoad()
+    crm_session_s: float | None = None  # the CRM times every session out this often during the surge (None: never)
     ci_scale: float = 0.5  # the volume scenario in the catalogue runs at this scale,
     ci_pace: float = 0.4  # with its phases this much as long: a shorter, thinner surge for a CI gate
 
@@ -136,11 +137,11 @@ PROFILES = {profile.id: profile for profile in (
         thresholds=Thresholds(lag_p95_s=6.0, calls_per_record=20.0)),
     SurgeProfile(
         id="soak", scenario_id="VOL-SOAK-01",
-        title="Soak: a steady trickle of deals, invoices and payments for a long stretch, on systems with a history "
-              "of accounts",
-        accounts=200, items=6, deal_every_s=2.0, lines_per_deal=2, interactive_users=1,
+        title="Soak: a steady trickle of deals, invoices and payments for a long stretch, across the CRM's session "
+              "timeouts",
+        accounts=10, items=6, deal_every_s=2.0, lines_per_deal=2, interactive_users=1,
         phases=(Phase(BEFORE, 8, {}),
                 Phase("trickle", 60, {CLOSERS: 1, INVOICERS: 1, PAYERS: 1})),
         flows=("accounts", "items", "orders", "invoices", "payments"),
-        thresholds=Thresholds(lag_p95_s=15.0, calls_per_record=80.0), ci_pace=0.3),
+        thresholds=Thresholds(lag_p95_s=15.0, calls_per_record=100.0), crm_session_s=5.0, ci_pace=0.3),
 )}

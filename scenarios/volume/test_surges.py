@@ -23,7 +23,7 @@ from typing import Any
 from syncert.harness.charts import surge_charts
 from syncert.harness.pytest_plugin import scenario
 from syncert.harness.runner import ScenarioRun
-from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, measure
+from syncert.harness.surge import LagMonitor, SurgeSettings, locust_run, measure, session_timeouts
 from syncert.scenarios.setups import journal_mark, products_ready, require, seed_in_batches
 from syncert.scenarios.volume.profiles import PROFILES, SurgeProfile
 
@@ -53,7 +53,8 @@ def run_surge(sync: ScenarioRun, profile: SurgeProfile, settings: SurgeSettings,
         marks = {side: journal_mark(sync, side) for side in ("crm", "erp")}
         users = sum(profile.user_counts(scale).values())
         with locust_run(profile.id, profile.seconds, users, SurgeSettings(scale, settings.workers, pace), urls,
-                        sync.host.admin_token, base, scratch) as locust:
+                        sync.host.admin_token, base, scratch) as locust, \
+                session_timeouts(urls["crm"], sync.host.admin_token, profile.crm_session_s):
             monitor.t0 = locust.t0
             monitor.start()
             try:

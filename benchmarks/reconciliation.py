@@ -1,6 +1,6 @@
 """Reconciliation at volume: 100,000 CRM accounts against 100,000 ERP customers with 1% mismatches.
 
-    python benchmarks/reconciliation.py [--records 100000] [--mismatch 0.01]
+    python benchmarks/reconciliation.py [--records 100000] [--mismatch 0.01] [--missing 0.5]
 
 Seeds both simulators through the control plane (accounts with phones and billing addresses; customers
 linked to them by CRM id, a `--mismatch` share of them with another name or left out), reads both states
@@ -29,8 +29,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--mismatch", type=float, default=0.01)
+    parser.add_argument("--missing", type=float, default=0.5,
+                        help="the share of the mismatched records left out of the ERP (the rest get another name)")
     args = parser.parse_args()
-    wrong = max(2, int(args.records * args.mismatch)) // 2  # half corrupted, half missing
+    mismatched = max(2, int(args.records * args.mismatch))
+    missing = round(mismatched * args.missing)
+    wrong = mismatched - missing  # corrupted: the first `wrong` keys; missing: the next `missing`
     with run_in_background(memory=True) as host:
         clients = {side: httpx.Client(base_url=host.url(side), timeout=600,
                                       headers={"Authorization": f"Bearer {host.admin_token}"})
@@ -49,7 +53,7 @@ def main() -> None:
                       "crm_id": account_id,
                       "billing_address": {"street": f"{n} Main St", "city": "Springfield", "postal_code": "12345",
                                           "country": "US"}}
-                     for n, account_id in enumerate(account_ids) if not wrong <= n < 2 * wrong]
+                     for n, account_id in enumerate(account_ids) if not wrong <= n < wrong + missing]
         for first in range(0, len(customers), BATCH):
             clients["erp"].post("/_sim/seed", json={"records": {"customer": customers[first:first + BATCH]}}
                                 ).raise_for_status()
@@ -74,8 +78,8 @@ def main() -> None:
     print(f"seeded {len(sides['crm']['account']):,} accounts and {len(sides['erp']['customer']):,} customers in "
           f"{seeded:.1f} s")
     print(f"reconcile accounts: {took:.2f} s for {args.records:,} keys ({args.records / took:,.0f} keys/s): {counts}")
-    assert counts.get("corrupted") == wrong and counts.get("missing") == wrong, counts
-    assert counts.get("synced") == args.records - 2 * wrong, counts
+    assert counts.get("corrupted", 0) == wrong and counts.get("missing", 0) == missing, counts
+    assert counts.get("synced") == args.records - mismatched, counts
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def test_locust_settings_go_only_to_the_locust_process_itself(tmp_path: Path) ->
             thread.start()
             fake = SimpleNamespace(pid=process_pid, poll=lambda: None, returncode=None)
             with contextlib.suppress(LocustError):
-                _send_settings(listener, fake, "settings-with-the-token")
+                _send_settings(listener, fake, "settings-with-the-token").close()
             thread.join(10)
             return received[0] if received else b""
 
@@ -169,3 +169,20 @@ def test_locust_settings_go_only_to_the_locust_process_itself(tmp_path: Path) ->
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("syncert.harness.surge.SETTINGS_WAIT_S", 2.0)
         assert exchange(os.getpid() + 1) == b""
+
+
+def test_records_only_the_business_makes_count_when_the_connector_makes_them() -> None:
+    from syncert.harness.surge import _business_records_made
+
+    def entry(kind: str | None, operation: str, status: int = 201, path: str = "/x", body: str = "") -> dict:
+        return {"kind": kind, "operation": operation, "status": status, "path": path, "request_body": body}
+
+    collection = json.dumps({"records": [{"attributes": {"type": "Opportunity"}, "Name": "padding"},
+                                         {"attributes": {"type": "Product2"}, "Name": "an item"}]})
+    assert _business_records_made("erp", entry("invoice", "create")) == ["ERP invoice"]
+    assert _business_records_made("crm", entry("account", "upsert", 200)) == ["CRM account"]
+    assert _business_records_made("crm", entry(None, "create", 200, "/services/data/v59.0/composite/sobjects",
+                                               collection)) == ["CRM opportunity"]
+    assert _business_records_made("erp", entry("customer", "upsert", 204)) == []  # the accounts flow's own
+    assert _business_records_made("crm", entry("account", "update", 204)) == []  # a write-back
+    assert _business_records_made("erp", entry("payment", "create", 400)) == []  # refused: nothing made

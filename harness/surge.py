@@ -275,6 +275,9 @@ class RecordSync:
 
 
 FEED_KINDS = {"crm": ("account", "opportunity"), "erp": ("customer", "sales_order", "invoice", "payment")}
+# what a sales order or a customer must hold to show its source: the lag runs until these last changed
+SETTLED_FIELDS = {"sales_order": ("customer_id", "currency", "crm_id", "lines"),
+                  "customer": ("name", "phone", "email", "billing_address", "shipping_address", "crm_id")}
 # records only the business makes: a connector that creates them pads the surge's changes with its own
 BUSINESS_KINDS = {"crm": ("account", "opportunity"), "erp": ("invoice", "payment")}
 
@@ -296,6 +299,7 @@ class LagMonitor:
         self._base: set[tuple[str, str]] = set()
         self._orders_by_deal: dict[str, dict[str, Any]] = {}
         self._customers_by_account: dict[str, dict[str, Any]] = {}
+        self._settled: dict[str, tuple[str, float]] = {}  # target id -> (its synced fields, since when)
         self.syncs: dict[tuple[str, str], RecordSync] = {}
         self.samples: list[tuple[float, dict[str, int]]] = []  # (wall time, backlog by flow)
         self.polls = 0
@@ -357,6 +361,8 @@ class LagMonitor:
         for kind, record in changed:
             if (kind, record["id"]) in self._base:
                 continue
+            if kind in SETTLED_FIELDS:
+                self._settle(kind, record)
             if kind == "sales_order" and record.get("crm_id"):
                 self._orders_by_deal.setdefault(record["crm_id"], record)
             elif kind == "customer" and record.get("crm_id"):
@@ -370,20 +376,28 @@ class LagMonitor:
             elif kind == "payment" and "payments" in self.flows:
                 self._source("payments", record["id"], record["created_at"])
         for sync in self.syncs.values():
-            if sync.visible_at is None:
+            if sync.visible_at is None or sync.flow in ("orders", "accounts"):  # a target made early, right later
                 sync.visible_at = self._visible_at(sync)
+
+    def _settle(self, kind: str, record: dict[str, Any]) -> None:
+        """Note when the target's synced fields took the values they have now (a write that changes them
+        again, a placeholder put right, moves the moment; the business's own changes to other fields do not)."""
+        values = {name: record.get(name) for name in SETTLED_FIELDS[kind]}
+        if "lines" in values:  # what the connector wrote of each line, not what fulfilment and billing did to it
+            values["lines"] = [[line.get(name) for name in ("item_id", "quantity", "rate")]
+                               for line in values["lines"] or []]
+        fields = json.dumps(values, sort_keys=True, default=str)
+        if self._settled.get(record["id"], ("",))[0] != fields:
+            self._settled[record["id"]] = (fields, _epoch_s(record["modified_at"]))
 
     def _source(self, flow: str, key: str, stamp: str) -> None:
         if (flow, key) not in self.syncs:
             self.syncs[(flow, key)] = RecordSync(flow, key, _epoch_s(stamp))
 
     def _visible_at(self, sync: RecordSync) -> float | None:
-        if sync.flow == "orders":
-            order = self._orders_by_deal.get(sync.key)
-            return None if order is None else _epoch_s(order["created_at"])
-        if sync.flow == "accounts":
-            customer = self._customers_by_account.get(sync.key)
-            return None if customer is None else _epoch_s(customer["created_at"])
+        if sync.flow in ("orders", "accounts"):
+            target = (self._orders_by_deal if sync.flow == "orders" else self._customers_by_account).get(sync.key)
+            return None if target is None else self._settled[target["id"]][1]
         deal = self.records["opportunity"].get(sync.opportunity or self._deal_of(sync) or "")
         if deal is None:
             return None
@@ -484,11 +498,15 @@ def measure(monitor: LagMonitor, journal: dict[str, list[dict[str, Any]]], locus
 
 
 def _business_records_made(side: str, entry: dict[str, Any]) -> list[str]:
-    """"SIDE kind" for each record of BUSINESS_KINDS that a successful create or upsert in the journal made (a
-    Salesforce collection names its records' types in their attributes)."""
-    if entry.get("operation") not in ("create", "upsert") or entry["status"] >= 300:
+    """"SIDE kind" for each record of BUSINESS_KINDS that a successful create, upsert or transform in the journal
+    made (a Salesforce collection names its records' types in their attributes)."""
+    if entry.get("operation") not in ("create", "upsert", "transform") or entry["status"] >= 300:
         return []
+    if side == "crm" and entry["operation"] == "upsert" and entry["status"] != 201:
+        return []  # an upsert that updated a record the business made (a write-back by external id)
     kinds = [entry.get("kind")]
+    if entry["operation"] == "transform":  # an order turned into an invoice (or a fulfilment)
+        kinds = [entry["path"].rstrip("/").rsplit("/", 1)[-1].lower()]
     if entry.get("kind") is None and "/composite/sobjects" in entry["path"]:
         with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
             kinds = [_SALESFORCE_KINDS.get(str(record["attributes"]["type"]).lower())

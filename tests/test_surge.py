@@ -180,7 +180,11 @@ def test_records_only_the_business_makes_count_when_the_connector_makes_them() -
     collection = json.dumps({"records": [{"attributes": {"type": "Opportunity"}, "Name": "padding"},
                                          {"attributes": {"type": "Product2"}, "Name": "an item"}]})
     assert _business_records_made("erp", entry("invoice", "create")) == ["ERP invoice"]
-    assert _business_records_made("crm", entry("account", "upsert", 200)) == ["CRM account"]
+    assert _business_records_made("crm", entry("account", "upsert", 201)) == ["CRM account"]  # created
+    assert _business_records_made("crm", entry("opportunity", "upsert", 200)) == []  # a write-back by external id
+    assert _business_records_made("erp", entry("sales_order", "transform", 204,
+                                               "/services/rest/record/v1/salesOrder/7/!transform/invoice")) == [
+        "ERP invoice"]
     assert _business_records_made("crm", entry(None, "create", 200, "/services/data/v59.0/composite/sobjects",
                                                collection)) == ["CRM opportunity"]
     assert _business_records_made("erp", entry("customer", "upsert", 204)) == []  # the accounts flow's own

@@ -87,6 +87,15 @@ class SurgeProfile:
         counts[INVOICERS], counts[PAYERS] = min(counts[INVOICERS], 1), min(counts[PAYERS], 1)
         return {**counts, INTERACTIVE: self.interactive_users}
 
+    def planned_changes(self, scale: float) -> dict[str, float]:
+        """The source changes the users are to make at `scale`, by flow: deals closed (orders) and accounts
+        imported (each phase's users at the profile's rate)."""
+        planned = {"orders": 0.0, "accounts": 0.0}
+        for phase in self.phases:
+            planned["orders"] += scaled(phase.users.get(CLOSERS, 0), scale) * phase.seconds / self.deal_every_s
+            planned["accounts"] += scaled(phase.users.get(IMPORTERS, 0), scale) * phase.seconds / self.deal_every_s
+        return {flow: count for flow, count in planned.items() if count}
+
     def phase_at(self, elapsed_s: float) -> Phase | None:
         """The phase running `elapsed_s` after the surge started (None: before it, or over)."""
         if elapsed_s < 0:

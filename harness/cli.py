@@ -398,6 +398,11 @@ def _surge(args: argparse.Namespace) -> int:
         print(f"syncert surge: {error}", file=sys.stderr)
         return EXIT_USAGE
     profile = PROFILES[args.profile]
+    if (profile.accounts and round(profile.accounts * args.scale) == 0) or not sum(
+            profile.planned_changes(args.scale).values()) >= 1:
+        print(f"syncert surge: --scale {args.scale:g} is too small for the {profile.id} surge: its users would have "
+              "nothing to act on (no account) or no change to make", file=sys.stderr)
+        return EXIT_USAGE
     missing = sorted(set(profile.flows) - set(manifest.flows))
     if missing:
         print(f"syncert surge: the {profile.id} surge needs flow(s) {', '.join(missing)}, which {manifest.name} does "

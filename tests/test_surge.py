@@ -69,6 +69,7 @@ def test_a_month_end_surge_with_two_locust_workers_is_measured_charted_and_rende
 
 @pytest.mark.parametrize(("arguments", "message"), [
     (["--scale", "0"], "--scale must be more than 0"),
+    (["--scale", "0.01"], "--scale 0.01 is too small for the month-end surge"),
     (["--workers", "99"], "--workers must be 0 to 16"),
     (["--connector", "connectors/examples/accounts-only/connector.toml"], "needs flow(s) invoices, items, orders"),
     (["--connector", "no/such/connector.toml"], "no/such/connector.toml"),

@@ -118,19 +118,20 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
     signal that interrupted the run (None when it ran to the end). `surge`: the volume scenarios' scale and
     Locust workers (`syncert surge`). Raises CatalogueError when the catalogue cannot load."""
     catalogue = SURGES if surge is not None else CATALOGUE
+    command = "syncert surge" if surge is not None else "syncert certify"
     selected = _selection(level, only, catalogue)
     jobs = min(jobs, len(selected)) if replay is None else 1
     seed = seed if seed is not None else random.randrange(1, 2**31)
     started = time.time()
     run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}"
     report_dir = report_root / run_id
-    print(f"syncert certify: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
+    print(f"{command}: {manifest.name} {manifest.version} ({manifest.run.mode} mode, {manifest.crm} <-> "
           f"{manifest.erp}), target level {level} ({LEVELS[level]}), seed {seed}"
           + (f", {jobs} scenarios at a time" if jobs > 1 else ""), flush=True)
     mapping = describe_mapping(manifest.mapping)
     if not mapping["standard"]:
         weaker = mapping["standard_checks_not_made"]
-        print(f"syncert certify: judged by the connector's own mapping {manifest.mapping}"
+        print(f"{command}: judged by the connector's own mapping {manifest.mapping}"
               + (f"; it leaves out or changes {len(weaker)} comparison(s) of the standard mapping, so it earns "
                  "no certificate" if weaker else ""), flush=True)
     harden_harness()  # orphans of the connector come here; the admin token in memory is out of its reach
@@ -180,11 +181,11 @@ def certify(manifest: Manifest, report_root: Path, level: int, only: str | None,
                        "mode": manifest.run.mode, "crm": manifest.crm, "erp": manifest.erp,
                        "flows": list(manifest.flows), "mapping": mapping})
         if record.lost_workers:  # what the connector wrote may hold secrets nobody can scrub any more
-            print(f"syncert certify: warning: {record.lost_workers} worker(s) died during the run: the report keeps "
+            print(f"{command}: warning: {record.lost_workers} worker(s) died during the run: the report keeps "
                   "the scenarios' statuses only (no evidence, junit.xml or kept state)", file=sys.stderr)
         for warning in write_reports(report, report_dir, None if record.lost_workers else junit_path, record.scrubber,
                                      Path(scratch) / "state" if keep_state and not record.lost_workers else None):
-            print(f"syncert certify: warning: {warning}", file=sys.stderr)
+            print(f"{command}: warning: {warning}", file=sys.stderr)
     return report, report_dir, received[0] if received else None
 
 

@@ -26,13 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from syncert.harness.surge import SurgeSettings, locust_run
 from syncert.scenarios.volume.profiles import PROFILES
+from syncert.simulators.clock import parse_datetime
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -91,10 +91,6 @@ def api_target(env: dict[str, str]) -> dict:
     return {"url": f"{base}{ACCOUNT_PATH}/", "headers": {"Authorization": f"Bearer {token}"}}
 
 
-def _epoch_s(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="black-friday", choices=sorted(PROFILES))
@@ -120,8 +116,7 @@ def main() -> None:
         users = sum(paced.user_counts(args.scale).values())
         with locust_run(paced.id, paced.seconds, users, SurgeSettings(args.scale, 0, pace), urls,
                         env["SYNCERT_ADMIN_TOKEN"], base, Path(scratch) / "locust") as locust:
-            busiest_starts = sum(p.seconds for p in paced.phases[:paced.phases.index(
-                next(p for p in paced.phases if p.name == busiest.name))])
+            busiest_starts = sum(phase.seconds for phase in paced.phases[:profile.phases.index(busiest)])
             time.sleep(max(0.0, locust.t0 + busiest_starts + 2 - time.time()))
             _, cursor = deal_feed(env, 0)
             started = time.time()
@@ -131,9 +126,9 @@ def main() -> None:
             locust.wait(timeout_s=locust.run_s + 60)
         figures = locust.figures()
     deals = figures.get("CRM: close a deal won", {"requests": 0, "failures": 0})
-    in_window = sum(1 for record in made if started <= _epoch_s(record["created_at"]) <= ended)
-    locust_writes_s = in_window / (ended - started)
     window = ended - started
+    in_window = sum(1 for record in made if started <= parse_datetime(record["created_at"]).timestamp() <= ended)
+    locust_writes_s = in_window / window
     result = {"profile": args.profile, "scale": args.scale, "pace": pace, "connections": args.connections,
               "duration_s": args.duration, "measured_window_s": round(window, 1),
               "api_creates_per_s_alone": round(alone), "api_creates_per_s_during_surge": round(during),

@@ -398,8 +398,8 @@ def _surge(args: argparse.Namespace) -> int:
         print(f"syncert surge: {error}", file=sys.stderr)
         return EXIT_USAGE
     profile = PROFILES[args.profile]
-    if (profile.accounts and round(profile.accounts * args.scale) == 0) or not sum(
-            profile.planned_changes(args.scale).values()) >= 1:
+    if (profile.accounts and round(profile.accounts * args.scale) == 0) or sum(
+            profile.planned_changes(args.scale).values()) < 1:
         print(f"syncert surge: --scale {args.scale:g} is too small for the {profile.id} surge: its users would have "
               "nothing to act on (no account) or no change to make", file=sys.stderr)
         return EXIT_USAGE

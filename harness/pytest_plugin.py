@@ -80,7 +80,7 @@ class RunRecord:
     leaks: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     lost_workers: int = 0  # workers that died: the secrets they issued never reached the run
-    outside_cpu_s: float = 0.0  # CPU of the processes the scenarios started and reaped: connectors, Locust
+    outside_cpu_s: float = 0.0  # CPU of what the workers' scenarios started and reaped: connectors, Locust
 
 
 def children_cpu_s() -> float:
@@ -507,8 +507,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["syncert"] = {"secrets": sorted(record.scrubber.secrets), "leaks": record.leaks,
                                           "outside_cpu_s": children_cpu_s()}
         return
-    if not config.pluginmanager.has_plugin("dsession"):
-        record.outside_cpu_s = children_cpu_s()
     if config.pluginmanager.has_plugin("dsession"):  # the run's results came from workers
         _judge_across_workers(record)
         if record.lost_workers:

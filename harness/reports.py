@@ -105,7 +105,7 @@ def metrics(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
     calls += sum(sum(surge["api_calls"].values()) for surge in surges)
     synced = sum(surge["synced"] for surge in surges) + sum(
         check["summary"].get("synced", 0) for s in others for check in s["evidence"].get("checks", {}).values())
-    if surges and not latencies and len(surges) == 1:
+    if len(surges) == 1 and not latencies:
         return {"sync_latency_p50_s": surges[0]["lag_p50_s"], "sync_latency_p99_s": surges[0]["lag_p99_s"],
                 "api_calls_per_synced_record": surges[0]["api_calls_per_record"],
                 "scenarios_run": sum(1 for s in scenarios if s["status"] in ("passed", "failed"))}

@@ -32,13 +32,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from syncert.harness.containment import harness_own, manage, release, spawning
+from syncert.simulators.clock import parse_datetime
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 INTERACTIVE = ("ERP interactive: before", "ERP interactive: during")
@@ -431,7 +431,7 @@ class LagMonitor:
 
 
 def _epoch_s(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    return parse_datetime(stamp).timestamp()
 
 
 # -- the figures ---------------------------------------------------------------------------------------------
@@ -509,12 +509,9 @@ def _business_records_made(side: str, entry: dict[str, Any]) -> list[str]:
         kinds = [entry["path"].rstrip("/").rsplit("/", 1)[-1].lower()]
     if entry.get("kind") is None and "/composite/sobjects" in entry["path"]:
         with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
-            kinds = [_SALESFORCE_KINDS.get(str(record["attributes"]["type"]).lower())
+            kinds = [str(record["attributes"]["type"]).lower()
                      for record in json.loads(entry["request_body"])["records"]]
     return [f"{side.upper()} {kind}" for kind in kinds if kind in BUSINESS_KINDS.get(side, ())]
-
-
-_SALESFORCE_KINDS = {"account": "account", "opportunity": "opportunity"}
 
 
 def _round(value: float | None) -> float | None:
